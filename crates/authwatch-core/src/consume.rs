@@ -1,0 +1,208 @@
+//! The consumer chain: receivers hand data to a [`Consumer`], processors wrap the next consumer,
+//! a [`Fanout`] feeds several, a [`Router`] picks the pipeline by signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::signal::{Signal, SignalKind};
+
+/// Why data was not accepted. Receivers map this to the wire (see each receiver's `status.rs`);
+/// classification is by variant, never by message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConsumeError {
+    /// A bounded queue or channel is full: try again soon.
+    #[error("pipeline is full, retry later")]
+    Full,
+    /// The component is shutting down.
+    #[error("pipeline is shutting down")]
+    Closed,
+    /// Refused to protect the process (e.g. memory limit); retry after the hint.
+    #[error("refused to protect the process, retry after {0:?}")]
+    Throttled(Duration),
+    /// No pipeline takes this signal from this receiver.
+    #[error("no pipeline accepts {0} from this receiver")]
+    NoPipeline(SignalKind),
+    /// The data itself is bad; retrying will not help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ConsumeError {
+    /// Whether the sender should try the same data again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConsumeError::Full | ConsumeError::Closed | ConsumeError::Throttled(_)
+        )
+    }
+
+    /// A retry hint for the sender, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ConsumeError::Throttled(d) => Some(*d),
+            ConsumeError::Full | ConsumeError::Closed => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+}
+
+/// Something that takes pipeline data: a processor, a fanout, an exporter's queue, a connector.
+///
+/// `consume` returns once the data has been accepted (handed on, queued) or refused. Once it has
+/// returned `Ok`, the data is the consumer's responsibility.
+pub trait Consumer: Send + Sync + 'static {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>>;
+}
+
+pub type SharedConsumer = Arc<dyn Consumer>;
+
+/// Feeds the same data to several consumers (pipelines sharing a receiver, pipelines with
+/// several exporters). Every consumer is tried; the first error is returned.
+pub struct Fanout {
+    consumers: Vec<SharedConsumer>,
+}
+
+impl Fanout {
+    /// One consumer needs no fanout: it is returned as is.
+    pub fn new(mut consumers: Vec<SharedConsumer>) -> SharedConsumer {
+        if consumers.len() == 1 {
+            return consumers.pop().expect("one consumer");
+        }
+        Arc::new(Fanout { consumers })
+    }
+}
+
+impl Consumer for Fanout {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            let mut first_err = None;
+            let n = self.consumers.len();
+            let mut data = Some(data);
+            for (i, c) in self.consumers.iter().enumerate() {
+                let item = if i + 1 == n {
+                    data.take().expect("data for last consumer")
+                } else {
+                    data.as_ref().expect("data").clone()
+                };
+                if let Err(e) = c.consume(item).await {
+                    first_err.get_or_insert(e);
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// Routes each signal to the consumer of its kind; what a receiver or connector is handed.
+#[derive(Clone, Default)]
+pub struct Router {
+    by_kind: [Option<SharedConsumer>; 3],
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&mut self, kind: SignalKind, consumer: SharedConsumer) {
+        self.by_kind[kind.index()] = Some(consumer);
+    }
+
+    pub fn get(&self, kind: SignalKind) -> Option<&SharedConsumer> {
+        self.by_kind[kind.index()].as_ref()
+    }
+
+    /// Whether some pipeline takes this signal.
+    pub fn accepts(&self, kind: SignalKind) -> bool {
+        self.by_kind[kind.index()].is_some()
+    }
+
+    pub async fn route(&self, data: Signal) -> Result<(), ConsumeError> {
+        match self.get(data.kind()) {
+            Some(c) => c.consume(data).await,
+            None => Err(ConsumeError::NoPipeline(data.kind())),
+        }
+    }
+}
+
+impl Consumer for Router {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(self.route(data))
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("traces", &self.accepts(SignalKind::Traces))
+            .field("metrics", &self.accepts(SignalKind::Metrics))
+            .field("logs", &self.accepts(SignalKind::Logs))
+            .finish()
+    }
+}
+
+/// A consumer from a closure; handy for tests and small adapters.
+pub struct FnConsumer<F>(pub F);
+
+impl<F> Consumer for FnConsumer<F>
+where
+    F: Fn(Signal) -> Result<(), ConsumeError> + Send + Sync + 'static,
+{
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        let r = (self.0)(data);
+        Box::pin(async move { r })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn counting(n: Arc<AtomicUsize>, result: Result<(), ConsumeError>) -> SharedConsumer {
+        Arc::new(FnConsumer(move |_| {
+            n.fetch_add(1, Ordering::SeqCst);
+            result.clone()
+        }))
+    }
+
+    #[tokio::test]
+    async fn fanout_feeds_all_and_reports_first_error() {
+        let a = Arc::new(AtomicUsize::new(0));
+        let b = Arc::new(AtomicUsize::new(0));
+        let f = Fanout::new(vec![
+            counting(a.clone(), Err(ConsumeError::Full)),
+            counting(b.clone(), Ok(())),
+        ]);
+        let r = f.consume(Signal::empty(SignalKind::Traces)).await;
+        assert_eq!(r, Err(ConsumeError::Full));
+        assert_eq!(a.load(Ordering::SeqCst), 1);
+        assert_eq!(b.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn router_refuses_unrouted_signal() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let mut r = Router::new();
+        r.set(SignalKind::Logs, counting(n.clone(), Ok(())));
+        assert!(r.route(Signal::empty(SignalKind::Logs)).await.is_ok());
+        assert_eq!(
+            r.route(Signal::empty(SignalKind::Traces)).await,
+            Err(ConsumeError::NoPipeline(SignalKind::Traces))
+        );
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn retryable_classification() {
+        assert!(ConsumeError::Full.is_retryable());
+        assert!(ConsumeError::Throttled(Duration::from_secs(2)).is_retryable());
+        assert!(!ConsumeError::Permanent("x".into()).is_retryable());
+        assert!(!ConsumeError::NoPipeline(SignalKind::Logs).is_retryable());
+    }
+}

@@ -1,0 +1,1 @@
+authwatch_core::components!(Processor: batch, memory_limiter; Connector: forward);

@@ -1,0 +1,1 @@
+authwatch_core::components!(Receiver: otlp);

@@ -1,0 +1,81 @@
+//! A consumer that records what it receives and answers what the test tells it to.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use authwatch_core::{ConsumeError, Consumer, Signal, SignalKind};
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Inner {
+    received: Mutex<Vec<Signal>>,
+    answer: Mutex<Option<ConsumeError>>,
+    notify: Notify,
+}
+
+/// Records every accepted [`Signal`]; refuses with the error set by [`Sink::fail_with`].
+#[derive(Clone, Default)]
+pub struct Sink {
+    inner: Arc<Inner>,
+}
+
+impl Sink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on, refuse everything with `err` (`None`: accept again).
+    pub fn fail_with(&self, err: Option<ConsumeError>) {
+        *self.inner.answer.lock().unwrap() = err;
+    }
+
+    pub fn received(&self) -> Vec<Signal> {
+        self.inner.received.lock().unwrap().clone()
+    }
+
+    /// Items (spans, points, records) of `kind` received so far.
+    pub fn item_count(&self, kind: SignalKind) -> usize {
+        self.inner
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.kind() == kind)
+            .map(Signal::item_count)
+            .sum()
+    }
+
+    /// Waits until at least `n` items of `kind` arrived, or panics after `timeout`.
+    pub async fn wait_for_items(&self, kind: SignalKind, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.item_count(kind) >= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "timed out waiting for {n} {kind} items; have {}",
+                    self.item_count(kind)
+                );
+            }
+        }
+    }
+
+    pub fn shared(&self) -> authwatch_core::SharedConsumer {
+        Arc::new(self.clone())
+    }
+}
+
+impl Consumer for Sink {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        let answer = self.inner.answer.lock().unwrap().clone();
+        if let Some(e) = answer {
+            return Box::pin(async move { Err(e) });
+        }
+        self.inner.received.lock().unwrap().push(data);
+        self.inner.notify.notify_waiters();
+        Box::pin(async { Ok(()) })
+    }
+}
