@@ -1,0 +1,391 @@
+//! Start, run and drain. Start order: self-telemetry and extensions, exporters, then pipelines
+//! and connectors downstream-first, receivers last (sockets bound last). Shutdown goes in data
+//! order, each stage with its own token: receivers stop accepting, pipelines flush as their
+//! inputs close (upstream first), exporters drain their queues until `service.shutdown_timeout`,
+//! and whatever is left is cancelled.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use authwatch_core::health::{Health, Phase};
+use authwatch_core::telemetry::Telemetry;
+use authwatch_core::{
+    AnyConfig, ComponentId, ConnectorContext, Fanout, Kind, PipelineId, ProcessorContext,
+    ReceiverContext, Router, Running, Settings, SharedConsumer, SignalKind,
+};
+
+use crate::config::{Loaded, MetricsLevel};
+use crate::graph::{build_order, Node};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Everything drained within `service.shutdown_timeout`.
+    pub drained: bool,
+    /// A component failed or panicked while running.
+    pub component_failed: bool,
+}
+
+impl RunOutcome {
+    /// 0 if everything drained and nothing failed, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.drained && !self.component_failed {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// A component could not be started (a port in use, a bad certificate file, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {kind} \"{id}\": {message}")]
+pub struct StartError {
+    pub kind: String,
+    pub id: String,
+    pub message: String,
+}
+
+/// What the caller may want to know once everything is started.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub metrics_address: Option<SocketAddr>,
+}
+
+struct Stage {
+    name: String,
+    token: CancellationToken,
+    tasks: JoinSet<(String, bool)>,
+    running: BTreeSet<String>,
+}
+
+impl Stage {
+    fn new(name: impl Into<String>) -> Self {
+        Stage {
+            name: name.into(),
+            token: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            running: BTreeSet::new(),
+        }
+    }
+
+    fn settings(&self, id: &ComponentId, telemetry: &Telemetry, health: &Health) -> Settings {
+        Settings {
+            id: id.clone(),
+            shutdown: self.token.clone(),
+            telemetry: telemetry.clone(),
+            health: health.clone(),
+        }
+    }
+
+    /// Spawns a component task in its tracing span; panics are caught and reported with the id.
+    fn spawn(&mut self, kind: &'static str, id: String, task: Running, early: mpsc::UnboundedSender<String>) {
+        let token = self.token.clone();
+        let span = info_span!("component", kind, id = %id);
+        self.running.insert(id.clone());
+        self.tasks.spawn(
+            async move {
+                let result = AssertUnwindSafe(task).catch_unwind().await;
+                let ok = match result {
+                    Ok(Ok(())) => {
+                        info!("Component stopped.");
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        error!(error = %e, "Component failed.");
+                        false
+                    }
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        error!(panic = %msg, "Component panicked; this is a bug.");
+                        false
+                    }
+                };
+                if !token.is_cancelled() {
+                    let _ = early.send(id.clone());
+                }
+                (id, ok)
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Cancels the stage and waits for its tasks until `deadline`, logging every 5 s which are
+    /// still running. Returns (all finished in time, none failed).
+    async fn drain(&mut self, deadline: Instant) -> (bool, bool) {
+        self.token.cancel();
+        let mut ok = true;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => match next {
+                    None => return (true, ok),
+                    Some(Ok((id, good))) => {
+                        self.running.remove(&id);
+                        ok &= good;
+                    }
+                    Some(Err(_)) => ok = false,
+                },
+                _ = tick.tick() => {
+                    info!(stage = %self.name, components = ?self.running, "Waiting for components to stop.");
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!(stage = %self.name, components = ?self.running, "Shutdown timeout reached; cancelling components.");
+                    self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
+                    return (false, ok);
+                }
+            }
+        }
+    }
+}
+
+/// Builds everything, runs until `shutdown` resolves (or a component fails), then drains.
+/// `on_started` is called once everything is listening.
+pub async fn run(
+    loaded: Loaded,
+    shutdown: impl Future<Output = ()> + Send,
+    on_started: impl FnOnce(Started) + Send,
+) -> Result<RunOutcome, StartError> {
+    let telemetry = Telemetry::new();
+    let health = Health::default();
+    let (early_tx, mut early_rx) = mpsc::unbounded_channel::<String>();
+
+    let mut support = Stage::new("extensions");
+    let mut exporters_stage = Stage::new("exporters");
+    let mut receivers_stage = Stage::new("receivers");
+    let mut nodes: Vec<(Node, Stage)> = Vec::new();
+
+    let result = start(
+        &loaded,
+        &telemetry,
+        &health,
+        &early_tx,
+        &mut support,
+        &mut exporters_stage,
+        &mut nodes,
+        &mut receivers_stage,
+    )
+    .await;
+    let started = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // Stop whatever did start, quickly.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            receivers_stage.drain(deadline).await;
+            for (_, s) in nodes.iter_mut().rev() {
+                s.drain(deadline).await;
+            }
+            exporters_stage.drain(deadline).await;
+            support.drain(deadline).await;
+            return Err(e);
+        }
+    };
+    health.set_phase(Phase::Ready);
+    info!("Everything is ready. Begin running and processing data.");
+    on_started(started);
+
+    let mut component_failed = false;
+    tokio::select! {
+        _ = shutdown => {}
+        Some(id) = early_rx.recv() => {
+            error!(component = %id, "A component stopped unexpectedly; shutting down.");
+            component_failed = true;
+        }
+    }
+
+    health.set_phase(Phase::Stopping);
+    info!(timeout = ?loaded.service.shutdown_timeout, "Shutting down: receivers stop, pipelines drain, exporters flush.");
+    let deadline = Instant::now() + loaded.service.shutdown_timeout;
+    let mut drained = true;
+    let mut all_ok = true;
+    let (d, ok) = receivers_stage.drain(deadline).await;
+    drained &= d;
+    all_ok &= ok;
+    // Upstream first: the reverse of build order.
+    for (_, stage) in nodes.iter_mut().rev() {
+        let (d, ok) = stage.drain(deadline).await;
+        drained &= d;
+        all_ok &= ok;
+    }
+    let (d, ok) = exporters_stage.drain(deadline).await;
+    drained &= d;
+    all_ok &= ok;
+    let (_, ok) = support.drain(Instant::now() + Duration::from_secs(2)).await;
+    all_ok &= ok;
+    component_failed |= !all_ok;
+    if drained {
+        info!("Shutdown complete.");
+    } else {
+        warn!("Shutdown timed out; data still queued was dropped.");
+    }
+    Ok(RunOutcome {
+        drained,
+        component_failed,
+    })
+}
+
+fn start_err(kind: Kind, id: &ComponentId, e: impl std::fmt::Display) -> StartError {
+    StartError {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        message: e.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    l: &Loaded,
+    telemetry: &Telemetry,
+    health: &Health,
+    early: &mpsc::UnboundedSender<String>,
+    support: &mut Stage,
+    exporters_stage: &mut Stage,
+    nodes: &mut Vec<(Node, Stage)>,
+    receivers_stage: &mut Stage,
+) -> Result<Started, StartError> {
+    // Self-telemetry endpoint and extensions first, so health is visible while starting.
+    let mut metrics_address = None;
+    if l.service.telemetry.metrics.level != MetricsLevel::None {
+        let addr = l.service.telemetry.metrics.address.addr();
+        let (local, task) =
+            crate::telemetry::serve_metrics(addr, telemetry.clone(), support.token.clone())
+                .await
+                .map_err(|e| StartError {
+                    kind: "telemetry".into(),
+                    id: "metrics".into(),
+                    message: e.to_string(),
+                })?;
+        info!(address = %local, "Self-telemetry metrics listening on /metrics.");
+        metrics_address = Some(local);
+        support.spawn("telemetry", "metrics".into(), task, early.clone());
+    }
+    for id in &l.service.extensions {
+        let Some(c) = l.extensions.get(id) else { continue };
+        let AnyConfig::Extension(cfg) = &c.config else { continue };
+        let task = cfg
+            .build(support.settings(id, telemetry, health))
+            .await
+            .map_err(|e| start_err(Kind::Extension, id, e))?;
+        support.spawn("extension", id.to_string(), task, early.clone());
+    }
+
+    // Exporters used by some pipeline.
+    let mut exporters: HashMap<ComponentId, SharedConsumer> = HashMap::new();
+    for (id, c) in &l.exporters {
+        let used = l.service.pipelines.values().any(|p| p.exporters.contains(id));
+        let AnyConfig::Exporter(cfg) = &c.config else { continue };
+        if !used {
+            continue;
+        }
+        let built = cfg
+            .build(exporters_stage.settings(id, telemetry, health))
+            .await
+            .map_err(|e| start_err(Kind::Exporter, id, e))?;
+        if let Some(task) = built.task {
+            exporters_stage.spawn("exporter", id.to_string(), task, early.clone());
+        }
+        health.report(&format!("exporter/{id}"), authwatch_core::health::ComponentStatus::Ok);
+        exporters.insert(id.clone(), built.consumer);
+    }
+
+    // Pipelines and connectors, downstream first.
+    let mut entries: HashMap<PipelineId, SharedConsumer> = HashMap::new();
+    let mut connectors: HashMap<ComponentId, SharedConsumer> = HashMap::new();
+    for node in build_order(l) {
+        let mut stage = Stage::new(node.to_string());
+        match &node {
+            Node::Connector(id) => {
+                let Some(AnyConfig::Connector(cfg)) = l.connectors.get(id).map(|c| &c.config) else { continue };
+                let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
+                let built = cfg
+                    .build(ConnectorContext { settings: stage.settings(id, telemetry, health), next })
+                    .await
+                    .map_err(|e| start_err(Kind::Connector, id, e))?;
+                if let Some(task) = built.task {
+                    stage.spawn("connector", id.to_string(), task, early.clone());
+                }
+                connectors.insert(id.clone(), built.consumer);
+            }
+            Node::Pipeline(pid) => {
+                let Some(p) = l.service.pipelines.get(pid) else { continue };
+                let outs: Vec<SharedConsumer> = p
+                    .exporters
+                    .iter()
+                    .filter_map(|e| exporters.get(e).or_else(|| connectors.get(e)).cloned())
+                    .collect();
+                let mut next = Fanout::new(outs);
+                for pr in p.processors.iter().rev() {
+                    let Some(AnyConfig::Processor(cfg)) = l.processors.get(pr).map(|c| &c.config) else { continue };
+                    let built = cfg
+                        .build(ProcessorContext {
+                            settings: stage.settings(pr, telemetry, health),
+                            pipeline: pid.clone(),
+                            next,
+                        })
+                        .await
+                        .map_err(|e| start_err(Kind::Processor, pr, format!("in pipeline {pid}: {e}")))?;
+                    if let Some(task) = built.task {
+                        stage.spawn("processor", format!("{pr} in {pid}"), task, early.clone());
+                    }
+                    next = built.consumer;
+                }
+                entries.insert(pid.clone(), next);
+            }
+        }
+        nodes.push((node, stage));
+    }
+
+    // Receivers last: binding their sockets opens the door.
+    for (id, c) in &l.receivers {
+        let AnyConfig::Receiver(cfg) = &c.config else { continue };
+        if !l.service.pipelines.values().any(|p| p.receivers.contains(id)) {
+            continue;
+        }
+        let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
+        let task = cfg
+            .build(ReceiverContext { settings: receivers_stage.settings(id, telemetry, health), next })
+            .await
+            .map_err(|e| start_err(Kind::Receiver, id, e))?;
+        receivers_stage.spawn("receiver", id.to_string(), task, early.clone());
+    }
+    Ok(Started { metrics_address })
+}
+
+/// For a receiver or connector: per signal, a fanout over the entries of the pipelines that list it.
+fn router_for(
+    l: &Loaded,
+    _id: &ComponentId,
+    entries: &HashMap<PipelineId, SharedConsumer>,
+    lists: impl Fn(&crate::config::PipelineConfig) -> bool,
+) -> Router {
+    let mut router = Router::new();
+    for kind in SignalKind::ALL {
+        let consumers: Vec<SharedConsumer> = l
+            .service
+            .pipelines
+            .iter()
+            .filter(|(pid, p)| pid.signal() == kind && lists(p))
+            .filter_map(|(pid, _)| entries.get(pid).cloned())
+            .collect();
+        if !consumers.is_empty() {
+            router.set(kind, Fanout::new(consumers));
+        }
+    }
+    router
+}

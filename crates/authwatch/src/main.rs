@@ -1,0 +1,198 @@
+//! The `authwatch` binary: CLI, logging, signals and exit codes. Wiring only: every component
+//! comes from its crate's `factories()`, everything else from `authwatch-service`.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::info;
+
+use authwatch_core::{ConfigError, Factories, Kind};
+use authwatch_service::config::{LogEncoding, LogsConfig};
+use authwatch_service::{ConfigSource, Loaded};
+
+/// The embedded default config (`configs/default.yaml`), used when no `--config` is given.
+const DEFAULT_CONFIG: &str = include_str!("../../../configs/default.yaml");
+
+/// Exit code for an invalid config (EX_USAGE).
+const EXIT_INVALID_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "authwatch",
+    version,
+    about = "An OpenTelemetry sidecar that watches the identity provider your applications depend on.",
+    long_about = "An OpenTelemetry sidecar that watches the identity provider your applications depend on.\n\nWith no command, runs with --config files (merged in order), or with the embedded default config."
+)]
+struct Cli {
+    /// Config file; repeat to merge several in order (later ones override earlier ones).
+    /// Without it, the embedded default config is used.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipelines (the default).
+    Run,
+    /// Check the config: print every problem with its path, exit 64 if any.
+    Validate,
+    /// Print the effective config, defaults filled in and secrets redacted.
+    PrintConfig,
+    /// List the available component types.
+    Components,
+}
+
+fn factories() -> Factories {
+    authwatch_receiver::factories()
+        .merge(authwatch_processor::factories())
+        .merge(authwatch_exporter::factories())
+        .merge(authwatch_extension::factories())
+}
+
+fn sources(cli: &Cli) -> Vec<ConfigSource> {
+    if cli.config.is_empty() {
+        vec![ConfigSource::Embedded {
+            name: "embedded default config".into(),
+            text: DEFAULT_CONFIG.into(),
+        }]
+    } else {
+        cli.config.iter().cloned().map(ConfigSource::File).collect()
+    }
+}
+
+fn print_problems(label: &str, problems: &[ConfigError]) {
+    for p in problems {
+        eprintln!("{label}: {p}");
+    }
+}
+
+fn load(cli: &Cli, factories: &Factories) -> Result<Loaded, ExitCode> {
+    let env = |name: &str| std::env::var(name).ok();
+    match authwatch_service::load(&sources(cli), factories, &env) {
+        Ok(loaded) => {
+            print_problems("warning", &loaded.warnings);
+            Ok(loaded)
+        }
+        Err(e) => {
+            print_problems("error", &e.errors);
+            print_problems("warning", &e.warnings);
+            eprintln!(
+                "authwatch: the config is invalid ({} error{}); nothing was started",
+                e.errors.len(),
+                if e.errors.len() == 1 { "" } else { "s" }
+            );
+            Err(ExitCode::from(EXIT_INVALID_CONFIG))
+        }
+    }
+}
+
+fn init_logs(cfg: &LogsConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.encoding {
+        LogEncoding::Json => builder.json().init(),
+        LogEncoding::Console => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let factories = factories();
+    match cli.command.as_ref().unwrap_or(&Command::Run) {
+        Command::Components => {
+            print_components(&factories);
+            ExitCode::SUCCESS
+        }
+        Command::Validate => match load(&cli, &factories) {
+            Ok(_) => {
+                println!("The config is valid.");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::PrintConfig => match load(&cli, &factories) {
+            Ok(loaded) => {
+                print!("{}", loaded.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run => {
+            let loaded = match load(&cli, &factories) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            init_logs(&loaded.service.telemetry.logs);
+            run(loaded)
+        }
+    }
+}
+
+fn print_components(f: &Factories) {
+    for kind in Kind::ALL {
+        println!("{}:", kind.section());
+        for factory in f.all().into_iter().filter(|x| x.kind == kind) {
+            if factory.aliases.is_empty() {
+                println!("  {}", factory.type_name);
+            } else {
+                println!("  {} (alias: {})", factory.type_name, factory.aliases.join(", "));
+            }
+        }
+    }
+}
+
+fn run(loaded: Loaded) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authwatch: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        info!(version = env!("CARGO_PKG_VERSION"), "Starting authwatch.");
+        let outcome = authwatch_service::run(loaded, shutdown_signal(), |started| {
+            if let Some(a) = started.metrics_address {
+                info!(metrics = %format!("http://{a}/metrics"), "authwatch is running.");
+            }
+        })
+        .await;
+        match outcome {
+            Ok(o) => ExitCode::from(o.exit_code() as u8),
+            Err(e) => {
+                tracing::error!(error = %e, "Startup failed.");
+                eprintln!("authwatch: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT, logging which one arrived.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            // Without signal handlers, fall back to Ctrl-C only.
+            let _ = tokio::signal::ctrl_c().await;
+            info!(signal = "SIGINT", "Received signal; shutting down.");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = name, "Received signal; shutting down.");
+}
