@@ -129,9 +129,7 @@ pub struct Built {
 }
 
 /// Shared by every kind: the YAML `type`, defaults, single-component validation and resources.
-pub trait ComponentConfig:
-    DeserializeOwned + Serialize + Default + Send + Sync + 'static
-{
+pub trait ComponentConfig: DeserializeOwned + Serialize + Default + Send + Sync + 'static {
     /// YAML `type`, lower_snake_case; equals the module name. The only place it is written.
     const TYPE: &'static str;
     /// Other names users may write for this type (kept for compatibility).
@@ -148,27 +146,30 @@ pub trait ReceiverConfig: ComponentConfig {
     /// Which pipeline signals may list this receiver.
     fn signals(&self) -> Signals;
     /// Bind now (fail fast) and return the serving task.
-    fn build(&self, cx: ReceiverContext)
-        -> impl Future<Output = Result<Running, BuildError>> + Send;
+    fn build(
+        &self,
+        cx: ReceiverContext,
+    ) -> impl Future<Output = Result<Running, BuildError>> + Send;
 }
 
 pub trait ProcessorConfig: ComponentConfig {
     fn signals(&self) -> Signals {
         Signals::ALL
     }
-    fn build(&self, cx: ProcessorContext) -> impl Future<Output = Result<Built, BuildError>> + Send;
+    fn build(&self, cx: ProcessorContext)
+        -> impl Future<Output = Result<Built, BuildError>> + Send;
 }
 
 pub trait ExporterConfig: ComponentConfig {
     fn signals(&self) -> Signals;
-    fn build(&self, settings: Settings)
-        -> impl Future<Output = Result<Built, BuildError>> + Send;
+    fn build(&self, settings: Settings) -> impl Future<Output = Result<Built, BuildError>> + Send;
 }
 
 pub trait ConnectorConfig: ComponentConfig {
     /// The (input, output) signal pairs this connector supports.
     fn routes(&self) -> &'static [(SignalKind, SignalKind)];
-    fn build(&self, cx: ConnectorContext) -> impl Future<Output = Result<Built, BuildError>> + Send;
+    fn build(&self, cx: ConnectorContext)
+        -> impl Future<Output = Result<Built, BuildError>> + Send;
 }
 
 pub trait ExtensionConfig: ComponentConfig {

@@ -126,15 +126,19 @@ impl FromStr for ListenAddr {
         let (host, port) = s.rsplit_once(':').ok_or_else(|| {
             format!("invalid endpoint `{s}`: write it as host:port, e.g. 127.0.0.1:4317")
         })?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("invalid endpoint `{s}`: port `{port}` is not a number from 0 to 65535"))?;
+        let port: u16 = port.parse().map_err(|_| {
+            format!("invalid endpoint `{s}`: port `{port}` is not a number from 0 to 65535")
+        })?;
         let ip = match host {
             "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
             "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            h => h.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
-                format!("invalid endpoint `{s}`: host must be an IP address or `localhost`")
-            })?,
+            h => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| {
+                    format!("invalid endpoint `{s}`: host must be an IP address or `localhost`")
+                })?,
         };
         Ok(ListenAddr(SocketAddr::new(ip, port)))
     }

@@ -66,7 +66,7 @@ pub struct Fanout {
 
 impl Fanout {
     /// One consumer needs no fanout: it is returned as is.
-    pub fn new(mut consumers: Vec<SharedConsumer>) -> SharedConsumer {
+    pub fn of(mut consumers: Vec<SharedConsumer>) -> SharedConsumer {
         if consumers.len() == 1 {
             return consumers.pop().expect("one consumer");
         }
@@ -175,7 +175,7 @@ mod tests {
     async fn fanout_feeds_all_and_reports_first_error() {
         let a = Arc::new(AtomicUsize::new(0));
         let b = Arc::new(AtomicUsize::new(0));
-        let f = Fanout::new(vec![
+        let f = Fanout::of(vec![
             counting(a.clone(), Err(ConsumeError::Full)),
             counting(b.clone(), Ok(())),
         ]);

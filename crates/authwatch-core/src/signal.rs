@@ -9,7 +9,9 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 /// The three OTLP signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
     Traces,
@@ -70,7 +72,9 @@ impl Signals {
         Signals(self.0 | (1 << kind as u8))
     }
     pub fn iter(self) -> impl Iterator<Item = SignalKind> {
-        SignalKind::ALL.into_iter().filter(move |k| self.contains(*k))
+        SignalKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
     }
 }
 

@@ -34,11 +34,7 @@ struct ExporterLabels {
 
 type PerSignal<L> = [Family<L, Counter>; 3];
 
-fn per_signal<L>(
-    reg: &mut Registry,
-    stem: &str,
-    help: &str,
-) -> PerSignal<L>
+fn per_signal<L>(reg: &mut Registry, stem: &str, help: &str) -> PerSignal<L>
 where
     L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -173,8 +169,14 @@ impl Telemetry {
         };
         let f = &self.families;
         ReceiverTelemetry {
-            accepted: f.receiver_accepted.each_ref().map(|x| x.get_or_create(&l).clone()),
-            refused: f.receiver_refused.each_ref().map(|x| x.get_or_create(&l).clone()),
+            accepted: f
+                .receiver_accepted
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
+            refused: f
+                .receiver_refused
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
         }
     }
 
@@ -186,9 +188,18 @@ impl Telemetry {
         };
         let f = &self.families;
         ProcessorTelemetry {
-            accepted: f.processor_accepted.each_ref().map(|x| x.get_or_create(&l).clone()),
-            refused: f.processor_refused.each_ref().map(|x| x.get_or_create(&l).clone()),
-            dropped: f.processor_dropped.each_ref().map(|x| x.get_or_create(&l).clone()),
+            accepted: f
+                .processor_accepted
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
+            refused: f
+                .processor_refused
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
+            dropped: f
+                .processor_dropped
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
         }
     }
 
@@ -199,8 +210,14 @@ impl Telemetry {
         };
         let f = &self.families;
         ExporterTelemetry {
-            sent: f.exporter_sent.each_ref().map(|x| x.get_or_create(&l).clone()),
-            send_failed: f.exporter_send_failed.each_ref().map(|x| x.get_or_create(&l).clone()),
+            sent: f
+                .exporter_sent
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
+            send_failed: f
+                .exporter_send_failed
+                .each_ref()
+                .map(|x| x.get_or_create(&l).clone()),
             enqueue_failed: f
                 .exporter_enqueue_failed
                 .each_ref()
@@ -335,15 +352,16 @@ mod tests {
         e.queue_size.set(4);
         let text = t.encode();
         assert!(
-            text.contains(r#"authwatch_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 3"#),
+            text.contains(
+                r#"authwatch_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 3"#
+            ),
             "{text}"
         );
         assert!(text.contains(
             r#"authwatch_receiver_refused_log_records_total{receiver="otlp",transport="grpc"} 2"#
         ));
-        assert!(text.contains(
-            r#"authwatch_exporter_sent_metric_points_total{exporter="otlphttp/x"} 5"#
-        ));
+        assert!(text
+            .contains(r#"authwatch_exporter_sent_metric_points_total{exporter="otlphttp/x"} 5"#));
         assert!(text.contains(r#"authwatch_exporter_queue_size{exporter="otlphttp/x"} 4"#));
         assert!(text.contains("authwatch_process_memory_rss_bytes"));
     }

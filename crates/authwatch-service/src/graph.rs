@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use authwatch_core::{AnyConfig, ComponentId, ConfigError, Kind, PipelineId, Resource, SignalKind, Signals};
+use authwatch_core::{
+    AnyConfig, ComponentId, ConfigError, Kind, PipelineId, Resource, SignalKind, Signals,
+};
 
 use crate::config::{Loaded, MetricsLevel};
 
@@ -31,16 +33,25 @@ fn routes_of(l: &Loaded, id: &ComponentId) -> &'static [(SignalKind, SignalKind)
 }
 
 fn list(kinds: &BTreeSet<SignalKind>) -> String {
-    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ")
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// Runs every graph check on a decoded config.
 pub fn check(l: &Loaded) -> Checks {
     let mut c = Checks::default();
-    let err = |c: &mut Checks, path: String, msg: String| c.errors.push(ConfigError::new(path, msg));
+    let err =
+        |c: &mut Checks, path: String, msg: String| c.errors.push(ConfigError::new(path, msg));
 
     if l.service.pipelines.is_empty() && !l.service_invalid {
-        err(&mut c, "service::pipelines".into(), "at least one pipeline must be configured".into());
+        err(
+            &mut c,
+            "service::pipelines".into(),
+            "at least one pipeline must be configured".into(),
+        );
     }
 
     let mut used: HashSet<(Kind, ComponentId)> = HashSet::new();
@@ -52,60 +63,114 @@ pub fn check(l: &Loaded) -> Checks {
         let path = format!("service::pipelines::{pid}");
         let sig = pid.signal();
         if p.receivers.is_empty() {
-            err(&mut c, path.clone(), "must have at least one receiver".into());
+            err(
+                &mut c,
+                path.clone(),
+                "must have at least one receiver".into(),
+            );
         }
         if p.exporters.is_empty() {
-            err(&mut c, path.clone(), "must have at least one exporter".into());
+            err(
+                &mut c,
+                path.clone(),
+                "must have at least one exporter".into(),
+            );
         }
         let mut seen = HashSet::new();
         for r in &p.receivers {
             if !seen.insert(r) {
-                err(&mut c, path.clone(), format!("lists receiver \"{r}\" twice"));
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("lists receiver \"{r}\" twice"),
+                );
                 continue;
             }
             if let Some(comp) = l.receivers.get(r) {
                 used.insert((Kind::Receiver, r.clone()));
                 if !signals_of(&comp.config).contains(sig) {
-                    err(&mut c, path.clone(), format!("receiver \"{r}\" does not support {sig}"));
+                    err(
+                        &mut c,
+                        path.clone(),
+                        format!("receiver \"{r}\" does not support {sig}"),
+                    );
                 }
             } else if l.connectors.contains_key(r) {
                 used.insert((Kind::Connector, r.clone()));
-                conn_out.entry(r.clone()).or_default().push((pid.clone(), sig));
-            } else if !l.invalid.contains(&(Kind::Receiver, r.clone())) && !l.invalid.contains(&(Kind::Connector, r.clone())) {
-                err(&mut c, path.clone(), format!("references receiver \"{r}\" which is not configured"));
+                conn_out
+                    .entry(r.clone())
+                    .or_default()
+                    .push((pid.clone(), sig));
+            } else if !l.invalid.contains(&(Kind::Receiver, r.clone()))
+                && !l.invalid.contains(&(Kind::Connector, r.clone()))
+            {
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("references receiver \"{r}\" which is not configured"),
+                );
             }
         }
         let mut seen = HashSet::new();
         for p_id in &p.processors {
             if !seen.insert(p_id) {
-                err(&mut c, path.clone(), format!("lists processor \"{p_id}\" twice"));
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("lists processor \"{p_id}\" twice"),
+                );
                 continue;
             }
             if let Some(comp) = l.processors.get(p_id) {
                 used.insert((Kind::Processor, p_id.clone()));
                 if !signals_of(&comp.config).contains(sig) {
-                    err(&mut c, path.clone(), format!("processor \"{p_id}\" does not support {sig}"));
+                    err(
+                        &mut c,
+                        path.clone(),
+                        format!("processor \"{p_id}\" does not support {sig}"),
+                    );
                 }
             } else if !l.invalid.contains(&(Kind::Processor, p_id.clone())) {
-                err(&mut c, path.clone(), format!("references processor \"{p_id}\" which is not configured"));
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("references processor \"{p_id}\" which is not configured"),
+                );
             }
         }
         let mut seen = HashSet::new();
         for e in &p.exporters {
             if !seen.insert(e) {
-                err(&mut c, path.clone(), format!("lists exporter \"{e}\" twice"));
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("lists exporter \"{e}\" twice"),
+                );
                 continue;
             }
             if let Some(comp) = l.exporters.get(e) {
                 used.insert((Kind::Exporter, e.clone()));
                 if !signals_of(&comp.config).contains(sig) {
-                    err(&mut c, path.clone(), format!("exporter \"{e}\" does not support {sig}"));
+                    err(
+                        &mut c,
+                        path.clone(),
+                        format!("exporter \"{e}\" does not support {sig}"),
+                    );
                 }
             } else if l.connectors.contains_key(e) {
                 used.insert((Kind::Connector, e.clone()));
-                conn_in.entry(e.clone()).or_default().push((pid.clone(), sig));
-            } else if !l.invalid.contains(&(Kind::Exporter, e.clone())) && !l.invalid.contains(&(Kind::Connector, e.clone())) {
-                err(&mut c, path.clone(), format!("references exporter \"{e}\" which is not configured"));
+                conn_in
+                    .entry(e.clone())
+                    .or_default()
+                    .push((pid.clone(), sig));
+            } else if !l.invalid.contains(&(Kind::Exporter, e.clone()))
+                && !l.invalid.contains(&(Kind::Connector, e.clone()))
+            {
+                err(
+                    &mut c,
+                    path.clone(),
+                    format!("references exporter \"{e}\" which is not configured"),
+                );
             }
         }
     }
@@ -116,9 +181,17 @@ pub fn check(l: &Loaded) -> Checks {
         let ins = conn_in.get(id).cloned().unwrap_or_default();
         let outs = conn_out.get(id).cloned().unwrap_or_default();
         for (pid, a) in &ins {
-            let wanted: BTreeSet<SignalKind> = routes.iter().filter(|(x, _)| x == a).map(|(_, y)| *y).collect();
+            let wanted: BTreeSet<SignalKind> = routes
+                .iter()
+                .filter(|(x, _)| x == a)
+                .map(|(_, y)| *y)
+                .collect();
             if wanted.is_empty() {
-                err(&mut c, format!("service::pipelines::{pid}"), format!("connector \"{id}\" does not accept {a}"));
+                err(
+                    &mut c,
+                    format!("service::pipelines::{pid}"),
+                    format!("connector \"{id}\" does not accept {a}"),
+                );
             } else if !outs.iter().any(|(_, b)| wanted.contains(b)) {
                 err(
                     &mut c,
@@ -128,14 +201,25 @@ pub fn check(l: &Loaded) -> Checks {
             }
         }
         for (pid, b) in &outs {
-            let wanted: BTreeSet<SignalKind> = routes.iter().filter(|(_, y)| y == b).map(|(x, _)| *x).collect();
+            let wanted: BTreeSet<SignalKind> = routes
+                .iter()
+                .filter(|(_, y)| y == b)
+                .map(|(x, _)| *x)
+                .collect();
             if wanted.is_empty() {
-                err(&mut c, format!("service::pipelines::{pid}"), format!("connector \"{id}\" does not emit {b}"));
+                err(
+                    &mut c,
+                    format!("service::pipelines::{pid}"),
+                    format!("connector \"{id}\" does not emit {b}"),
+                );
             } else if !ins.iter().any(|(_, a)| wanted.contains(a)) {
                 err(
                     &mut c,
                     format!("service::pipelines::{pid}"),
-                    format!("connector \"{id}\" is used as a receiver but no {} pipeline exports to it", list(&wanted)),
+                    format!(
+                        "connector \"{id}\" is used as a receiver but no {} pipeline exports to it",
+                        list(&wanted)
+                    ),
                 );
             }
         }
@@ -145,11 +229,19 @@ pub fn check(l: &Loaded) -> Checks {
     let mut listed = HashSet::new();
     for (i, e) in l.service.extensions.iter().enumerate() {
         if !listed.insert(e) {
-            err(&mut c, format!("service::extensions::{i}"), format!("lists extension \"{e}\" twice"));
+            err(
+                &mut c,
+                format!("service::extensions::{i}"),
+                format!("lists extension \"{e}\" twice"),
+            );
         } else if l.extensions.contains_key(e) {
             used.insert((Kind::Extension, e.clone()));
         } else if !l.invalid.contains(&(Kind::Extension, e.clone())) {
-            err(&mut c, format!("service::extensions::{i}"), format!("references extension \"{e}\" which is not configured"));
+            err(
+                &mut c,
+                format!("service::extensions::{i}"),
+                format!("references extension \"{e}\" which is not configured"),
+            );
         }
     }
 
@@ -157,7 +249,11 @@ pub fn check(l: &Loaded) -> Checks {
     for kind in Kind::ALL {
         for id in l.section(kind).keys() {
             if !used.contains(&(kind, id.clone())) {
-                let where_ = if kind == Kind::Extension { "service::extensions" } else { "any pipeline" };
+                let where_ = if kind == Kind::Extension {
+                    "service::extensions"
+                } else {
+                    "any pipeline"
+                };
                 c.warnings.push(ConfigError::new(
                     format!("{}::{id}", kind.section()),
                     format!("configured but not used in {where_}; it will not run"),
@@ -167,7 +263,11 @@ pub fn check(l: &Loaded) -> Checks {
     }
 
     if let Some(cycle) = find_cycle(l) {
-        err(&mut c, "service::pipelines".into(), format!("pipelines form a cycle through connectors: {cycle}"));
+        err(
+            &mut c,
+            "service::pipelines".into(),
+            format!("pipelines form a cycle through connectors: {cycle}"),
+        );
     }
 
     // Resources: no two components (or the telemetry endpoint) on one port or file.
@@ -191,7 +291,11 @@ pub fn check(l: &Loaded) -> Checks {
     for i in 0..claims.len() {
         for j in 0..i {
             if claims[i].1.conflicts_with(&claims[j].1) {
-                err(&mut c, claims[i].0.clone(), format!("{} is also claimed by {}", claims[i].1, claims[j].0));
+                err(
+                    &mut c,
+                    claims[i].0.clone(),
+                    format!("{} is also claimed by {}", claims[i].1, claims[j].0),
+                );
             }
         }
     }
@@ -275,7 +379,13 @@ fn walk(l: &Loaded) -> Result<Vec<Node>, String> {
     let mut marks = HashMap::new();
     let mut out = Vec::new();
     for pid in l.service.pipelines.keys() {
-        visit(l, &Node::Pipeline(pid.clone()), &mut marks, &mut Vec::new(), &mut out)?;
+        visit(
+            l,
+            &Node::Pipeline(pid.clone()),
+            &mut marks,
+            &mut Vec::new(),
+            &mut out,
+        )?;
     }
     Ok(out)
 }

@@ -89,7 +89,13 @@ impl Stage {
     }
 
     /// Spawns a component task in its tracing span; panics are caught and reported with the id.
-    fn spawn(&mut self, kind: &'static str, id: String, task: Running, early: mpsc::UnboundedSender<String>) {
+    fn spawn(
+        &mut self,
+        kind: &'static str,
+        id: String,
+        task: Running,
+        early: mpsc::UnboundedSender<String>,
+    ) {
         let token = self.token.clone();
         let span = info_span!("component", kind, id = %id);
         self.running.insert(id.clone());
@@ -276,8 +282,12 @@ async fn start(
         support.spawn("telemetry", "metrics".into(), task, early.clone());
     }
     for id in &l.service.extensions {
-        let Some(c) = l.extensions.get(id) else { continue };
-        let AnyConfig::Extension(cfg) = &c.config else { continue };
+        let Some(c) = l.extensions.get(id) else {
+            continue;
+        };
+        let AnyConfig::Extension(cfg) = &c.config else {
+            continue;
+        };
         let task = cfg
             .build(support.settings(id, telemetry, health))
             .await
@@ -288,8 +298,14 @@ async fn start(
     // Exporters used by some pipeline.
     let mut exporters: HashMap<ComponentId, SharedConsumer> = HashMap::new();
     for (id, c) in &l.exporters {
-        let used = l.service.pipelines.values().any(|p| p.exporters.contains(id));
-        let AnyConfig::Exporter(cfg) = &c.config else { continue };
+        let used = l
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.exporters.contains(id));
+        let AnyConfig::Exporter(cfg) = &c.config else {
+            continue;
+        };
         if !used {
             continue;
         }
@@ -300,7 +316,10 @@ async fn start(
         if let Some(task) = built.task {
             exporters_stage.spawn("exporter", id.to_string(), task, early.clone());
         }
-        health.report(&format!("exporter/{id}"), authwatch_core::health::ComponentStatus::Ok);
+        health.report(
+            &format!("exporter/{id}"),
+            authwatch_core::health::ComponentStatus::Ok,
+        );
         exporters.insert(id.clone(), built.consumer);
     }
 
@@ -311,10 +330,16 @@ async fn start(
         let mut stage = Stage::new(node.to_string());
         match &node {
             Node::Connector(id) => {
-                let Some(AnyConfig::Connector(cfg)) = l.connectors.get(id).map(|c| &c.config) else { continue };
+                let Some(AnyConfig::Connector(cfg)) = l.connectors.get(id).map(|c| &c.config)
+                else {
+                    continue;
+                };
                 let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
                 let built = cfg
-                    .build(ConnectorContext { settings: stage.settings(id, telemetry, health), next })
+                    .build(ConnectorContext {
+                        settings: stage.settings(id, telemetry, health),
+                        next,
+                    })
                     .await
                     .map_err(|e| start_err(Kind::Connector, id, e))?;
                 if let Some(task) = built.task {
@@ -323,15 +348,20 @@ async fn start(
                 connectors.insert(id.clone(), built.consumer);
             }
             Node::Pipeline(pid) => {
-                let Some(p) = l.service.pipelines.get(pid) else { continue };
+                let Some(p) = l.service.pipelines.get(pid) else {
+                    continue;
+                };
                 let outs: Vec<SharedConsumer> = p
                     .exporters
                     .iter()
                     .filter_map(|e| exporters.get(e).or_else(|| connectors.get(e)).cloned())
                     .collect();
-                let mut next = Fanout::new(outs);
+                let mut next = Fanout::of(outs);
                 for pr in p.processors.iter().rev() {
-                    let Some(AnyConfig::Processor(cfg)) = l.processors.get(pr).map(|c| &c.config) else { continue };
+                    let Some(AnyConfig::Processor(cfg)) = l.processors.get(pr).map(|c| &c.config)
+                    else {
+                        continue;
+                    };
                     let built = cfg
                         .build(ProcessorContext {
                             settings: stage.settings(pr, telemetry, health),
@@ -339,7 +369,9 @@ async fn start(
                             next,
                         })
                         .await
-                        .map_err(|e| start_err(Kind::Processor, pr, format!("in pipeline {pid}: {e}")))?;
+                        .map_err(|e| {
+                            start_err(Kind::Processor, pr, format!("in pipeline {pid}: {e}"))
+                        })?;
                     if let Some(task) = built.task {
                         stage.spawn("processor", format!("{pr} in {pid}"), task, early.clone());
                     }
@@ -353,13 +385,23 @@ async fn start(
 
     // Receivers last: binding their sockets opens the door.
     for (id, c) in &l.receivers {
-        let AnyConfig::Receiver(cfg) = &c.config else { continue };
-        if !l.service.pipelines.values().any(|p| p.receivers.contains(id)) {
+        let AnyConfig::Receiver(cfg) = &c.config else {
+            continue;
+        };
+        if !l
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.receivers.contains(id))
+        {
             continue;
         }
         let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
         let task = cfg
-            .build(ReceiverContext { settings: receivers_stage.settings(id, telemetry, health), next })
+            .build(ReceiverContext {
+                settings: receivers_stage.settings(id, telemetry, health),
+                next,
+            })
             .await
             .map_err(|e| start_err(Kind::Receiver, id, e))?;
         receivers_stage.spawn("receiver", id.to_string(), task, early.clone());
@@ -384,7 +426,7 @@ fn router_for(
             .filter_map(|(pid, _)| entries.get(pid).cloned())
             .collect();
         if !consumers.is_empty() {
-            router.set(kind, Fanout::new(consumers));
+            router.set(kind, Fanout::of(consumers));
         }
     }
     router

@@ -34,7 +34,10 @@ pub fn kv_int(key: &str, value: i64) -> KeyValue {
 
 pub fn resource(service: &str) -> Resource {
     Resource {
-        attributes: vec![kv("service.name", service), kv("deployment.environment", "test")],
+        attributes: vec![
+            kv("service.name", service),
+            kv("deployment.environment", "test"),
+        ],
         ..Default::default()
     }
 }

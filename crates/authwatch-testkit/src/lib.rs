@@ -2,6 +2,7 @@
 //! answer can be set, OTLP data builders, config contract asserts, and real servers on loopback.
 #![forbid(unsafe_code)]
 
+pub mod components;
 pub mod data;
 pub mod otlp_server;
 pub mod sink;
@@ -36,7 +37,11 @@ where
 {
     assert_eq!(C::TYPE, expected_type, "TYPE must equal the module name");
     let from_empty: C = decode_config(serde_json::json!({})).expect("`{}` must decode");
-    assert_eq!(from_empty, C::default(), "`{{}}` must decode to Config::default()");
+    assert_eq!(
+        from_empty,
+        C::default(),
+        "`{{}}` must decode to Config::default()"
+    );
     let from_null: C = decode_config(serde_json::Value::Null).expect("null must decode");
     assert_eq!(from_null, C::default());
     let err = match decode_config::<C>(serde_json::json!({"definitely_not_a_field": 1})) {
@@ -48,4 +53,3 @@ where
         "error must name the field: {err}"
     );
 }
-

@@ -145,14 +145,21 @@ fn print_components(f: &Factories) {
             if factory.aliases.is_empty() {
                 println!("  {}", factory.type_name);
             } else {
-                println!("  {} (alias: {})", factory.type_name, factory.aliases.join(", "));
+                println!(
+                    "  {} (alias: {})",
+                    factory.type_name,
+                    factory.aliases.join(", ")
+                );
             }
         }
     }
 }
 
 fn run(loaded: Loaded) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("authwatch: cannot start the async runtime: {e}");
@@ -181,7 +188,10 @@ fn run(loaded: Loaded) -> ExitCode {
 /// Resolves on SIGTERM or SIGINT, logging which one arrived.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
             // Without signal handlers, fall back to Ctrl-C only.

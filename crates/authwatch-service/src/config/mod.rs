@@ -11,7 +11,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use authwatch_core::config::{duration, ListenAddr};
-use authwatch_core::{AnyConfig, ComponentId, ConfigError, Factories, Factory, Kind, PipelineId, Validator};
+use authwatch_core::{
+    AnyConfig, ComponentId, ConfigError, Factories, Factory, Kind, PipelineId, Validator,
+};
 
 pub use source::{expand_env, merge, ConfigSource};
 
@@ -132,6 +134,19 @@ pub struct Loaded {
     pub(crate) service_invalid: bool,
 }
 
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("receivers", &self.receivers.keys().collect::<Vec<_>>())
+            .field("processors", &self.processors.keys().collect::<Vec<_>>())
+            .field("exporters", &self.exporters.keys().collect::<Vec<_>>())
+            .field("connectors", &self.connectors.keys().collect::<Vec<_>>())
+            .field("extensions", &self.extensions.keys().collect::<Vec<_>>())
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
 impl Loaded {
     pub fn section(&self, kind: Kind) -> &IndexMap<ComponentId, Component> {
         match kind {
@@ -203,7 +218,8 @@ pub fn load(
     factories: &Factories,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, LoadError> {
-    let fail = |errors: Vec<ConfigError>, warnings: Vec<ConfigError>| LoadError { errors, warnings };
+    let fail =
+        |errors: Vec<ConfigError>, warnings: Vec<ConfigError>| LoadError { errors, warnings };
     let mut errors: Vec<ConfigError> = factories
         .duplicates()
         .iter()
@@ -227,7 +243,10 @@ pub fn load(
     let json = match serde_json::to_value(&merged) {
         Ok(j) => j,
         Err(e) => {
-            errors.push(ConfigError::new("", format!("config cannot be read as data: {e}")));
+            errors.push(ConfigError::new(
+                "",
+                format!("config cannot be read as data: {e}"),
+            ));
             return Err(fail(errors, warnings));
         }
     };
@@ -235,8 +254,14 @@ pub fn load(
         Ok(r) => r,
         Err(e) => {
             let path = e.path().to_string().replace('.', "::");
-            let msg = e.into_inner().to_string().replace("unknown field", "unknown section");
-            errors.push(ConfigError::new(if path == "?" { String::new() } else { path }, msg));
+            let msg = e
+                .into_inner()
+                .to_string()
+                .replace("unknown field", "unknown section");
+            errors.push(ConfigError::new(
+                if path == "?" { String::new() } else { path },
+                msg,
+            ));
             return Err(fail(errors, warnings));
         }
     };
@@ -249,7 +274,10 @@ pub fn load(
             let id: ComponentId = match key.parse() {
                 Ok(id) => id,
                 Err(e) => {
-                    errors.push(ConfigError::new(format!("{section}::{key}"), format!("invalid id: {e}")));
+                    errors.push(ConfigError::new(
+                        format!("{section}::{key}"),
+                        format!("invalid id: {e}"),
+                    ));
                     continue;
                 }
             };
@@ -259,13 +287,18 @@ pub fn load(
                 continue;
             }
             let Some(factory) = factories.get(kind, id.ty()) else {
+                invalid.insert((kind, id.clone()));
                 let valid = factories.type_names(kind);
                 errors.push(ConfigError::new(
                     root,
                     format!(
                         "unknown {kind} type `{}`; valid types: {}",
                         id.ty(),
-                        if valid.is_empty() { "(none)".to_owned() } else { valid.join(", ") }
+                        if valid.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            valid.join(", ")
+                        }
                     ),
                 ));
                 continue;
@@ -274,7 +307,11 @@ pub fn load(
                 Ok(c) => c,
                 Err(e) => {
                     invalid.insert((kind, id.clone()));
-                    let path = if e.path.is_empty() { root } else { format!("{root}::{}", e.path) };
+                    let path = if e.path.is_empty() {
+                        root
+                    } else {
+                        format!("{root}::{}", e.path)
+                    };
                     errors.push(ConfigError::new(path, e.message));
                     continue;
                 }
@@ -284,7 +321,14 @@ pub fn load(
             let (e, w) = v.into_parts();
             errors.extend(e);
             warnings.extend(w);
-            out.insert(id.clone(), Component { id, factory: *factory, config });
+            out.insert(
+                id.clone(),
+                Component {
+                    id,
+                    factory: *factory,
+                    config,
+                },
+            );
         }
         out
     };
@@ -297,7 +341,10 @@ pub fn load(
     let mut service_invalid = false;
     let service = match raw.service {
         None | Some(serde_json::Value::Null) => {
-            errors.push(ConfigError::new("service", "missing: at least one pipeline must be configured under `service::pipelines`"));
+            errors.push(ConfigError::new(
+                "service",
+                "missing: at least one pipeline must be configured under `service::pipelines`",
+            ));
             service_invalid = true;
             ServiceConfig::default()
         }
@@ -311,7 +358,10 @@ pub fn load(
                     serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
                     serde_path_to_error::Segment::Unknown => None,
                 }));
-                errors.push(ConfigError::new(path.join("::"), e.into_inner().to_string()));
+                errors.push(ConfigError::new(
+                    path.join("::"),
+                    e.into_inner().to_string(),
+                ));
                 service_invalid = true;
                 ServiceConfig::default()
             }

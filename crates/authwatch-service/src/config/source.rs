@@ -26,10 +26,7 @@ impl ConfigSource {
     pub fn read(&self) -> Result<Value, ConfigError> {
         let text = match self {
             ConfigSource::File(p) => std::fs::read_to_string(p).map_err(|e| {
-                ConfigError::new(
-                    "",
-                    format!("cannot read config file {}: {e}", p.display()),
-                )
+                ConfigError::new("", format!("cannot read config file {}: {e}", p.display()))
             })?,
             ConfigSource::Embedded { text, .. } => text.clone(),
         };
@@ -45,7 +42,10 @@ fn parse_yaml(text: &str) -> Result<Value, String> {
     match v {
         Value::Mapping(_) => Ok(v),
         Value::Null => Ok(Value::Mapping(Default::default())),
-        _ => Err("the config must be a YAML mapping with `receivers`, `exporters`, `service`, ...".into()),
+        _ => Err(
+            "the config must be a YAML mapping with `receivers`, `exporters`, `service`, ..."
+                .into(),
+        ),
     }
 }
 
@@ -111,7 +111,11 @@ fn expand_at(
                             format!("environment variable {name} is not set; using an empty value"),
                         ));
                     }
-                    *v = if whole { typed_scalar(text) } else { Value::String(text) };
+                    *v = if whole {
+                        typed_scalar(text)
+                    } else {
+                        Value::String(text)
+                    };
                 }
                 Err(e) => out.errors.push(ConfigError::new(path.join("::"), e)),
             }
@@ -166,9 +170,9 @@ fn expand_str(
             continue;
         }
         if let Some(body_start) = after.strip_prefix('{') {
-            let end = body_start
-                .find('}')
-                .ok_or_else(|| format!("unterminated `${{` in `{s}`; write `$$` for a literal `$`"))?;
+            let end = body_start.find('}').ok_or_else(|| {
+                format!("unterminated `${{` in `{s}`; write `$$` for a literal `$`")
+            })?;
             let body = &body_start[..end];
             let (provider, reference) = match body.split_once(':') {
                 Some((p, r)) => (p, r),
@@ -184,9 +188,7 @@ fn expand_str(
                 None => (reference, None),
             };
             if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || name.starts_with(|c: char| c.is_ascii_digit())
             {
                 return Err(format!(
@@ -211,6 +213,7 @@ fn expand_str(
     }
     if !rest.is_empty() {
         only_ref = false;
+        out.push_str(rest);
     }
     Ok((out, only_ref && refs == 1, missing))
 }
@@ -239,7 +242,10 @@ mod tests {
     fn expands_env_references() {
         let (v, e) = expand("a: https://${env:DOMAIN}/oauth/token\nb: ${env:PORT}\nc: ${env:FLAG}\nd: ${env:NOPE:-fallback}\ne: cost $$5\nf: ${DOMAIN}\ng: x${env:PORT}");
         assert!(e.errors.is_empty() && e.warnings.is_empty());
-        assert_eq!(v["a"], Value::String("https://tenant.auth0.com/oauth/token".into()));
+        assert_eq!(
+            v["a"],
+            Value::String("https://tenant.auth0.com/oauth/token".into())
+        );
         assert_eq!(v["b"], Value::Number(4317.into()));
         assert_eq!(v["c"], Value::Bool(true));
         assert_eq!(v["d"], Value::String("fallback".into()));
