@@ -1,1 +1,1 @@
-authwatch_core::components!(Receiver: otlp);
+authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: formatting, lints, unit and end-to-end tests.
+# Installs what the tests need first (Debian packages with apt-get, Python packages into .venv),
+# so it also works on a machine that has only the Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use (none beyond the Rust toolchain and a C compiler yet; later
+# suites add Prometheus, Alertmanager and an OAuth2 server here).
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "missing: ${need_apt[*]} (install them, then re-run)" >&2
+    exit 1
+  fi
+fi
+
+# Python packages the tests use (real peers such as an OAuth2/OIDC server), into .venv.
+if [ -f tests/requirements.txt ]; then
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+  export AUTHWATCH_TEST_PYTHON="$PWD/.venv/bin/python"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
