@@ -2,6 +2,8 @@
 //! Prometheus text (`authwatch_receiver_accepted_spans_total`, ...). Components take their handles
 //! once at build time; counting on the hot path is one atomic add.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -70,6 +72,8 @@ struct Families {
 pub struct Telemetry {
     registry: Arc<Mutex<Registry>>,
     families: Arc<Families>,
+    /// Metrics registered by components, by name, so that every instance shares one family.
+    custom: Arc<Mutex<HashMap<String, Box<dyn Any + Send + Sync>>>>,
     started: Instant,
 }
 
@@ -157,6 +161,7 @@ impl Telemetry {
         Telemetry {
             registry: Arc::new(Mutex::new(reg)),
             families: Arc::new(families),
+            custom: Arc::default(),
             started: Instant::now(),
         }
     }
@@ -227,10 +232,27 @@ impl Telemetry {
         }
     }
 
-    /// Registers a component's own metric (name without the `authwatch_` prefix).
-    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+    /// A component's own metric (name without the `authwatch_` prefix), registered on first
+    /// use; later calls with the same name get the same metric (a clone of its handle), so every
+    /// instance of a component shares one family. `make` runs only on first use.
+    ///
+    /// Panics if `name` was registered with another type: that is a bug, not input.
+    pub fn metric<M>(&self, name: &str, help: &str, make: impl FnOnce() -> M) -> M
+    where
+        M: Metric + Clone + Send + Sync + 'static,
+    {
+        let mut custom = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = custom.get(name) {
+            return existing
+                .downcast_ref::<M>()
+                .unwrap_or_else(|| panic!("metric `{name}` registered twice with different types"))
+                .clone();
+        }
+        let m = make();
+        custom.insert(name.to_owned(), Box::new(m.clone()));
         let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        reg.register(name, help, metric);
+        reg.register(name, help, m.clone());
+        m
     }
 
     /// The Prometheus text exposition of everything registered, process figures refreshed.
@@ -364,6 +386,22 @@ mod tests {
             .contains(r#"authwatch_exporter_sent_metric_points_total{exporter="otlphttp/x"} 5"#));
         assert!(text.contains(r#"authwatch_exporter_queue_size{exporter="otlphttp/x"} 4"#));
         assert!(text.contains("authwatch_process_memory_rss_bytes"));
+    }
+
+    #[test]
+    fn custom_metrics_register_once() {
+        let t = Telemetry::new();
+        let a: Counter = t.metric("thing", "Things", Counter::default);
+        let b: Counter = t.metric("thing", "Things", Counter::default);
+        a.inc();
+        b.inc();
+        let text = t.encode();
+        assert_eq!(
+            text.matches("# TYPE authwatch_thing counter").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("authwatch_thing_total 2"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,436 @@
+//! # `batch` processor
+//!
+//! Groups the spans, metric data points or log records of its pipeline into larger requests
+//! before they go on, like the OpenTelemetry Collector's `batch` processor. Fewer, larger
+//! requests compress better and cost exporters fewer round trips. Put it after
+//! `memory_limiter` and any processor that drops or changes data.
+//!
+//! ```yaml
+//! processors:
+//!   batch:
+//!     send_batch_size: 8192
+//!     timeout: 200ms
+//!     send_batch_max_size: 0
+//! ```
+//!
+//! ## Options
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `send_batch_size` | `8192` | Items (spans, data points, log records) after which a batch is sent, whatever the `timeout`. It is a trigger, not a limit: one large request can make a batch bigger. `0` sends every request as soon as it arrives. |
+//! | `timeout` | `200ms` | The longest an item waits for its batch to fill, counted from the moment the batch got its first item (or from the last size-triggered send). `0` sends every request as soon as it arrives. |
+//! | `send_batch_max_size` | `0` | The most items one outgoing request may hold; larger batches are split. `0` means no maximum. When set it must be at least `send_batch_size`. |
+//!
+//! ## Behaviour
+//!
+//! - Requests are merged by moving their items, never copying them: the resource lists are
+//!   concatenated, and a request whose first resource and scope equal the previous request's last
+//!   ones is joined to them. Items keep their order and content exactly.
+//! - A batch larger than `send_batch_max_size` is split at item granularity: a span or log list
+//!   cut in two keeps its resource and scope in both requests, and a metric cut in two keeps its
+//!   name, unit and kind (metrics are split at data-point level).
+//! - **Backpressure, no loss.** Incoming requests wait in a small bounded queue (4 requests). When
+//!   it stays full for 100ms the sender is refused with a retryable "pipeline is full" error, so
+//!   receivers answer their clients with UNAVAILABLE / 503. When the next component refuses a
+//!   batch with a retryable error, the batch is retried with a backoff from 10ms doubling to 1s
+//!   (or after the `Throttled` hint) until it is accepted; meanwhile the queue fills and senders
+//!   are refused. A batch refused with a permanent error is dropped, counted and logged at warn.
+//! - **Shutdown.** The queue is closed, what is in it is batched, and every pending item is sent.
+//!   Retryable failures are then retried at most 3 more times within one second before the batch
+//!   is dropped and counted.
+//! - Requests with no items are accepted and discarded.
+//!
+//! ## Telemetry
+//!
+//! - `authwatch_processor_{accepted,refused,dropped}_{spans,metric_points,log_records}_total`,
+//!   labelled `processor` and `pipeline`.
+//! - `authwatch_processor_batch_send_size`: histogram of items per sent request.
+//! - `authwatch_processor_batch_size_trigger_send_total` and
+//!   `authwatch_processor_batch_timeout_trigger_send_total`: requests sent because the batch was
+//!   full, or because the timeout elapsed (or the processor was shutting down).
+
+mod merge;
+
+use std::mem;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authwatch_core::config::duration;
+use authwatch_core::telemetry::ProcessorTelemetry;
+use authwatch_core::{
+    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, ProcessorConfig,
+    ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
+};
+use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The `batch` processor's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Items after which a batch is sent regardless of `timeout`.
+    pub send_batch_size: usize,
+    /// The longest an item waits for its batch to fill.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Upper bound of items per outgoing request; `0` means none.
+    pub send_batch_max_size: usize,
+}
+
+pub const DEFAULT_SEND_BATCH_SIZE: usize = 8192;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            send_batch_size: DEFAULT_SEND_BATCH_SIZE,
+            timeout: DEFAULT_TIMEOUT,
+            send_batch_max_size: 0,
+        }
+    }
+}
+
+/// Requests that may wait in the input queue.
+const INPUT_CAPACITY: usize = 4;
+/// How long `consume` waits for room in the input queue before refusing with `Full`.
+const ENQUEUE_DEADLINE: Duration = Duration::from_millis(100);
+/// First and largest pause between two tries of one batch.
+const RETRY_INITIAL: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// After shutdown: extra tries per batch, and the time after which no batch is retried.
+const SHUTDOWN_RETRIES: u32 = 3;
+const SHUTDOWN_RETRY_BUDGET: Duration = Duration::from_secs(1);
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "batch";
+
+    fn validate(&self, v: &mut Validator) {
+        if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
+            v.error(
+                "send_batch_max_size",
+                format!(
+                    "must be greater than or equal to `send_batch_size` ({}), or 0 for no maximum",
+                    self.send_batch_size
+                ),
+            );
+        }
+    }
+}
+
+impl ProcessorConfig for Config {
+    async fn build(&self, cx: ProcessorContext) -> Result<Built, BuildError> {
+        let kind = cx.signal();
+        let pipeline = cx.pipeline.to_string();
+        let id = cx.settings.id.clone();
+        let telemetry = cx.settings.telemetry.processor(&id, &pipeline);
+        let metrics = BatchMetrics::new(&cx.settings.telemetry, &id, &pipeline);
+        let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
+        let consumer = Arc::new(Batcher {
+            tx,
+            kind,
+            telemetry: telemetry.clone(),
+        });
+        let task = BatchTask {
+            rx,
+            next: cx.next,
+            kind,
+            pipeline,
+            send_batch_size: self.send_batch_size,
+            send_batch_max_size: self.send_batch_max_size,
+            timeout: self.timeout,
+            shutdown: cx.settings.shutdown,
+            telemetry,
+            metrics,
+            pending: Signal::empty(kind),
+            pending_items: 0,
+            deadline: None,
+            draining_since: None,
+        };
+        Ok(Built {
+            consumer,
+            task: Some(Box::pin(task.run())),
+        })
+    }
+}
+
+// === impl BatchMetrics ===
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchLabels {
+    processor: String,
+    pipeline: String,
+}
+
+type HistogramFamily = Family<BatchLabels, Histogram, fn() -> Histogram>;
+
+/// The Collector's buckets for `otelcol_processor_batch_batch_send_size`.
+const SEND_SIZE_BUCKETS: [f64; 22] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+];
+
+fn send_size_histogram() -> Histogram {
+    Histogram::new(SEND_SIZE_BUCKETS)
+}
+
+/// One instance's handles on the batch metrics.
+#[derive(Clone, Debug)]
+struct BatchMetrics {
+    send_size: Histogram,
+    size_trigger: Counter,
+    timeout_trigger: Counter,
+}
+
+impl BatchMetrics {
+    fn new(telemetry: &authwatch_core::telemetry::Telemetry, id: &ComponentId, pipeline: &str) -> Self {
+        // Every batch instance shares these families (labelled by processor and pipeline).
+        let send_size: HistogramFamily = telemetry.metric(
+            "processor_batch_send_size",
+            "Items per request sent by a batch processor",
+            || Family::new_with_constructor(send_size_histogram as fn() -> Histogram),
+        );
+        let size_trigger: Family<BatchLabels, Counter> = telemetry.metric(
+            "processor_batch_size_trigger_send",
+            "Requests a batch processor sent because the batch reached send_batch_size",
+            Family::default,
+        );
+        let timeout_trigger: Family<BatchLabels, Counter> = telemetry.metric(
+            "processor_batch_timeout_trigger_send",
+            "Requests a batch processor sent because the timeout elapsed or it was stopping",
+            Family::default,
+        );
+        let l = BatchLabels {
+            processor: id.to_string(),
+            pipeline: pipeline.to_owned(),
+        };
+        let send_size = send_size.get_or_create(&l).clone();
+        let size_trigger = size_trigger.get_or_create(&l).clone();
+        let timeout_trigger = timeout_trigger.get_or_create(&l).clone();
+        BatchMetrics {
+            send_size,
+            size_trigger,
+            timeout_trigger,
+        }
+    }
+}
+
+// === impl Batcher ===
+
+/// The consumer side: hands requests to the batching task through a bounded queue.
+struct Batcher {
+    tx: mpsc::Sender<(Signal, usize)>,
+    kind: SignalKind,
+    telemetry: ProcessorTelemetry,
+}
+
+impl Consumer for Batcher {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            if data.kind() != self.kind {
+                return Err(ConsumeError::Permanent(format!(
+                    "the batch processor of a {} pipeline cannot take {}",
+                    self.kind,
+                    data.kind()
+                )));
+            }
+            let n = data.item_count();
+            if n == 0 {
+                return Ok(());
+            }
+            match self.tx.send_timeout((data, n), ENQUEUE_DEADLINE).await {
+                Ok(()) => {
+                    self.telemetry.accepted(self.kind, n);
+                    Ok(())
+                }
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    self.telemetry.refused(self.kind, n);
+                    Err(ConsumeError::Full)
+                }
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                    self.telemetry.refused(self.kind, n);
+                    Err(ConsumeError::Closed)
+                }
+            }
+        })
+    }
+}
+
+// === impl BatchTask ===
+
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Size,
+    Timeout,
+}
+
+/// The batching task: merges queued requests, sends full or timed-out batches downstream.
+struct BatchTask {
+    rx: mpsc::Receiver<(Signal, usize)>,
+    next: SharedConsumer,
+    kind: SignalKind,
+    pipeline: String,
+    send_batch_size: usize,
+    send_batch_max_size: usize,
+    timeout: Duration,
+    shutdown: CancellationToken,
+    telemetry: ProcessorTelemetry,
+    metrics: BatchMetrics,
+    /// The batch being filled, and its item count.
+    pending: Signal,
+    pending_items: usize,
+    /// When the pending batch goes out regardless of size.
+    deadline: Option<Instant>,
+    /// Set once shutdown has begun: retries are then bounded.
+    draining_since: Option<Instant>,
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl BatchTask {
+    async fn run(mut self) -> Result<(), RunError> {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                msg = self.rx.recv() => match msg {
+                    Some((data, n)) => self.add(data, n).await,
+                    // Every sender is gone: the pipeline's input has closed.
+                    None => break,
+                },
+                () = sleep_until_opt(self.deadline) => self.flush(Trigger::Timeout).await,
+            }
+        }
+        self.drain().await;
+        info!(pipeline = %self.pipeline, "Batch processor flushed and stopped.");
+        Ok(())
+    }
+
+    /// Closes the input, batches what is still queued and sends every pending item.
+    async fn drain(&mut self) {
+        self.draining_since.get_or_insert_with(Instant::now);
+        self.rx.close();
+        while let Some((data, n)) = self.rx.recv().await {
+            self.add(data, n).await;
+        }
+        self.flush(Trigger::Timeout).await;
+    }
+
+    async fn add(&mut self, data: Signal, n: usize) {
+        if let Err(other) = merge::append(&mut self.pending, data) {
+            // `Batcher::consume` lets only this pipeline's signal in; count rather than panic.
+            let kind = other.kind();
+            self.telemetry.dropped(kind, n);
+            warn!(pipeline = %self.pipeline, signal = %kind, "Batch processor got a request of another signal; dropping it.");
+            return;
+        }
+        self.pending_items += n;
+        if self.timeout.is_zero() {
+            self.flush(Trigger::Size).await;
+            return;
+        }
+        if self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + self.timeout);
+        }
+        let mut sent = false;
+        while self.pending_items > 0 && self.pending_items >= self.send_batch_size {
+            self.send_one(Trigger::Size).await;
+            sent = true;
+        }
+        if sent {
+            // As in the Collector, the timer restarts after a size-triggered send.
+            self.deadline = (self.pending_items > 0).then(|| Instant::now() + self.timeout);
+        }
+    }
+
+    /// Sends every pending item, split by `send_batch_max_size`.
+    async fn flush(&mut self, trigger: Trigger) {
+        while self.pending_items > 0 {
+            self.send_one(trigger).await;
+        }
+        self.deadline = None;
+    }
+
+    /// Sends one request of at most `send_batch_max_size` items from the front of the batch.
+    async fn send_one(&mut self, trigger: Trigger) {
+        let max = self.send_batch_max_size;
+        let batch = if max > 0 && self.pending_items > max {
+            merge::split_front(&mut self.pending, max)
+        } else {
+            mem::replace(&mut self.pending, Signal::empty(self.kind))
+        };
+        let n = batch.item_count();
+        self.pending_items = if max > 0 && self.pending_items > max {
+            self.pending_items - n
+        } else {
+            0
+        };
+        self.metrics.send_size.observe(n as f64);
+        match trigger {
+            Trigger::Size => self.metrics.size_trigger.inc(),
+            Trigger::Timeout => self.metrics.timeout_trigger.inc(),
+        };
+        self.deliver(batch, n).await;
+    }
+
+    /// Hands one batch downstream, retrying retryable refusals with backoff (bounded once
+    /// shutdown has begun); a permanent refusal drops it.
+    async fn deliver(&mut self, batch: Signal, n: usize) {
+        let mut backoff = RETRY_INITIAL;
+        let mut tries_after_shutdown = 0;
+        loop {
+            // The consumer API takes the request by value, so a retry needs its own copy.
+            let err = match self.next.consume(batch.clone()).await {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if !err.is_retryable() {
+                self.telemetry.dropped(self.kind, n);
+                warn!(pipeline = %self.pipeline, items = n, error = %err, "Next component refused a batch permanently; dropping it.");
+                return;
+            }
+            let wait = match &err {
+                ConsumeError::Throttled(hint) => (*hint).clamp(backoff, RETRY_MAX),
+                _ => backoff,
+            };
+            backoff = (backoff * 2).min(RETRY_MAX);
+            match self.draining_since {
+                None => {
+                    debug!(pipeline = %self.pipeline, items = n, error = %err, retry_in = ?wait, "Next component refused a batch; retrying.");
+                    tokio::select! {
+                        biased;
+                        () = self.shutdown.cancelled() => {
+                            self.draining_since = Some(Instant::now());
+                        }
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Some(since) => {
+                    tries_after_shutdown += 1;
+                    let budget_left = SHUTDOWN_RETRY_BUDGET.saturating_sub(since.elapsed());
+                    if tries_after_shutdown > SHUTDOWN_RETRIES || budget_left.is_zero() {
+                        self.telemetry.dropped(self.kind, n);
+                        warn!(pipeline = %self.pipeline, items = n, error = %err, "Next component still refuses a batch while stopping; dropping it.");
+                        return;
+                    }
+                    tokio::time::sleep(wait.min(budget_left)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

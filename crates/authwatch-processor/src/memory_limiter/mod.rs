@@ -1,0 +1,351 @@
+//! # `memory_limiter` processor
+//!
+//! Protects the process from running out of memory, like the OpenTelemetry Collector's
+//! `memory_limiter` processor: while the process uses more memory than its soft limit, data is
+//! refused with a retryable error, so that receivers push back on their clients (OTLP answers
+//! RESOURCE_EXHAUSTED / 429 with a retry hint) instead of the process being killed. Put it
+//! **first** in every pipeline's `processors` list.
+//!
+//! ```yaml
+//! processors:
+//!   memory_limiter:
+//!     check_interval: 1s
+//!     limit_mib: 512
+//!     spike_limit_mib: 128
+//! ```
+//!
+//! ## Options
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `check_interval` | `1s` | How often the process's memory use (resident set size) is read. |
+//! | `limit_mib` | none | The hard limit, in MiB. |
+//! | `spike_limit_mib` | 20% of `limit_mib` | Headroom for the growth expected between two checks, in MiB; must be smaller than `limit_mib`. |
+//! | `limit_percentage` | none | The hard limit as a percentage (1 to 100) of the total memory: the cgroup v2 `memory.max` when set, else `MemTotal` from `/proc/meminfo`. |
+//! | `spike_limit_percentage` | 20% of the limit | The headroom as a percentage of the total memory; must be smaller than `limit_percentage`. |
+//!
+//! Exactly one of `limit_mib` and `limit_percentage` must be set: there is no default limit, so
+//! `memory_limiter: {}` is refused. `spike_limit_mib` goes with `limit_mib`,
+//! `spike_limit_percentage` with `limit_percentage`.
+//!
+//! ## Behaviour
+//!
+//! - The **soft limit** is the limit minus the spike limit. Memory is read when the processor is
+//!   built and then every `check_interval`.
+//! - While the last reading is at or above the soft limit, every request is refused with
+//!   "refused to protect the process, retry after `check_interval`" (retryable) and counted as
+//!   refused. A warning is logged once when refusing starts and once when it stops.
+//! - Below the soft limit, requests pass to the next component untouched.
+//! - When memory cannot be read (not Linux), data always passes and a warning is logged once.
+//! - Rust has no garbage collector to force, so the hard limit only sets the soft limit.
+//!
+//! ## Telemetry
+//!
+//! `authwatch_processor_{accepted,refused}_{spans,metric_points,log_records}_total`, labelled
+//! `processor` and `pipeline`.
+
+mod memory;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use authwatch_core::config::duration;
+use authwatch_core::telemetry::ProcessorTelemetry;
+use authwatch_core::{
+    BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig,
+    ProcessorContext, RunError, SharedConsumer, Signal, Validator,
+};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use memory::{total_memory_bytes, MemorySource, ProcessRss};
+
+/// The `memory_limiter` processor's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// How often memory use is read.
+    #[serde(with = "duration")]
+    pub check_interval: Duration,
+    /// Hard limit in MiB; `0` means unset.
+    pub limit_mib: u64,
+    /// Headroom in MiB; `0` means 20% of `limit_mib`.
+    pub spike_limit_mib: u64,
+    /// Hard limit in percent of total memory; `0` means unset.
+    pub limit_percentage: Percent,
+    /// Headroom in percent of total memory; `0` means 20% of the limit.
+    pub spike_limit_percentage: Percent,
+}
+
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            limit_mib: 0,
+            spike_limit_mib: 0,
+            limit_percentage: Percent(0),
+            spike_limit_percentage: Percent(0),
+        }
+    }
+}
+
+// === newtypes ===
+
+/// A whole percentage from 0 to 100.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Percent(pub u8);
+
+impl Percent {
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u64::deserialize(d)?;
+        match u8::try_from(n) {
+            Ok(p) if p <= 100 => Ok(Percent(p)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{n} is not a percentage: write a whole number from 0 to 100"
+            ))),
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// The limits in force, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub hard: u64,
+    pub soft: u64,
+}
+
+impl Config {
+    /// Works out the limits; `total` is asked for the total memory only for percentages.
+    pub(crate) fn limits(
+        &self,
+        total: impl FnOnce() -> Option<u64>,
+    ) -> Result<Limits, BuildError> {
+        let (hard, spike) = if self.limit_mib > 0 {
+            let hard = self.limit_mib.saturating_mul(MIB);
+            (hard, self.spike_limit_mib.saturating_mul(MIB))
+        } else if self.limit_percentage.0 > 0 {
+            let total = total().ok_or_else(|| {
+                BuildError::Other(
+                    "cannot read the total memory (cgroup memory.max or /proc/meminfo) for \
+                     `limit_percentage`; set `limit_mib` instead"
+                        .into(),
+                )
+            })?;
+            let pct = |p: Percent| (u128::from(total) * u128::from(p.0) / 100) as u64;
+            (pct(self.limit_percentage), pct(self.spike_limit_percentage))
+        } else {
+            return Err(BuildError::Other(
+                "set one of `limit_mib` or `limit_percentage`".into(),
+            ));
+        };
+        let spike = if spike == 0 { hard / 5 } else { spike };
+        if spike >= hard {
+            return Err(BuildError::Other(
+                "the spike limit must be smaller than the limit".into(),
+            ));
+        }
+        Ok(Limits {
+            hard,
+            soft: hard - spike,
+        })
+    }
+}
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "memory_limiter";
+
+    fn validate(&self, v: &mut Validator) {
+        if self.check_interval.is_zero() {
+            v.error("check_interval", "must be greater than zero, e.g. `1s`");
+        }
+        let by_mib = self.limit_mib > 0;
+        let by_pct = self.limit_percentage.0 > 0;
+        match (by_mib, by_pct) {
+            (false, false) => v.error(
+                "",
+                "set one of `limit_mib` or `limit_percentage`; there is no default memory limit",
+            ),
+            (true, true) => v.error(
+                "",
+                "set only one of `limit_mib` or `limit_percentage`, not both",
+            ),
+            _ => {}
+        }
+        if by_mib && self.spike_limit_mib >= self.limit_mib {
+            v.error(
+                "spike_limit_mib",
+                format!("must be smaller than `limit_mib` ({})", self.limit_mib),
+            );
+        }
+        if by_pct && self.spike_limit_percentage >= self.limit_percentage {
+            v.error(
+                "spike_limit_percentage",
+                format!(
+                    "must be smaller than `limit_percentage` ({})",
+                    self.limit_percentage.0
+                ),
+            );
+        }
+        if !by_mib && self.spike_limit_mib > 0 {
+            v.error(
+                "spike_limit_mib",
+                "applies only with `limit_mib`; use `spike_limit_percentage` with `limit_percentage`",
+            );
+        }
+        if !by_pct && self.spike_limit_percentage.0 > 0 {
+            v.error(
+                "spike_limit_percentage",
+                "applies only with `limit_percentage`; use `spike_limit_mib` with `limit_mib`",
+            );
+        }
+    }
+}
+
+impl ProcessorConfig for Config {
+    async fn build(&self, cx: ProcessorContext) -> Result<Built, BuildError> {
+        self.build_with(cx, Arc::new(ProcessRss), total_memory_bytes)
+    }
+}
+
+impl Config {
+    /// `build` with the memory readings and the total memory taken from elsewhere (tests).
+    pub(crate) fn build_with(
+        &self,
+        cx: ProcessorContext,
+        source: Arc<dyn MemorySource>,
+        total: impl FnOnce() -> Option<u64>,
+    ) -> Result<Built, BuildError> {
+        let limits = self.limits(total)?;
+        let pipeline = cx.pipeline.to_string();
+        let mut checker = Checker {
+            source,
+            limits,
+            refusing: Arc::new(AtomicBool::new(false)),
+            pipeline: pipeline.clone(),
+            unreadable_warned: false,
+        };
+        checker.check();
+        info!(
+            pipeline = %pipeline,
+            limit_mib = limits.hard / MIB,
+            soft_limit_mib = limits.soft / MIB,
+            "Memory limiter started."
+        );
+        let consumer = Arc::new(Limiter {
+            refusing: checker.refusing.clone(),
+            next: cx.next,
+            retry_after: self.check_interval,
+            telemetry: cx
+                .settings
+                .telemetry
+                .processor(&cx.settings.id, &pipeline),
+        });
+        let task = checker.run(self.check_interval, cx.settings.shutdown);
+        Ok(Built {
+            consumer,
+            task: Some(Box::pin(task)),
+        })
+    }
+}
+
+// === impl Checker ===
+
+/// The background task: reads memory every `check_interval` and flips the refusing flag.
+struct Checker {
+    source: Arc<dyn MemorySource>,
+    limits: Limits,
+    refusing: Arc<AtomicBool>,
+    pipeline: String,
+    unreadable_warned: bool,
+}
+
+impl Checker {
+    fn check(&mut self) {
+        let Some(used) = self.source.used_bytes() else {
+            if !self.unreadable_warned {
+                self.unreadable_warned = true;
+                warn!(pipeline = %self.pipeline, "Memory limiter cannot read the process's memory use; letting all data through.");
+            }
+            self.refusing.store(false, Ordering::Relaxed);
+            return;
+        };
+        let refuse = used >= self.limits.soft;
+        let was = self.refusing.swap(refuse, Ordering::Relaxed);
+        if refuse && !was {
+            warn!(
+                pipeline = %self.pipeline,
+                used_mib = used / MIB,
+                soft_limit_mib = self.limits.soft / MIB,
+                "Memory use is above the soft limit; refusing data."
+            );
+        } else if was && !refuse {
+            warn!(
+                pipeline = %self.pipeline,
+                used_mib = used / MIB,
+                soft_limit_mib = self.limits.soft / MIB,
+                "Memory use is below the soft limit again; accepting data."
+            );
+        }
+    }
+
+    async fn run(
+        mut self,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<(), RunError> {
+        // A zero interval is refused by `validate`; never let it spin or panic here.
+        let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first tick is immediate, and `build` has just checked.
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                _ = ticks.tick() => self.check(),
+            }
+        }
+        Ok(())
+    }
+}
+
+// === impl Limiter ===
+
+/// The consumer: refuses while the flag is set, else passes data on.
+struct Limiter {
+    refusing: Arc<AtomicBool>,
+    next: SharedConsumer,
+    retry_after: Duration,
+    telemetry: ProcessorTelemetry,
+}
+
+impl Consumer for Limiter {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        let kind = data.kind();
+        if self.refusing.load(Ordering::Relaxed) {
+            self.telemetry.refused(kind, data.item_count());
+            let err = ConsumeError::Throttled(self.retry_after);
+            return Box::pin(async move { Err(err) });
+        }
+        self.telemetry.accepted(kind, data.item_count());
+        self.next.consume(data)
+    }
+}
+
+#[cfg(test)]
+mod tests;
