@@ -1,1 +1,2 @@
 authwatch_core::components!(Exporter: otlp, otlphttp, debug);
+pub mod helper;

@@ -1,0 +1,333 @@
+//! The machinery every exporter shares, like the Collector's exporterhelper: a bounded
+//! `sending_queue` drained by `num_consumers` workers, `retry_on_failure` with exponential
+//! backoff, self-telemetry (`sent`, `send_failed`, `enqueue_failed`, queue gauges), health
+//! reports and rate-limited failure logs. An exporter only says how to send one request: it
+//! implements [`Sender`] and calls [`build_queued`].
+//!
+//! Shutdown: once `settings.shutdown` is cancelled the exporter refuses new data with
+//! [`ConsumeError::Closed`]; the workers send (and keep retrying) everything already queued,
+//! then the task returns. The service enforces its deadline by dropping the task.
+
+pub mod config;
+pub mod queue;
+pub mod retry;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use authwatch_core::health::{ComponentStatus, Health};
+use authwatch_core::telemetry::ExporterTelemetry;
+use authwatch_core::{Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal};
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+pub use config::Compression;
+pub use queue::{MemoryQueue, PushError, Queue, QueueConfig, Queued};
+pub use retry::{Backoff, ExportError, Retry, RetryConfig};
+
+/// What a successful send reports back: items the destination refused in a partial success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Items the destination rejected (`partial_success.rejected_*`); they are not retried.
+    pub rejected: usize,
+    /// The destination's explanation, if any.
+    pub message: String,
+}
+
+/// How to send one request to the destination; the only thing an exporter implements.
+pub trait Sender: Send + Sync + 'static {
+    type Error: ExportError;
+    /// Sends `data` once (no retries: the helper retries according to the error's
+    /// [`ExportError::retry`]).
+    fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, Self::Error>>;
+}
+
+/// Builds an exporter from a [`Sender`]: queued with `num_consumers` workers when
+/// `queue.enabled`, otherwise synchronous (the pipeline waits for the send, retries included).
+pub fn build_queued<S: Sender>(
+    settings: Settings,
+    sender: S,
+    queue: &QueueConfig,
+    retry: &RetryConfig,
+) -> Built {
+    let queue_impl: Arc<dyn Queue> = Arc::new(MemoryQueue::new(queue.queue_size.get()));
+    build_with_queue(settings, sender, queue, retry, queue_impl)
+}
+
+/// [`build_queued`] with a queue of the caller's choice (e.g. a persistent one).
+pub fn build_with_queue<S: Sender>(
+    settings: Settings,
+    sender: S,
+    queue_cfg: &QueueConfig,
+    retry: &RetryConfig,
+    queue: Arc<dyn Queue>,
+) -> Built {
+    let exporter = Arc::new(Exporter::new(&settings, sender, retry.clone()));
+    if !queue_cfg.enabled {
+        return Built {
+            consumer: Arc::new(SyncConsumer {
+                exporter,
+                shutdown: settings.shutdown.clone(),
+            }),
+            task: None,
+        };
+    }
+    let telemetry = exporter.telemetry.clone();
+    telemetry.queue_capacity.set(queue.capacity() as i64);
+    telemetry.queue_size.set(queue.len() as i64);
+    let consumer = Arc::new(QueuedConsumer {
+        queue: queue.clone(),
+        block: queue_cfg.block_on_overflow,
+        shutdown: settings.shutdown.clone(),
+        telemetry,
+    });
+    let workers = queue_cfg.num_consumers.get();
+    let shutdown = settings.shutdown.clone();
+    let id = settings.id.clone();
+    let task = async move {
+        let span = tracing::info_span!("component", kind = "exporter", id = %id);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            set.spawn(worker(exporter.clone(), queue.clone()).instrument(span.clone()));
+        }
+        shutdown.cancelled().await;
+        queue.close();
+        let pending = queue.len();
+        if pending > 0 {
+            info!(exporter = %id, pending, "Exporter draining its sending queue.");
+        }
+        let mut panicked = false;
+        while let Some(r) = set.join_next().await {
+            panicked |= r.as_ref().is_err_and(|e| e.is_panic());
+        }
+        if panicked {
+            return Err(RunError(format!(
+                "exporter {id}: a sending worker panicked"
+            )));
+        }
+        info!(exporter = %id, "Exporter stopped.");
+        Ok(())
+    };
+    Built {
+        consumer,
+        task: Some(Box::pin(task)),
+    }
+}
+
+async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
+    while let Some(item) = queue.pop().await {
+        exporter.telemetry.queue_size.set(queue.len() as i64);
+        // Failures are counted, logged and reported inside.
+        let _ = exporter.export(&item.data).await;
+        queue.done(item.id);
+    }
+}
+
+// === impl QueuedConsumer ===
+
+struct QueuedConsumer {
+    queue: Arc<dyn Queue>,
+    block: bool,
+    shutdown: CancellationToken,
+    telemetry: ExporterTelemetry,
+}
+
+impl Consumer for QueuedConsumer {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            let kind = data.kind();
+            let items = data.item_count();
+            if self.shutdown.is_cancelled() {
+                self.telemetry.enqueue_failed(kind, items);
+                return Err(ConsumeError::Closed);
+            }
+            let pushed = tokio::select! {
+                r = self.queue.push(data, self.block) => r,
+                _ = self.shutdown.cancelled() => Err(PushError::Closed),
+            };
+            self.telemetry.queue_size.set(self.queue.len() as i64);
+            match pushed {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.telemetry.enqueue_failed(kind, items);
+                    Err(match e {
+                        PushError::Full => ConsumeError::Full,
+                        PushError::Closed => ConsumeError::Closed,
+                    })
+                }
+            }
+        })
+    }
+}
+
+// === impl SyncConsumer ===
+
+struct SyncConsumer<S> {
+    exporter: Arc<Exporter<S>>,
+    shutdown: CancellationToken,
+}
+
+impl<S: Sender> Consumer for SyncConsumer<S> {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            if self.shutdown.is_cancelled() {
+                return Err(ConsumeError::Closed);
+            }
+            self.exporter
+                .export(&data)
+                .await
+                .map_err(|g| match g.retry {
+                    Retry::No => ConsumeError::Permanent(g.message),
+                    Retry::Yes => ConsumeError::Full,
+                    Retry::After(d) => ConsumeError::Throttled(d),
+                })
+        })
+    }
+}
+
+// === impl Exporter ===
+
+/// Why a request was given up on: the last error's class and description.
+#[derive(Debug)]
+struct GaveUp {
+    retry: Retry,
+    message: String,
+}
+
+/// Log warnings at most this often per exporter and kind of warning.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+struct Exporter<S> {
+    id: ComponentId,
+    sender: S,
+    retry: RetryConfig,
+    telemetry: ExporterTelemetry,
+    health: Health,
+    failing: AtomicBool,
+    retry_warn: RateLimit,
+    drop_warn: RateLimit,
+}
+
+impl<S: Sender> Exporter<S> {
+    fn new(settings: &Settings, sender: S, retry: RetryConfig) -> Self {
+        Exporter {
+            id: settings.id.clone(),
+            sender,
+            retry,
+            telemetry: settings.telemetry.exporter(&settings.id),
+            health: settings.health.clone(),
+            failing: AtomicBool::new(false),
+            retry_warn: RateLimit::default(),
+            drop_warn: RateLimit::default(),
+        }
+    }
+
+    /// Sends one request, retrying transient failures; counts the outcome.
+    async fn export(&self, data: &Signal) -> Result<(), GaveUp> {
+        let kind = data.kind();
+        let items = data.item_count();
+        let started = Instant::now();
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            let err = match self.sender.send(data).await {
+                Ok(sent) => {
+                    let rejected = sent.rejected.min(items);
+                    self.telemetry.sent(kind, items - rejected);
+                    if rejected > 0 {
+                        self.telemetry.send_failed(kind, rejected);
+                        if let Some(suppressed) = self.drop_warn.check() {
+                            warn!(
+                                exporter = %self.id, signal = %kind, rejected,
+                                message = %sent.message, suppressed,
+                                "Destination rejected part of the data."
+                            );
+                        }
+                    }
+                    self.recovered();
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let class = err.retry();
+            let message = err.to_string();
+            self.failed(&message);
+            let delay = if self.retry.enabled {
+                retry::delay_for(class, &mut backoff)
+            } else {
+                None
+            };
+            let delay = delay.filter(|d| {
+                self.retry.max_elapsed_time.is_zero()
+                    || started.elapsed() + *d <= self.retry.max_elapsed_time
+            });
+            let Some(delay) = delay else {
+                self.telemetry.send_failed(kind, items);
+                if let Some(suppressed) = self.drop_warn.check() {
+                    warn!(
+                        exporter = %self.id, signal = %kind, error = %message, dropped_items = items,
+                        permanent = class == Retry::No, suppressed,
+                        "Export failed; dropping the data."
+                    );
+                }
+                return Err(GaveUp {
+                    retry: class,
+                    message,
+                });
+            };
+            if let Some(suppressed) = self.retry_warn.check() {
+                warn!(
+                    exporter = %self.id, signal = %kind, error = %message, items,
+                    retry_in = ?delay, suppressed,
+                    "Export failed; will retry."
+                );
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn failed(&self, message: &str) {
+        self.failing.store(true, Ordering::Relaxed);
+        self.health.report(
+            &self.id.to_string(),
+            ComponentStatus::RecoverableError(message.to_owned()),
+        );
+    }
+
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            self.health
+                .report(&self.id.to_string(), ComponentStatus::Ok);
+        }
+    }
+}
+
+/// Lets one log line through per [`WARN_EVERY`], counting the ones it held back.
+#[derive(Default)]
+struct RateLimit {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    /// `Some(n)`: log now, mentioning `n` lines suppressed since the last one.
+    fn check(&self) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match *last {
+            Some(t) if now.duration_since(t) < WARN_EVERY => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(self.suppressed.swap(0, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

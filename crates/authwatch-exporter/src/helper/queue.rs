@@ -1,0 +1,280 @@
+//! `sending_queue`: the bounded queue between the pipeline and an exporter's senders.
+//!
+//! The exporter helper talks to the queue only through [`Queue`], so that a persistent (disk)
+//! queue can replace [`MemoryQueue`] without touching the exporters: such a queue hands out
+//! items with an id and deletes them when [`Queue::done`] is called.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use authwatch_core::config::Positive;
+use authwatch_core::Signal;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// `sending_queue` settings (the Collector's names and defaults; the queue counts requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `false`: no queue; the pipeline waits while the request is sent (and retried).
+    pub enabled: bool,
+    /// How many requests are sent concurrently.
+    pub num_consumers: Positive,
+    /// How many requests the queue holds.
+    pub queue_size: Positive,
+    /// When full, make the pipeline wait instead of refusing the data.
+    pub block_on_overflow: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: true,
+            num_consumers: Positive(10),
+            queue_size: Positive(1000),
+            block_on_overflow: false,
+        }
+    }
+}
+
+/// Why an item was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("sending queue is full")]
+    Full,
+    #[error("sending queue is closed")]
+    Closed,
+}
+
+/// An item taken from a queue; pass `id` to [`Queue::done`] once it has been dealt with.
+#[derive(Debug)]
+pub struct Queued {
+    pub data: Signal,
+    pub id: u64,
+}
+
+/// A bounded queue of export requests shared by several consumers.
+pub trait Queue: Send + Sync + 'static {
+    /// Adds an item. When full: refuse with [`PushError::Full`], or wait for room if `block`.
+    /// After [`close`](Queue::close): [`PushError::Closed`] (waiting pushes wake up with it).
+    fn push(&self, data: Signal, block: bool) -> BoxFuture<'_, Result<(), PushError>>;
+    /// The oldest item; waits while the queue is empty and open. `None` once it is closed and
+    /// empty.
+    fn pop(&self) -> BoxFuture<'_, Option<Queued>>;
+    /// The item was sent or given up on (a persistent queue deletes it now).
+    fn done(&self, _id: u64) {}
+    /// Refuses new items; what is queued can still be taken.
+    fn close(&self);
+    /// Items waiting.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn capacity(&self) -> usize;
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Signal>,
+    closed: bool,
+    next_id: u64,
+}
+
+/// The in-memory [`Queue`]: what is queued is lost if the process dies.
+pub struct MemoryQueue {
+    state: Mutex<State>,
+    capacity: usize,
+    readable: Notify,
+    writable: Notify,
+}
+
+impl MemoryQueue {
+    pub fn new(capacity: usize) -> Self {
+        MemoryQueue {
+            state: Mutex::new(State::default()),
+            capacity: capacity.max(1),
+            readable: Notify::new(),
+            writable: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn push(&self, data: Signal, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
+        Box::pin(async move {
+            let mut data = Some(data);
+            loop {
+                let room = self.writable.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                {
+                    let mut s = self.lock();
+                    if s.closed {
+                        return Err(PushError::Closed);
+                    }
+                    if s.items.len() < self.capacity {
+                        if let Some(d) = data.take() {
+                            s.items.push_back(d);
+                        }
+                        drop(s);
+                        self.readable.notify_one();
+                        return Ok(());
+                    }
+                }
+                if !block {
+                    return Err(PushError::Full);
+                }
+                room.await;
+            }
+        })
+    }
+
+    fn pop(&self) -> BoxFuture<'_, Option<Queued>> {
+        Box::pin(async move {
+            loop {
+                let ready = self.readable.notified();
+                tokio::pin!(ready);
+                ready.as_mut().enable();
+                {
+                    let mut s = self.lock();
+                    if let Some(data) = s.items.pop_front() {
+                        let id = s.next_id;
+                        s.next_id += 1;
+                        let more = !s.items.is_empty();
+                        drop(s);
+                        self.writable.notify_one();
+                        if more {
+                            // Another consumer may be waiting for the rest.
+                            self.readable.notify_one();
+                        }
+                        return Some(Queued { data, id });
+                    }
+                    if s.closed {
+                        return None;
+                    }
+                }
+                ready.await;
+            }
+        })
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.readable.notify_waiters();
+        self.writable.notify_waiters();
+    }
+
+    fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authwatch_core::SignalKind;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn item() -> Signal {
+        Signal::empty(SignalKind::Logs)
+    }
+
+    #[tokio::test]
+    async fn refuses_when_full_and_keeps_order() {
+        let q = MemoryQueue::new(2);
+        q.push(authwatch_testkit::log_signal(0, 1), false)
+            .await
+            .unwrap();
+        q.push(authwatch_testkit::log_signal(1, 1), false)
+            .await
+            .unwrap();
+        assert_eq!(q.push(item(), false).await, Err(PushError::Full));
+        assert_eq!(q.len(), 2);
+        let a = q.pop().await.unwrap();
+        assert_eq!(a.data, authwatch_testkit::log_signal(0, 1));
+        let b = q.pop().await.unwrap();
+        assert_eq!(b.data, authwatch_testkit::log_signal(1, 1));
+        assert_ne!(a.id, b.id);
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blocking_push_waits_for_room() {
+        let q = Arc::new(MemoryQueue::new(1));
+        q.push(item(), true).await.unwrap();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push(item(), true).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!pusher.is_finished());
+        assert!(q.pop().await.is_some());
+        assert_eq!(pusher.await.unwrap(), Ok(()));
+        assert_eq!(q.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_wakes_blocked_pushers_and_drains() {
+        let q = Arc::new(MemoryQueue::new(1));
+        q.push(item(), true).await.unwrap();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push(item(), true).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        q.close();
+        assert_eq!(pusher.await.unwrap(), Err(PushError::Closed));
+        assert_eq!(q.push(item(), false).await, Err(PushError::Closed));
+        // What was queued before closing is still handed out, then the end.
+        assert!(q.pop().await.is_some());
+        assert!(q.pop().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_wakes_idle_consumers() {
+        let q = Arc::new(MemoryQueue::new(4));
+        let consumers: Vec<_> = (0..3)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move { q.pop().await.is_none() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        q.close();
+        for c in consumers {
+            assert!(c.await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn many_consumers_take_everything_once() {
+        let q = Arc::new(MemoryQueue::new(100));
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while q.pop().await.is_some() {
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for _ in 0..50 {
+            q.push(item(), true).await.unwrap();
+        }
+        q.close();
+        let mut total = 0;
+        for c in consumers {
+            total += c.await.unwrap();
+        }
+        assert_eq!(total, 50);
+    }
+}

@@ -1,0 +1,429 @@
+//! `otlp` exporter (alias `otlp_grpc`): sends traces, metrics and logs to any OTLP/gRPC backend
+//! (an OpenTelemetry Collector, Jaeger, Tempo, Honeycomb, ...).
+//!
+//! ```yaml
+//! exporters:
+//!   otlp/upstream:
+//!     endpoint: collector:4317          # required; or http://host:port (plaintext), https://host:port
+//!     tls:
+//!       insecure: false                 # true: plaintext h2c (implied by an http:// endpoint)
+//!       ca_file: /etc/ssl/ca.pem        # trust only this CA (default: the webpki roots)
+//!       cert_file: /etc/ssl/client.pem  # client certificate (mTLS), with key_file
+//!       key_file: /etc/ssl/client.key
+//!       insecure_skip_verify: false     # do not verify the server certificate (tests only)
+//!       server_name_override: ""        # SNI / name to verify instead of the endpoint's host
+//!     headers: { x-api-key: "${env:API_KEY}" }   # gRPC metadata; values are secrets
+//!     compression: gzip                 # gzip | none
+//!     timeout: 5s                       # per attempt
+//!     sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000, block_on_overflow: false }
+//!     retry_on_failure: { enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s, multiplier: 1.5, randomization_factor: 0.5 }
+//! ```
+//!
+//! The connection is made lazily, so the backend may be down at start: data waits in the queue
+//! and is retried. Retryable status codes follow the OTLP spec: `CANCELLED`,
+//! `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`, `UNAVAILABLE`, `DATA_LOSS`, and
+//! `RESOURCE_EXHAUSTED` when the server sends `RetryInfo` (its delay is honoured); every other
+//! code is permanent. Partial successes are logged (rate limited) and their rejected items
+//! counted as `send_failed`.
+
+mod tls;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authwatch_core::config::Secret;
+use authwatch_core::otlp::collector::logs::v1::logs_service_client::LogsServiceClient;
+use authwatch_core::otlp::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use authwatch_core::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use authwatch_core::{
+    BuildError, Built, ComponentConfig, ExporterConfig, Settings, Signal, Signals, Validator,
+};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_types::StatusExt;
+
+use crate::helper::config::{read_tls_file, validate_client_cert, validate_headers};
+use crate::helper::{build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender};
+
+/// `otlp` exporter config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `host:port` (TLS unless `tls.insecure`), or an `http://` (plaintext) or `https://` URL.
+    pub endpoint: GrpcEndpoint,
+    pub tls: TlsConfig,
+    /// Sent as gRPC metadata with every request. Values are secrets.
+    pub headers: BTreeMap<String, Secret>,
+    pub compression: Compression,
+    /// Per attempt.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub timeout: Duration,
+    pub sending_queue: QueueConfig,
+    pub retry_on_failure: RetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: GrpcEndpoint::default(),
+            tls: TlsConfig::default(),
+            headers: BTreeMap::new(),
+            compression: Compression::Gzip,
+            timeout: Duration::from_secs(5),
+            sending_queue: QueueConfig::default(),
+            retry_on_failure: RetryConfig::default(),
+        }
+    }
+}
+
+/// `tls` settings of the gRPC client.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Plaintext (h2c) instead of TLS for a `host:port` endpoint.
+    pub insecure: bool,
+    /// PEM CA bundle to trust instead of the webpki roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mTLS); needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate. For tests only.
+    pub insecure_skip_verify: bool,
+    /// The server name for SNI and verification, instead of the endpoint's host.
+    pub server_name_override: Option<String>,
+}
+
+// === impl GrpcEndpoint ===
+
+/// A gRPC endpoint as written: `host:port`, `http://host[:port]` or `https://host[:port]`.
+/// Empty means "not set" (reported by `validate`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrpcEndpoint(String);
+
+/// A parsed [`GrpcEndpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// `Some(true)` for `https://`, `Some(false)` for `http://`, `None` for `host:port`.
+    tls: Option<bool>,
+    /// `host:port` or `host`.
+    authority: String,
+}
+
+impl GrpcEndpoint {
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if !s.is_empty() {
+            parse_target(&s)?;
+        }
+        Ok(GrpcEndpoint(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn target(&self) -> Result<Target, String> {
+        parse_target(&self.0)
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    let bad = || {
+        format!(
+            "invalid endpoint `{s}`: write it as host:port (e.g. `collector:4317`) or as an http:// or https:// URL"
+        )
+    };
+    let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+        (Some(true), r)
+    } else if let Some(r) = s.strip_prefix("http://") {
+        (Some(false), r)
+    } else if s.contains("://") {
+        return Err(bad());
+    } else {
+        (None, s)
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains('/') {
+        return Err(bad());
+    }
+    let uri: http::Uri = format!("http://{rest}").parse().map_err(|_| bad())?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return Err(bad());
+    }
+    if tls.is_none() && authority.port().is_none() {
+        return Err(format!(
+            "invalid endpoint `{s}`: the port is missing, e.g. `{rest}:4317`"
+        ));
+    }
+    Ok(Target {
+        tls,
+        authority: authority.as_str().to_owned(),
+    })
+}
+
+impl fmt::Display for GrpcEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for GrpcEndpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for GrpcEndpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GrpcEndpoint::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+// === impl Config ===
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "otlp";
+    const ALIASES: &'static [&'static str] = &["otlp_grpc"];
+
+    fn validate(&self, v: &mut Validator) {
+        if self.endpoint.is_empty() {
+            v.error("endpoint", "endpoint must be set, e.g. `collector:4317`");
+        }
+        if self.timeout.is_zero() {
+            v.error("timeout", "must be greater than 0, e.g. `5s`");
+        }
+        validate_headers(&self.headers, v, true);
+        validate_client_cert(&self.tls.cert_file, &self.tls.key_file, v);
+        if self.tls.insecure_skip_verify && self.tls.ca_file.is_some() {
+            v.warn(
+                "tls::insecure_skip_verify",
+                "`ca_file` is ignored: certificates are not verified",
+            );
+        }
+        self.retry_on_failure.validate(v, "retry_on_failure");
+    }
+}
+
+impl ExporterConfig for Config {
+    fn signals(&self) -> Signals {
+        Signals::ALL
+    }
+
+    async fn build(&self, settings: Settings) -> Result<Built, BuildError> {
+        let sender = GrpcSender::new(self)?;
+        tracing::info!(exporter = %settings.id, endpoint = %self.endpoint, "OTLP gRPC exporter started.");
+        Ok(build_queued(
+            settings,
+            sender,
+            &self.sending_queue,
+            &self.retry_on_failure,
+        ))
+    }
+}
+
+impl Config {
+    /// Whether the connection uses TLS: an explicit scheme wins, else `!tls.insecure`.
+    fn uses_tls(&self, target: &Target) -> bool {
+        target.tls.unwrap_or(!self.tls.insecure)
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, BuildError> {
+        let target = self
+            .endpoint
+            .target()
+            .map_err(|e| BuildError::Other(format!("endpoint: {e}")))?;
+        let tls = self.uses_tls(&target);
+        let uri = format!("{}://{}", if tls { "https" } else { "http" }, target.authority);
+        let other = |e: tonic::transport::Error| {
+            BuildError::Other(format!(
+                "endpoint `{}`: {}",
+                self.endpoint,
+                crate::helper::config::error_chain(&e)
+            ))
+        };
+        let mut ep = Endpoint::from_shared(uri)
+            .map_err(other)?
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")))
+            .map_err(other)?;
+        if tls {
+            let mut cfg = ClientTlsConfig::new();
+            if let Some(name) = &self.tls.server_name_override {
+                cfg = cfg.domain_name(name.clone());
+            }
+            if let (Some(cert), Some(key)) = (&self.tls.cert_file, &self.tls.key_file) {
+                cfg = cfg.identity(Identity::from_pem(
+                    read_tls_file("cert_file", cert)?,
+                    read_tls_file("key_file", key)?,
+                ));
+            }
+            ep = if self.tls.insecure_skip_verify {
+                ep.tls_config_with_verifier(cfg, Arc::new(tls::NoVerification::new()))
+                    .map_err(other)?
+            } else {
+                cfg = match &self.tls.ca_file {
+                    Some(ca) => cfg.ca_certificate(Certificate::from_pem(read_tls_file("ca_file", ca)?)),
+                    None => cfg.with_webpki_roots(),
+                };
+                ep.tls_config(cfg).map_err(other)?
+            };
+        }
+        Ok(ep)
+    }
+}
+
+// === impl GrpcSender ===
+
+struct GrpcSender {
+    endpoint: String,
+    traces: TraceServiceClient<Channel>,
+    metrics: MetricsServiceClient<Channel>,
+    logs: LogsServiceClient<Channel>,
+    metadata: MetadataMap,
+    timeout: Duration,
+}
+
+impl GrpcSender {
+    fn new(cfg: &Config) -> Result<Self, BuildError> {
+        let channel = cfg.endpoint()?.connect_lazy();
+        let mut metadata = MetadataMap::new();
+        for (name, value) in &cfg.headers {
+            let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| BuildError::Other(format!("header `{name}`: invalid name")))?;
+            let value = MetadataValue::try_from(value.expose())
+                .map_err(|_| BuildError::Other(format!("header `{name}`: invalid value")))?;
+            metadata.insert(key, value);
+        }
+        let mut traces = TraceServiceClient::new(channel.clone());
+        let mut metrics = MetricsServiceClient::new(channel.clone());
+        let mut logs = LogsServiceClient::new(channel);
+        if cfg.compression == Compression::Gzip {
+            traces = traces.send_compressed(CompressionEncoding::Gzip);
+            metrics = metrics.send_compressed(CompressionEncoding::Gzip);
+            logs = logs.send_compressed(CompressionEncoding::Gzip);
+        }
+        Ok(GrpcSender {
+            endpoint: cfg.endpoint.to_string(),
+            traces,
+            metrics,
+            logs,
+            metadata,
+            timeout: cfg.timeout,
+        })
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        *req.metadata_mut() = self.metadata.clone();
+        req.set_timeout(self.timeout);
+        req
+    }
+
+    fn error(&self, status: tonic::Status) -> GrpcError {
+        GrpcError::from_status(&self.endpoint, &status)
+    }
+}
+
+fn sent(rejected: i64, message: String) -> Sent {
+    Sent {
+        rejected: usize::try_from(rejected).unwrap_or(0),
+        message,
+    }
+}
+
+impl Sender for GrpcSender {
+    type Error = GrpcError;
+
+    fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, GrpcError>> {
+        Box::pin(async move {
+            match data {
+                Signal::Traces(r) => {
+                    let resp = self.traces.clone().export(self.request(r.clone())).await;
+                    let ps = resp.map_err(|s| self.error(s))?.into_inner().partial_success;
+                    Ok(ps.map_or_else(Sent::default, |p| sent(p.rejected_spans, p.error_message)))
+                }
+                Signal::Metrics(r) => {
+                    let resp = self.metrics.clone().export(self.request(r.clone())).await;
+                    let ps = resp.map_err(|s| self.error(s))?.into_inner().partial_success;
+                    Ok(ps.map_or_else(Sent::default, |p| {
+                        sent(p.rejected_data_points, p.error_message)
+                    }))
+                }
+                Signal::Logs(r) => {
+                    let resp = self.logs.clone().export(self.request(r.clone())).await;
+                    let ps = resp.map_err(|s| self.error(s))?.into_inner().partial_success;
+                    Ok(ps.map_or_else(Sent::default, |p| {
+                        sent(p.rejected_log_records, p.error_message)
+                    }))
+                }
+            }
+        })
+    }
+}
+
+// === impl GrpcError ===
+
+/// A failed OTLP/gRPC export: the status code, the server's message (or the transport error)
+/// and the server's `RetryInfo` delay. Never holds request headers.
+#[derive(Debug, thiserror::Error)]
+#[error("OTLP gRPC export to {endpoint} failed with {code:?}: {message}")]
+pub struct GrpcError {
+    endpoint: String,
+    code: tonic::Code,
+    message: String,
+    retry_delay: Option<Duration>,
+}
+
+impl GrpcError {
+    fn from_status(endpoint: &str, status: &tonic::Status) -> Self {
+        let mut message = status.message().to_owned();
+        if let Some(src) = std::error::Error::source(status) {
+            let chain = crate::helper::config::error_chain(src);
+            if chain.contains(&message) {
+                message = chain;
+            } else if !message.contains(&chain) {
+                message.push_str(": ");
+                message.push_str(&chain);
+            }
+        }
+        GrpcError {
+            endpoint: endpoint.to_owned(),
+            code: status.code(),
+            message,
+            retry_delay: status.get_details_retry_info().and_then(|r| r.retry_delay),
+        }
+    }
+
+    pub fn code(&self) -> tonic::Code {
+        self.code
+    }
+}
+
+impl ExportError for GrpcError {
+    fn retry(&self) -> Retry {
+        use tonic::Code::*;
+        match self.code {
+            Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => {
+                self.retry_delay.map_or(Retry::Yes, Retry::After)
+            }
+            ResourceExhausted => self.retry_delay.map_or(Retry::No, Retry::After),
+            _ => Retry::No,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

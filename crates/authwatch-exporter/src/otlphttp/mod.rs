@@ -1,0 +1,491 @@
+//! `otlphttp` exporter (alias `otlp_http`): sends traces, metrics and logs to any OTLP/HTTP
+//! backend, in protobuf or JSON.
+//!
+//! ```yaml
+//! exporters:
+//!   otlphttp/honeycomb:
+//!     endpoint: https://api.honeycomb.io     # required; signals go to <endpoint>/v1/{traces,metrics,logs}
+//!     traces_endpoint: ""                    # full URL overriding <endpoint>/v1/traces (same for metrics_, logs_)
+//!     encoding: proto                        # proto | json
+//!     compression: gzip                      # gzip | none
+//!     headers: { x-honeycomb-team: "${env:HONEYCOMB_API_KEY}" }   # values are secrets
+//!     timeout: 30s                           # per attempt
+//!     tls: { ca_file: "", cert_file: "", key_file: "", insecure_skip_verify: false }
+//!     sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000, block_on_overflow: false }
+//!     retry_on_failure: { enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s, multiplier: 1.5, randomization_factor: 0.5 }
+//! ```
+//!
+//! Retries (OTLP/HTTP spec): 429, 502, 503 and 504 honouring `Retry-After` (seconds or an HTTP
+//! date), and connection failures and timeouts; every other error status is permanent. A
+//! partial success in a 200 response is decoded (protobuf or JSON, as `encoding`), logged (rate
+//! limited) and its rejected items counted as `send_failed`. Header values never appear in
+//! errors or logs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use authwatch_core::config::Secret;
+use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceResponse;
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceResponse;
+use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceResponse;
+use authwatch_core::{
+    BuildError, Built, ComponentConfig, ExporterConfig, Settings, Signal, SignalKind, Signals,
+    Validator,
+};
+use futures::future::BoxFuture;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use prost::Message;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::helper::config::{
+    error_chain, header_map, read_tls_file, validate_client_cert, validate_headers,
+};
+use crate::helper::{
+    build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender,
+};
+
+/// `otlphttp` exporter config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Base URL; each signal goes to `<endpoint>/v1/<signal>` unless its own endpoint is set.
+    pub endpoint: HttpUrl,
+    pub traces_endpoint: Option<HttpUrl>,
+    pub metrics_endpoint: Option<HttpUrl>,
+    pub logs_endpoint: Option<HttpUrl>,
+    pub encoding: Encoding,
+    pub compression: Compression,
+    /// Sent with every request. Values are secrets.
+    pub headers: BTreeMap<String, Secret>,
+    /// Per attempt.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub timeout: Duration,
+    pub tls: TlsConfig,
+    pub sending_queue: QueueConfig,
+    pub retry_on_failure: RetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: HttpUrl::default(),
+            traces_endpoint: None,
+            metrics_endpoint: None,
+            logs_endpoint: None,
+            encoding: Encoding::Proto,
+            compression: Compression::Gzip,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(30),
+            tls: TlsConfig::default(),
+            sending_queue: QueueConfig::default(),
+            retry_on_failure: RetryConfig::default(),
+        }
+    }
+}
+
+/// The request body encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// `application/x-protobuf`.
+    #[default]
+    Proto,
+    /// `application/json` (OTLP/JSON).
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Proto => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// `tls` settings for `https://` endpoints.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM CA bundle to trust instead of the webpki roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mTLS); needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate. For tests only.
+    pub insecure_skip_verify: bool,
+}
+
+// === impl HttpUrl ===
+
+/// An `http://` or `https://` URL. Empty means "not set" (reported by `validate`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if !s.is_empty() {
+            parse_url(&s)?;
+        }
+        Ok(HttpUrl(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `<base>/v1/<signal>`, keeping any base path (`http://h:4318/otlp` → `/otlp/v1/traces`).
+    fn join_signal(&self, kind: SignalKind) -> String {
+        format!("{}/v1/{}", self.0.trim_end_matches('/'), kind.as_str())
+    }
+}
+
+fn parse_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| {
+        format!("invalid URL `{s}` ({e}): write it like `https://collector:4318`")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "invalid URL `{s}`: it must start with http:// or https:// and name a host, e.g. `https://collector:4318`"
+        ));
+    }
+    Ok(url)
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for HttpUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HttpUrl::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+// === impl Config ===
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "otlphttp";
+    const ALIASES: &'static [&'static str] = &["otlp_http"];
+
+    fn validate(&self, v: &mut Validator) {
+        let all_signal_urls = self.traces_endpoint.is_some()
+            && self.metrics_endpoint.is_some()
+            && self.logs_endpoint.is_some();
+        if self.endpoint.is_empty() && !all_signal_urls {
+            v.error("endpoint", "endpoint must be set, e.g. `https://collector:4318`");
+        }
+        for (field, url) in [
+            ("traces_endpoint", &self.traces_endpoint),
+            ("metrics_endpoint", &self.metrics_endpoint),
+            ("logs_endpoint", &self.logs_endpoint),
+        ] {
+            if url.as_ref().is_some_and(HttpUrl::is_empty) {
+                v.error(field, "must not be empty; leave it out to use `endpoint`");
+            }
+        }
+        if self.timeout.is_zero() {
+            v.error("timeout", "must be greater than 0, e.g. `30s`");
+        }
+        validate_headers(&self.headers, v, false);
+        validate_client_cert(&self.tls.cert_file, &self.tls.key_file, v);
+        self.retry_on_failure.validate(v, "retry_on_failure");
+    }
+}
+
+impl ExporterConfig for Config {
+    fn signals(&self) -> Signals {
+        Signals::ALL
+    }
+
+    async fn build(&self, settings: Settings) -> Result<Built, BuildError> {
+        let sender = HttpSender::new(self)?;
+        tracing::info!(
+            exporter = %settings.id, traces = %sender.urls[0], metrics = %sender.urls[1],
+            logs = %sender.urls[2], "OTLP HTTP exporter started."
+        );
+        Ok(build_queued(
+            settings,
+            sender,
+            &self.sending_queue,
+            &self.retry_on_failure,
+        ))
+    }
+}
+
+impl Config {
+    /// The URL each signal is sent to (traces, metrics, logs).
+    pub fn signal_urls(&self) -> [String; 3] {
+        let pick = |own: &Option<HttpUrl>, kind| match own {
+            Some(u) if !u.is_empty() => u.as_str().to_owned(),
+            _ => self.endpoint.join_signal(kind),
+        };
+        [
+            pick(&self.traces_endpoint, SignalKind::Traces),
+            pick(&self.metrics_endpoint, SignalKind::Metrics),
+            pick(&self.logs_endpoint, SignalKind::Logs),
+        ]
+    }
+
+    fn client(&self) -> Result<reqwest::Client, BuildError> {
+        let mut b = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &self.tls.ca_file {
+            let pem = read_tls_file("ca_file", ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                BuildError::Other(format!("tls.ca_file `{}`: {e}", ca.display()))
+            })?;
+            b = b.tls_built_in_root_certs(false);
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&self.tls.cert_file, &self.tls.key_file) {
+            let mut pem = read_tls_file("cert_file", cert)?;
+            pem.push(b'\n');
+            pem.extend(read_tls_file("key_file", key)?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                BuildError::Other(format!(
+                    "tls.cert_file `{}` / tls.key_file `{}`: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?;
+            b = b.identity(id);
+        }
+        if self.tls.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        b.build()
+            .map_err(|e| BuildError::Other(format!("cannot build the HTTP client: {}", error_chain(&e))))
+    }
+}
+
+// === impl HttpSender ===
+
+struct HttpSender {
+    client: reqwest::Client,
+    urls: [String; 3],
+    encoding: Encoding,
+    gzip: bool,
+    headers: HeaderMap,
+}
+
+impl HttpSender {
+    fn new(cfg: &Config) -> Result<Self, BuildError> {
+        let urls = cfg.signal_urls();
+        for u in &urls {
+            parse_url(u).map_err(|e| BuildError::Other(format!("endpoint: {e}")))?;
+        }
+        let mut headers = header_map(&cfg.headers)?;
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(cfg.encoding.content_type()),
+        );
+        if cfg.compression == Compression::Gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok(HttpSender {
+            client: cfg.client()?,
+            urls,
+            encoding: cfg.encoding,
+            gzip: cfg.compression == Compression::Gzip,
+            headers,
+        })
+    }
+
+    fn body(&self, data: &Signal) -> Result<Vec<u8>, HttpError> {
+        let raw = match (self.encoding, data) {
+            (Encoding::Proto, Signal::Traces(r)) => r.encode_to_vec(),
+            (Encoding::Proto, Signal::Metrics(r)) => r.encode_to_vec(),
+            (Encoding::Proto, Signal::Logs(r)) => r.encode_to_vec(),
+            (Encoding::Json, Signal::Traces(r)) => serde_json::to_vec(r).map_err(encode_err)?,
+            (Encoding::Json, Signal::Metrics(r)) => serde_json::to_vec(r).map_err(encode_err)?,
+            (Encoding::Json, Signal::Logs(r)) => serde_json::to_vec(r).map_err(encode_err)?,
+        };
+        if !self.gzip {
+            return Ok(raw);
+        }
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(raw.len() / 4 + 64),
+            flate2::Compression::default(),
+        );
+        enc.write_all(&raw)
+            .and_then(|_| enc.finish())
+            .map_err(|e| HttpError::Encode(format!("gzip: {e}")))
+    }
+
+    /// The rejected items of a partial success in a 2xx body, if any.
+    fn partial_success(&self, kind: SignalKind, body: &[u8]) -> Option<Sent> {
+        if body.is_empty() {
+            return None;
+        }
+        let (rejected, message) = match (self.encoding, kind) {
+            (Encoding::Proto, SignalKind::Traces) => {
+                let p = ExportTraceServiceResponse::decode(body).ok()?.partial_success?;
+                (p.rejected_spans, p.error_message)
+            }
+            (Encoding::Proto, SignalKind::Metrics) => {
+                let p = ExportMetricsServiceResponse::decode(body).ok()?.partial_success?;
+                (p.rejected_data_points, p.error_message)
+            }
+            (Encoding::Proto, SignalKind::Logs) => {
+                let p = ExportLogsServiceResponse::decode(body).ok()?.partial_success?;
+                (p.rejected_log_records, p.error_message)
+            }
+            (Encoding::Json, SignalKind::Traces) => {
+                let p = serde_json::from_slice::<ExportTraceServiceResponse>(body)
+                    .ok()?
+                    .partial_success?;
+                (p.rejected_spans, p.error_message)
+            }
+            (Encoding::Json, SignalKind::Metrics) => {
+                let p = serde_json::from_slice::<ExportMetricsServiceResponse>(body)
+                    .ok()?
+                    .partial_success?;
+                (p.rejected_data_points, p.error_message)
+            }
+            (Encoding::Json, SignalKind::Logs) => {
+                let p = serde_json::from_slice::<ExportLogsServiceResponse>(body)
+                    .ok()?
+                    .partial_success?;
+                (p.rejected_log_records, p.error_message)
+            }
+        };
+        Some(Sent {
+            rejected: usize::try_from(rejected).unwrap_or(0),
+            message,
+        })
+    }
+}
+
+fn encode_err(e: serde_json::Error) -> HttpError {
+    HttpError::Encode(e.to_string())
+}
+
+/// At most this much of an error body goes into an error message.
+const MAX_ERROR_BODY: usize = 512;
+
+/// The message of an OTLP/HTTP error body: a `google.rpc.Status` (protobuf or JSON), else text.
+fn error_message(body: &[u8], content_type: Option<&str>) -> String {
+    let is_proto = content_type.is_some_and(|c| c.starts_with("application/x-protobuf"));
+    if is_proto {
+        if let Ok(s) = tonic_types::Status::decode(body) {
+            return s.message;
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(m) = v.get("message").and_then(|m| m.as_str()) {
+            return m.to_owned();
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
+    text.trim().to_owned()
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+impl Sender for HttpSender {
+    type Error = HttpError;
+
+    fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, HttpError>> {
+        Box::pin(async move {
+            let url = &self.urls[data.kind().index()];
+            let body = self.body(data)?;
+            let transport = |e: reqwest::Error| HttpError::Transport {
+                url: url.clone(),
+                reason: error_chain(&e.without_url()),
+            };
+            let resp = self
+                .client
+                .post(url)
+                .headers(self.headers.clone())
+                .body(body)
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            if status.is_success() {
+                // A body we cannot read or decode still means the data was accepted.
+                let body = resp.bytes().await.unwrap_or_default();
+                return Ok(self.partial_success(data.kind(), &body).unwrap_or_default());
+            }
+            let body = resp.bytes().await.unwrap_or_default();
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            Err(HttpError::Status {
+                url: url.clone(),
+                status,
+                retry_after: retry_after(&headers),
+                message: error_message(&body, content_type),
+            })
+        })
+    }
+}
+
+// === impl HttpError ===
+
+/// A failed OTLP/HTTP export. Never holds request headers.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No response: connection refused or reset, timeout, TLS failure.
+    #[error("OTLP HTTP export to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    /// The destination answered with an error status.
+    #[error("OTLP HTTP export to {url} failed with HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    #[error("cannot encode the OTLP request: {0}")]
+    Encode(String),
+}
+
+impl ExportError for HttpError {
+    fn retry(&self) -> Retry {
+        match self {
+            HttpError::Transport { .. } => Retry::Yes,
+            HttpError::Status {
+                status,
+                retry_after,
+                ..
+            } => match status.as_u16() {
+                429 | 502 | 503 | 504 => retry_after.map_or(Retry::Yes, Retry::After),
+                _ => Retry::No,
+            },
+            HttpError::Encode(_) => Retry::No,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
