@@ -1,0 +1,236 @@
+//! What both transports do with a decoded request: drop the items the OTLP spec calls invalid,
+//! hand the rest to the pipelines, count, and build the `Export*ServiceResponse`.
+
+use authwatch_core::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use authwatch_core::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use authwatch_core::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use authwatch_core::otlp::logs::v1::LogRecord;
+use authwatch_core::otlp::trace::v1::Span;
+use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
+use serde::de::DeserializeOwned;
+
+const TRACE_ID_LEN: usize = 16;
+const SPAN_ID_LEN: usize = 8;
+
+/// Items dropped from a request because they are invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejected {
+    pub count: usize,
+    pub message: String,
+}
+
+/// One OTLP export request type (traces, metrics or logs).
+pub(crate) trait Export:
+    prost::Message + Default + DeserializeOwned + Send + 'static
+{
+    type Response: prost::Message + Default + Send + 'static;
+    const KIND: SignalKind;
+    /// Protobuf message name, for error messages.
+    const NAME: &'static str;
+
+    /// Decodes OTLP/JSON.
+    fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+    /// Drops the items the OTLP spec calls invalid, in place; valid items are left untouched.
+    fn drop_invalid(&mut self) -> Option<Rejected>;
+    fn into_signal(self) -> Signal;
+    fn response(rejected: Option<Rejected>) -> Self::Response;
+    /// The response as OTLP/JSON: `{}`, or `partialSuccess` with the count as a string (proto3
+    /// JSON maps int64 to a string).
+    fn response_json(rejected: Option<&Rejected>) -> serde_json::Value {
+        match rejected {
+            None => serde_json::json!({}),
+            Some(r) => {
+                let mut partial = serde_json::Map::new();
+                partial.insert(Self::REJECTED_JSON_KEY.into(), r.count.to_string().into());
+                partial.insert("errorMessage".into(), r.message.clone().into());
+                serde_json::json!({ "partialSuccess": partial })
+            }
+        }
+    }
+    /// `rejectedSpans`, `rejectedDataPoints` or `rejectedLogRecords`.
+    const REJECTED_JSON_KEY: &'static str;
+}
+
+/// Hands decoded requests to the pipelines and counts them, for one transport.
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    next: Router,
+    telemetry: ReceiverTelemetry,
+}
+
+impl Ingest {
+    pub(crate) fn new(next: Router, telemetry: ReceiverTelemetry) -> Self {
+        Ingest { next, telemetry }
+    }
+
+    /// Forwards the valid part of `req` and tells what was dropped (the partial success). An
+    /// empty request, or one with nothing valid left, succeeds without reaching the pipelines.
+    pub(crate) async fn export<R: Export>(
+        &self,
+        mut req: R,
+    ) -> Result<Option<Rejected>, ConsumeError> {
+        let rejected = req.drop_invalid();
+        if let Some(r) = &rejected {
+            self.telemetry.refused(R::KIND, r.count);
+        }
+        let signal = req.into_signal();
+        let n = signal.item_count();
+        if n > 0 {
+            match self.next.route(signal).await {
+                Ok(()) => self.telemetry.accepted(R::KIND, n),
+                Err(e) => {
+                    self.telemetry.refused(R::KIND, n);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(rejected)
+    }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+fn span_is_valid(s: &Span) -> bool {
+    s.trace_id.len() == TRACE_ID_LEN
+        && s.span_id.len() == SPAN_ID_LEN
+        && (s.parent_span_id.is_empty() || s.parent_span_id.len() == SPAN_ID_LEN)
+}
+
+fn log_record_is_valid(r: &LogRecord) -> bool {
+    (r.trace_id.is_empty() || r.trace_id.len() == TRACE_ID_LEN)
+        && (r.span_id.is_empty() || r.span_id.len() == SPAN_ID_LEN)
+}
+
+/// Keeps the items of a two-level container (resource → scope → items) that pass `valid`;
+/// drops scopes and resources that only became empty through that. Returns how many items went.
+macro_rules! retain_items {
+    ($resources:expr, $scopes:ident, $items:ident, $valid:expr) => {{
+        let mut dropped = 0usize;
+        $resources.retain_mut(|r| {
+            let scopes_before = r.$scopes.len();
+            r.$scopes.retain_mut(|s| {
+                let before = s.$items.len();
+                s.$items.retain($valid);
+                let gone = before - s.$items.len();
+                dropped += gone;
+                !(gone > 0 && s.$items.is_empty())
+            });
+            !(r.$scopes.len() < scopes_before && r.$scopes.is_empty())
+        });
+        dropped
+    }};
+}
+
+impl Export for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const KIND: SignalKind = SignalKind::Traces;
+    const NAME: &'static str = "ExportTraceServiceRequest";
+    const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
+
+    fn drop_invalid(&mut self) -> Option<Rejected> {
+        let n = retain_items!(self.resource_spans, scope_spans, spans, span_is_valid);
+        (n > 0).then(|| Rejected {
+            count: n,
+            message: format!(
+                "dropped {n} {} with an invalid id: trace_id must be 16 bytes, span_id 8 bytes \
+                 and parent_span_id empty or 8 bytes",
+                plural(n, "span", "spans")
+            ),
+        })
+    }
+
+    fn into_signal(self) -> Signal {
+        Signal::Traces(self)
+    }
+
+    fn response(rejected: Option<Rejected>) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: rejected.map(|r| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(r.count).unwrap_or(i64::MAX),
+                error_message: r.message,
+            }),
+        }
+    }
+}
+
+impl Export for ExportMetricsServiceRequest {
+    type Response = ExportMetricsServiceResponse;
+    const KIND: SignalKind = SignalKind::Metrics;
+    const NAME: &'static str = "ExportMetricsServiceRequest";
+    const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
+
+    /// With the check for data the serde impls would drop silently (see `json.rs`).
+    fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        super::json::metrics_from_json(bytes)
+    }
+
+    /// The spec defines no invalid data points at this level: everything is forwarded.
+    fn drop_invalid(&mut self) -> Option<Rejected> {
+        None
+    }
+
+    fn into_signal(self) -> Signal {
+        Signal::Metrics(self)
+    }
+
+    fn response(rejected: Option<Rejected>) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: rejected.map(|r| ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(r.count).unwrap_or(i64::MAX),
+                error_message: r.message,
+            }),
+        }
+    }
+}
+
+impl Export for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const KIND: SignalKind = SignalKind::Logs;
+    const NAME: &'static str = "ExportLogsServiceRequest";
+    const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
+
+    fn drop_invalid(&mut self) -> Option<Rejected> {
+        let n = retain_items!(
+            self.resource_logs,
+            scope_logs,
+            log_records,
+            log_record_is_valid
+        );
+        (n > 0).then(|| Rejected {
+            count: n,
+            message: format!(
+                "dropped {n} log {} with an invalid id: a trace_id must be empty or 16 bytes, \
+                 a span_id empty or 8 bytes",
+                plural(n, "record", "records")
+            ),
+        })
+    }
+
+    fn into_signal(self) -> Signal {
+        Signal::Logs(self)
+    }
+
+    fn response(rejected: Option<Rejected>) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: rejected.map(|r| ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(r.count).unwrap_or(i64::MAX),
+                error_message: r.message,
+            }),
+        }
+    }
+}

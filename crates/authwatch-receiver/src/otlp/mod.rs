@@ -1,0 +1,474 @@
+//! # `otlp` receiver
+//!
+//! Receives traces, metrics and logs over the OpenTelemetry Protocol, as the OpenTelemetry
+//! Collector's `otlp` receiver does: OTLP/gRPC and OTLP/HTTP (binary protobuf and JSON), each on
+//! its own port. It can feed `traces`, `metrics` and `logs` pipelines.
+//!
+//! ```yaml
+//! receivers:
+//!   otlp:                      # `{}` or nothing: both protocols on their default ports
+//!     protocols:
+//!       grpc:                  # present (even empty): gRPC on; absent: off
+//!         endpoint: 127.0.0.1:4317
+//!         max_recv_msg_size_mib: 4
+//!         max_concurrent_streams: 100
+//!       http:                  # present (even empty): HTTP on; absent: off
+//!         endpoint: 127.0.0.1:4318
+//!         traces_url_path: /v1/traces
+//!         metrics_url_path: /v1/metrics
+//!         logs_url_path: /v1/logs
+//!         max_request_body_size: 20971520
+//! ```
+//!
+//! ## Options
+//!
+//! Without a `protocols` key (`otlp:` or `otlp: {}`) both protocols listen on their defaults.
+//! When `protocols` is given, only the protocols listed in it are on; `grpc:` or `http:` with no
+//! value turns that protocol on with its defaults. `protocols: {}` is a config error: at least
+//! one of `grpc` or `http` must be set.
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `protocols.grpc.endpoint` | `127.0.0.1:4317` | `host:port` to listen on; host is an IP address or `localhost`, `0.0.0.0` for every interface |
+//! | `protocols.grpc.max_recv_msg_size_mib` | `4` | largest request message in MiB, checked on the wire and again after decompression |
+//! | `protocols.grpc.max_concurrent_streams` | unlimited | HTTP/2 streams (concurrent RPCs) per client connection |
+//! | `protocols.http.endpoint` | `127.0.0.1:4318` | `host:port` to listen on |
+//! | `protocols.http.traces_url_path` | `/v1/traces` | path of trace exports (a missing leading `/` is added) |
+//! | `protocols.http.metrics_url_path` | `/v1/metrics` | path of metric exports |
+//! | `protocols.http.logs_url_path` | `/v1/logs` | path of log exports |
+//! | `protocols.http.max_request_body_size` | `20971520` (20 MiB) | largest request body in bytes, checked on the wire and again after decompression |
+//!
+//! The defaults listen on loopback only, as the Collector's do: set `0.0.0.0:4317` to accept
+//! data from other hosts. The two endpoints and the three URL paths must differ.
+//!
+//! ## gRPC
+//!
+//! The `opentelemetry.proto.collector.{trace,metrics,logs}.v1` `Export` services, over HTTP/2
+//! without TLS. Requests may be gzip-compressed (`grpc-encoding: gzip`). A message larger than
+//! `max_recv_msg_size_mib` is refused with `OUT_OF_RANGE`, and a compressed message that would
+//! inflate beyond it with `RESOURCE_EXHAUSTED`, before it is inflated any further.
+//!
+//! ## HTTP
+//!
+//! `POST` to the configured paths, with
+//!
+//! - `Content-Type: application/x-protobuf` (binary protobuf) or `application/json` (OTLP/JSON:
+//!   lowerCamelCase keys, hex trace and span ids, enums as integers, 64-bit integers as strings or
+//!   numbers, unknown fields ignored); parameters such as `; charset=utf-8` are fine. The response
+//!   uses the request's encoding. In JSON, `"NaN"` and `"Infinity"` are not accepted as metric
+//!   values, and a metric whose data cannot be decoded fails the request (`400`) rather than
+//!   being dropped silently.
+//! - `Content-Encoding: gzip` (or `x-gzip`), `identity`, or none.
+//!
+//! ## Responses
+//!
+//! A request whose data all reached the pipelines gets `OK` / `200` with an empty
+//! `Export*ServiceResponse`. A request carrying items that are invalid per the OTLP spec is
+//! *partially* accepted: spans whose `trace_id` is not 16 bytes, `span_id` not 8 bytes or
+//! non-empty `parent_span_id` not 8 bytes, and log records with a non-empty `trace_id` not 16
+//! bytes or non-empty `span_id` not 8 bytes are dropped, the rest is forwarded unchanged, and the
+//! response carries `partial_success` with `rejected_spans` / `rejected_log_records` and an
+//! `error_message` (clients must not retry it). Failures follow the OTLP spec:
+//!
+//! | what happened | gRPC status | HTTP status |
+//! | --- | --- | --- |
+//! | a pipeline queue is full, or the pipeline is shutting down | `UNAVAILABLE` + `RetryInfo` 1s | `503` + `Retry-After: 1` |
+//! | a pipeline refused to protect the process (throttled) | `RESOURCE_EXHAUSTED` + `RetryInfo` | `429` + `Retry-After` (seconds) |
+//! | no pipeline takes this signal from this receiver | `UNIMPLEMENTED` | `404` |
+//! | the pipeline refused the data for good | `INVALID_ARGUMENT` | `400` |
+//! | the body is not valid protobuf / JSON, or truncated | `INTERNAL` (as grpc-go) | `400` |
+//! | bad or truncated gzip, unsupported `Content-Encoding` | `INTERNAL` / `UNIMPLEMENTED` | `400` |
+//! | message or body larger than the limit | `OUT_OF_RANGE` (on the wire), `RESOURCE_EXHAUSTED` (inflated) | `413` |
+//! | `Content-Type` other than protobuf or JSON | — | `415` |
+//! | unknown path / method other than `POST` | `UNIMPLEMENTED` | `404` / `405` |
+//!
+//! OTLP clients retry `UNAVAILABLE`, `RESOURCE_EXHAUSTED` with `RetryInfo`, `429` and `503`,
+//! honouring the hint. They also retry `OUT_OF_RANGE`, so a gRPC client whose batches are over
+//! `max_recv_msg_size_mib` keeps failing: lower its batch size or raise the limit.
+//! Every HTTP 4xx/5xx for an OTLP path carries a `google.rpc.Status` body, encoded like the
+//! request (protobuf when the content type was not understood); `400` for bad data includes a
+//! `google.rpc.BadRequest` detail.
+//!
+//! ## Self-telemetry
+//!
+//! Per transport (`transport="grpc"` / `"http"`): `authwatch_receiver_accepted_{spans,
+//! metric_points,log_records}_total` counts items the pipelines accepted;
+//! `authwatch_receiver_refused_*_total` counts items the pipelines refused plus invalid items
+//! dropped from partially accepted requests (a body that cannot be decoded has no countable
+//! items).
+//!
+//! ## Not supported (yet)
+//!
+//! TLS, authentication, CORS, `include_metadata`, compression other than gzip (zstd, snappy,
+//! deflate, lz4), profiles, and the Collector's server timeouts and keepalive options.
+//!
+//! ## Lifecycle
+//!
+//! Both ports are bound when the receiver is built, so a port in use fails startup. On shutdown
+//! the receiver stops accepting connections, answers the requests in flight, and then ends.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+
+use authwatch_core::config::{ListenAddr, Positive};
+use authwatch_core::{
+    BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, Router, RunError,
+    Running, Settings, Signals, Validator,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::net::TcpListener;
+use tracing::info;
+
+mod grpc;
+mod http;
+mod ingest;
+mod json;
+mod status;
+
+/// Default gRPC listen port (OTLP/gRPC).
+pub const DEFAULT_GRPC_PORT: u16 = 4317;
+/// Default HTTP listen port (OTLP/HTTP).
+pub const DEFAULT_HTTP_PORT: u16 = 4318;
+/// Default `max_recv_msg_size_mib`.
+pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: usize = 4;
+/// Default `max_request_body_size`: 20 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 20 * 1024 * 1024;
+
+/// The `otlp` receiver's config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which protocols to serve. Absent: both, with defaults.
+    #[serde(deserialize_with = "protocols_or_none")]
+    pub protocols: Protocols,
+}
+
+/// `protocols`: a protocol is on when its key is present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocols {
+    #[serde(
+        default,
+        deserialize_with = "present_means_on",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub grpc: Option<GrpcConfig>,
+    #[serde(
+        default,
+        deserialize_with = "present_means_on",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http: Option<HttpConfig>,
+}
+
+/// `protocols.grpc`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub endpoint: ListenAddr,
+    /// Largest request message, in MiB, compressed or not.
+    pub max_recv_msg_size_mib: Positive,
+    /// HTTP/2 concurrent streams per connection; unlimited when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams: Option<NonZeroU32>,
+}
+
+/// `protocols.http`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub endpoint: ListenAddr,
+    pub traces_url_path: UrlPath,
+    pub metrics_url_path: UrlPath,
+    pub logs_url_path: UrlPath,
+    /// Largest request body in bytes, on the wire and after decompression.
+    pub max_request_body_size: Positive,
+}
+
+impl Default for Protocols {
+    /// Both protocols on, with defaults (what an absent `protocols` key means).
+    fn default() -> Self {
+        Protocols {
+            grpc: Some(GrpcConfig::default()),
+            http: Some(HttpConfig::default()),
+        }
+    }
+}
+
+impl Protocols {
+    /// No protocol on (`protocols: {}`), which does not validate.
+    pub fn none() -> Self {
+        Protocols {
+            grpc: None,
+            http: None,
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            endpoint: ListenAddr::localhost(DEFAULT_GRPC_PORT),
+            max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
+            max_concurrent_streams: None,
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// The message size limit in bytes.
+    pub fn max_recv_msg_size(&self) -> usize {
+        self.max_recv_msg_size_mib.get().saturating_mul(1024 * 1024)
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: ListenAddr::localhost(DEFAULT_HTTP_PORT),
+            traces_url_path: UrlPath::from_static("/v1/traces"),
+            metrics_url_path: UrlPath::from_static("/v1/metrics"),
+            logs_url_path: UrlPath::from_static("/v1/logs"),
+            max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
+        }
+    }
+}
+
+/// `protocols: null` means the same as `protocols: {}`.
+fn protocols_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Protocols, D::Error> {
+    Ok(Option::<Protocols>::deserialize(d)?.unwrap_or_else(Protocols::none))
+}
+
+/// `grpc:` with no value turns the protocol on with its defaults.
+fn present_means_on<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+// === newtypes ===
+
+/// An HTTP URL path such as `/v1/traces`. A missing leading `/` is added (as the Collector does);
+/// query strings, fragments, spaces and non-ASCII characters are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UrlPath(String);
+
+impl UrlPath {
+    fn from_static(s: &'static str) -> Self {
+        UrlPath(s.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UrlPath {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("URL path must not be empty; write it like `/v1/traces`".to_owned());
+        }
+        if let Some(c) = t
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
+        {
+            return Err(format!(
+                "invalid URL path `{t}`: `{}` is not allowed; write a plain path like `/v1/traces`",
+                c.escape_default()
+            ));
+        }
+        Ok(if t.starts_with('/') {
+            UrlPath(t.to_owned())
+        } else {
+            UrlPath(format!("/{t}"))
+        })
+    }
+}
+
+impl fmt::Display for UrlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for UrlPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// === impl Config ===
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "otlp";
+
+    fn validate(&self, v: &mut Validator) {
+        let p = &self.protocols;
+        if p.grpc.is_none() && p.http.is_none() {
+            v.error("protocols", "at least one of `grpc` or `http` must be set");
+        }
+        if let Some(http) = &p.http {
+            let paths = [
+                ("traces_url_path", &http.traces_url_path),
+                ("metrics_url_path", &http.metrics_url_path),
+                ("logs_url_path", &http.logs_url_path),
+            ];
+            for (i, (name, path)) in paths.iter().enumerate() {
+                if let Some((first, _)) = paths[..i].iter().find(|(_, other)| other == path) {
+                    v.error(
+                        &format!("protocols::http::{name}"),
+                        format!("`{path}` is also `{first}`; give each signal its own path"),
+                    );
+                }
+            }
+            if let Some(grpc) = &p.grpc {
+                if Resource::Listen(grpc.endpoint.addr())
+                    .conflicts_with(&Resource::Listen(http.endpoint.addr()))
+                {
+                    v.error(
+                        "protocols::http::endpoint",
+                        format!(
+                            "`{}` uses the same port as the gRPC endpoint `{}`; give HTTP its own port",
+                            http.endpoint, grpc.endpoint
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        let p = &self.protocols;
+        p.grpc
+            .iter()
+            .map(|g| Resource::Listen(g.endpoint.addr()))
+            .chain(p.http.iter().map(|h| Resource::Listen(h.endpoint.addr())))
+            .collect()
+    }
+}
+
+impl ReceiverConfig for Config {
+    fn signals(&self) -> Signals {
+        Signals::ALL
+    }
+
+    async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
+        Ok(Receiver::bind(self, cx).await?.run())
+    }
+}
+
+// === impl Receiver ===
+
+/// A bound, not yet serving, OTLP receiver.
+pub(crate) struct Receiver {
+    settings: Settings,
+    next: Router,
+    grpc: Option<(GrpcConfig, TcpListener)>,
+    http: Option<(HttpConfig, TcpListener)>,
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, BuildError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BuildError::Bind { addr, source })
+}
+
+fn local_addr(l: &TcpListener, configured: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(configured)
+}
+
+impl Receiver {
+    /// Binds every enabled protocol's port.
+    pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+        let grpc = match &config.protocols.grpc {
+            Some(g) => Some((g.clone(), listen(g.endpoint.addr()).await?)),
+            None => None,
+        };
+        let http = match &config.protocols.http {
+            Some(h) => Some((h.clone(), listen(h.endpoint.addr()).await?)),
+            None => None,
+        };
+        if let Some((g, l)) = &grpc {
+            info!(endpoint = %local_addr(l, g.endpoint.addr()), "OTLP gRPC receiver listening.");
+        }
+        if let Some((h, l)) = &http {
+            info!(endpoint = %local_addr(l, h.endpoint.addr()), "OTLP HTTP receiver listening.");
+        }
+        Ok(Receiver {
+            settings: cx.settings,
+            next: cx.next,
+            grpc,
+            http,
+        })
+    }
+
+    /// The bound gRPC address (the real port when configured with port 0).
+    #[cfg(test)]
+    pub(crate) fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|(_, l)| l.local_addr().ok())
+    }
+
+    /// The bound HTTP address.
+    #[cfg(test)]
+    pub(crate) fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|(_, l)| l.local_addr().ok())
+    }
+
+    /// Serves until `settings.shutdown` is cancelled and in-flight requests are answered.
+    pub(crate) fn run(self) -> Running {
+        let Receiver {
+            settings,
+            next,
+            grpc,
+            http,
+        } = self;
+        let grpc = grpc.map(|(config, listener)| {
+            let ingest = ingest::Ingest::new(
+                next.clone(),
+                settings.telemetry.receiver(&settings.id, "grpc"),
+            );
+            grpc::serve(config, listener, ingest, settings.shutdown.clone())
+        });
+        let http = http.map(|(config, listener)| {
+            let ingest = ingest::Ingest::new(
+                next.clone(),
+                settings.telemetry.receiver(&settings.id, "http"),
+            );
+            http::serve(&config, listener, ingest, settings.shutdown.clone())
+        });
+        Box::pin(async move {
+            let grpc = async {
+                match grpc {
+                    Some(f) => f.await,
+                    None => Ok(()),
+                }
+            };
+            let http = async {
+                match http {
+                    Some(f) => f.await,
+                    None => Ok(()),
+                }
+            };
+            let result: Result<((), ()), RunError> = tokio::try_join!(grpc, http);
+            info!("OTLP receiver stopped.");
+            result.map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

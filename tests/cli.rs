@@ -1,0 +1,204 @@
+//! The command line: default config, validate, print-config, components, version, exit codes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run_cli(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("authwatch {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (code, out, _) = run_cli(&["--help"], &[]);
+    assert_eq!(code, 0);
+    for cmd in ["run", "validate", "print-config", "components"] {
+        assert!(out.contains(cmd), "help lists {cmd}: {out}");
+    }
+}
+
+#[test]
+fn components_lists_every_type_and_alias() {
+    let (code, out, _) = run_cli(&["components"], &[]);
+    assert_eq!(code, 0);
+    // section -> the types listed under it
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in out.lines() {
+        match line.strip_prefix("  ") {
+            Some(ty) => sections.last_mut().unwrap().1.push(ty.to_owned()),
+            None => sections.push((line.trim_end_matches(':').to_owned(), Vec::new())),
+        }
+    }
+    let listed = |section: &str, ty: &str| {
+        sections
+            .iter()
+            .any(|(s, types)| s == section && types.iter().any(|t| t == ty))
+    };
+    for (section, ty) in [
+        ("receivers", "otlp"),
+        ("processors", "batch"),
+        ("processors", "memory_limiter"),
+        ("exporters", "otlp (alias: otlp_grpc)"),
+        ("exporters", "otlphttp (alias: otlp_http)"),
+        ("exporters", "debug"),
+        ("connectors", "forward"),
+        ("extensions", "health_check"),
+    ] {
+        assert!(listed(section, ty), "{section} should list {ty:?}:\n{out}");
+    }
+    let names: Vec<&str> = sections.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "receivers",
+            "processors",
+            "exporters",
+            "connectors",
+            "extensions"
+        ]
+    );
+}
+
+#[test]
+fn every_shipped_config_validates() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let (code, out, err) = run_cli(&["validate", "--config", path.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{} is invalid:\n{out}{err}", path.display());
+        assert!(out.contains("The config is valid."));
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "configs/ should hold the default and examples"
+    );
+}
+
+#[test]
+fn embedded_default_is_configs_default_yaml_and_validates() {
+    let (code, out, err) = run_cli(&["validate"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, printed, _) = run_cli(&["print-config"], &[]);
+    assert_eq!(code, 0);
+    let (_, from_file, _) = run_cli(
+        &[
+            "print-config",
+            "--config",
+            repo().join("configs/default.yaml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(printed, from_file);
+    // Defaults are filled in, so a Collector user sees every setting.
+    for needle in [
+        "send_batch_size: 8192",
+        "max_request_body_size:",
+        "endpoint: 127.0.0.1:4317",
+        "shutdown_timeout: 30s",
+    ] {
+        assert!(
+            printed.contains(needle),
+            "print-config lacks {needle:?}:\n{printed}"
+        );
+    }
+}
+
+#[test]
+fn print_config_redacts_secrets() {
+    let scratch = Scratch::new("redact");
+    let cfg = scratch.write(
+        "c.yaml",
+        "
+receivers: {otlp: {protocols: {grpc: {endpoint: '127.0.0.1:0'}}}}
+exporters:
+  otlphttp:
+    endpoint: https://api.honeycomb.io
+    headers: {x-honeycomb-team: '${env:HONEYCOMB_API_KEY}'}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines: {traces: {receivers: [otlp], exporters: [otlphttp]}}
+",
+    );
+    let secret = "hcaik_01hsecretsecretsecret";
+    let (code, out, err) = run_cli(
+        &["print-config", "--config", cfg.to_str().unwrap()],
+        &[("HONEYCOMB_API_KEY", secret)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(secret) && !err.contains(secret));
+    assert!(out.contains("x-honeycomb-team: '[REDACTED]'"), "{out}");
+}
+
+#[test]
+fn invalid_config_exits_64_with_every_error() {
+    let scratch = Scratch::new("invalid");
+    let cfg = scratch.write(
+        "bad.yaml",
+        "
+receivers:
+  otlp:
+    protocols:
+      grcp: {}
+  otlp/2: {}
+processors:
+  batch: {send_batch_size: 100, send_batch_max_size: 10}
+exporters:
+  otlp: {}
+  debug: {verbosity: loud}
+service:
+  pipelines:
+    traces: {receivers: [otlp, zipkin], processors: [batch], exporters: [otlp]}
+",
+    );
+    for cmd in ["validate", "run"] {
+        let (code, out, err) = run_cli(&[cmd, "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 64, "{cmd}: {out}{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert!(
+            errors.len() >= 5,
+            "{cmd} should report every mistake:\n{err}"
+        );
+        for path in [
+            "error: exporters::debug::verbosity:",
+            "error: exporters::otlp::endpoint:",
+            "error: processors::batch::send_batch_max_size:",
+            "error: receivers::otlp::protocols::grcp: unknown field `grcp`",
+            "error: service::pipelines::traces: references receiver \"zipkin\" which is not configured",
+        ] {
+            assert!(err.contains(path), "{cmd}: missing {path:?} in:\n{err}");
+        }
+        assert!(err.contains("the config is invalid"), "{err}");
+    }
+}
+
+/// `authwatch` with no arguments runs the embedded default and says where it listens.
+/// This is the only test that uses the default ports.
+#[test]
+fn no_arguments_runs_the_embedded_default() {
+    let mut aw = Authwatch::spawn(&[], &[]);
+    aw.wait_for_output("Everything is ready", Duration::from_secs(30));
+    let out = aw.output();
+    for needle in [
+        "127.0.0.1:4317",
+        "127.0.0.1:4318",
+        "127.0.0.1:8888",
+        "127.0.0.1:13133",
+    ] {
+        assert!(
+            out.contains(needle),
+            "startup output should mention {needle}:\n{out}"
+        );
+    }
+    aw.signal("INT");
+    let status = aw.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", aw.output());
+    assert!(aw.output().contains("signal=\"SIGINT\""), "{}", aw.output());
+}
