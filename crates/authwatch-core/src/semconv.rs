@@ -70,3 +70,134 @@ pub const AUTH0_LOG_CATEGORY: &str = "auth0.log.category";
 pub const AUTH0_LOG_ID: &str = "auth0.log_id";
 /// Prefix of the flattened Auth0 event fields (`auth0.client_id`, `auth0.details.error.message`).
 pub const AUTH0_PREFIX: &str = "auth0.";
+
+// --- error rates and alerts ---
+// The `error_rate` connector (dependency error rates and error groups from client spans) and the
+// `alerts` connector (alert events as log records, read by the `alertmanager` and `webhook`
+// exporters).
+
+/// Counter, per dependency, endpoint, `error.class`, `service.name` and `source`: matched calls.
+pub const DEPENDENCY_REQUESTS: &str = "authwatch.dependency.requests";
+/// Counter, same attributes: calls whose `error.class` is one of the configured error classes.
+pub const DEPENDENCY_ERRORS: &str = "authwatch.dependency.errors";
+/// Gauge, per dependency, `source` and `window`: errors / requests over a sliding window.
+pub const DEPENDENCY_ERROR_RATIO: &str = "authwatch.dependency.error_ratio";
+/// Gauge, same attributes as the ratio: matched calls in the window (the ratio's denominator).
+pub const DEPENDENCY_WINDOW_REQUESTS: &str = "authwatch.dependency.window.requests";
+/// Histogram (seconds): the HTTP client semantic-convention duration of matched calls.
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// Attribute: the configured dependency name (`auth0`).
+pub const DEPENDENCY: &str = "dependency";
+/// Attribute: the templated endpoint (`/api/v2/users/{id}`).
+pub const ENDPOINT: &str = "endpoint";
+/// Attribute: ok, server_error, rate_limited, timeout, network, auth_rejected or client_error.
+pub const ERROR_CLASS: &str = "error.class";
+/// Attribute: `traffic` (real calls) or `probe` (synthetic checks).
+pub const SOURCE: &str = "source";
+/// Attribute: the sliding window of a ratio (`5m`).
+pub const WINDOW: &str = "window";
+/// Attribute on the overflow series once the cardinality limit is reached (OTel metrics SDK).
+pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
+/// Span attribute: the provider's OAuth `error` code (`invalid_grant`).
+pub const OAUTH_ERROR: &str = "oauth.error";
+/// `exception.type` (span event or attribute).
+pub const EXCEPTION_TYPE: &str = "exception.type";
+/// `peer.service` span attribute.
+pub const PEER_SERVICE: &str = "peer.service";
+/// `rpc.service` span attribute.
+pub const RPC_SERVICE: &str = "rpc.service";
+/// `url.template` span attribute.
+pub const URL_TEMPLATE: &str = "url.template";
+
+/// Log event name: an error group seen for the first time.
+pub const ERROR_GROUP_NEW: &str = "authwatch.error_group.new";
+/// Log event name: an error group seen again after `resolve_after` of quiet.
+pub const ERROR_GROUP_REGRESSED: &str = "authwatch.error_group.regressed";
+/// Attribute prefix of error-group records: `error_group.fingerprint`, `.key`, `.first_seen`,
+/// `.last_seen`, `.count`, `.services`, `.share`.
+pub const ERROR_GROUP_PREFIX: &str = "error_group.";
+
+/// Log event name of alert events (one per transition, re-sent while firing).
+pub const ALERT_EVENT: &str = "authwatch.alert";
+/// Attribute: the rule name (also sent as label `alertname`).
+pub const ALERT_NAME: &str = "alert.name";
+/// Attribute: pending, firing or resolved.
+pub const ALERT_STATE: &str = "alert.state";
+/// Attribute: the alert's severity (`page`, `ticket`, `warning`, ...).
+pub const ALERT_SEVERITY: &str = "alert.severity";
+/// Attribute: the rule kind: threshold, burn_rate, consecutive or status.
+pub const ALERT_RULE_KIND: &str = "alert.rule.kind";
+/// Attribute: stable id of the alert instance (hex of rule name and labels).
+pub const ALERT_FINGERPRINT: &str = "alert.fingerprint";
+/// Attribute: provider_outage, tenant_issue, application_issue or transient.
+pub const ALERT_VERDICT: &str = "alert.verdict";
+/// Attribute: one sentence saying why the verdict was reached.
+pub const ALERT_VERDICT_REASON: &str = "alert.verdict.reason";
+/// Attribute: RFC 3339 time the alert started firing (pending events: started pending).
+pub const ALERT_STARTS_AT: &str = "alert.starts_at";
+/// Attribute: RFC 3339 time the alert ends: resolution time, or while firing the time after
+/// which a receiver may consider it resolved if no re-send arrives.
+pub const ALERT_ENDS_AT: &str = "alert.ends_at";
+/// Attribute: link back to the source of the alert (Alertmanager `generatorURL`).
+pub const ALERT_GENERATOR_URL: &str = "alert.generator_url";
+/// Attribute: the rule's `runbook_url`.
+pub const ALERT_RUNBOOK_URL: &str = "alert.runbook_url";
+/// Attribute: the provider's status page (`https://status.auth0.com`).
+pub const ALERT_STATUS_PAGE_URL: &str = "alert.status_page_url";
+/// Attribute (bool): this event re-sends a firing alert whose state did not change.
+pub const ALERT_RESEND: &str = "alert.resend";
+/// Attribute prefix: `alert.label.<k>` (Alertmanager labels, `alertname` included).
+pub const ALERT_LABEL_PREFIX: &str = "alert.label.";
+/// Attribute prefix: `alert.annotation.<k>` (Alertmanager annotations).
+pub const ALERT_ANNOTATION_PREFIX: &str = "alert.annotation.";
+/// Attribute (double): the value the rule compared (ratio, burn rate, failures, indicator).
+pub const ALERT_VALUE: &str = "alert.value";
+/// Attribute (double): the threshold it was compared with.
+pub const ALERT_THRESHOLD: &str = "alert.threshold";
+/// Attribute prefix of the numbers behind the verdict: `alert.signal.probe.runs`,
+/// `.probe.failures`, `.probe.consecutive_failures`, `.traffic.requests`, `.traffic.errors`,
+/// `.traffic.error_ratio`, `.status.indicator`.
+pub const ALERT_SIGNAL_PREFIX: &str = "alert.signal.";
+
+// --- synthetic probes ---
+
+/// Gauge: 1 if the last run of a check succeeded, 0 if not.
+pub const PROBE_SUCCESS: &str = "authwatch.probe.success";
+/// Histogram (s): duration of a check's runs.
+pub const PROBE_DURATION: &str = "authwatch.probe.duration";
+/// Histogram (s): duration of each phase of a run, by [`SYNTHETIC_PHASE`].
+pub const PROBE_PHASE_DURATION: &str = "authwatch.probe.phase.duration";
+/// Counter: runs of a check, by [`SYNTHETIC_OUTCOME`].
+pub const PROBE_RUNS: &str = "authwatch.probe.runs";
+/// Gauge: `x-ratelimit-limit` of the last response.
+pub const RATELIMIT_LIMIT: &str = "authwatch.ratelimit.limit";
+/// Gauge: `x-ratelimit-remaining` of the last response.
+pub const RATELIMIT_REMAINING: &str = "authwatch.ratelimit.remaining";
+/// Gauge (Unix seconds): `x-ratelimit-reset` of the last response.
+pub const RATELIMIT_RESET: &str = "authwatch.ratelimit.reset";
+/// Gauge (s): time until the server certificate expires.
+pub const TLS_CERTIFICATE_REMAINING: &str = "authwatch.tls.certificate.remaining";
+/// Attribute: the check's configured name (also a resource attribute of probe data).
+pub const SYNTHETIC_CHECK: &str = "synthetic.check";
+/// Attribute: the check's type (`password_grant`, `client_credentials`, `http`).
+pub const SYNTHETIC_TYPE: &str = "synthetic.type";
+/// Attribute: the run's outcome, one of [`SYNTHETIC_OUTCOMES`].
+pub const SYNTHETIC_OUTCOME: &str = "synthetic.outcome";
+/// Attribute: the phase of a run (`dns`, `connect`, `tls`, `request`, `transfer`, `jwks`, `validate`).
+pub const SYNTHETIC_PHASE: &str = "phase";
+/// The outcome of a passing run.
+pub const SYNTHETIC_OUTCOME_SUCCESS: &str = "success";
+/// Every value of [`SYNTHETIC_OUTCOME`].
+pub const SYNTHETIC_OUTCOMES: [&str; 11] = [
+    "success",
+    "dns",
+    "connect",
+    "tls",
+    "timeout",
+    "http_status",
+    "rate_limited",
+    "oauth_error",
+    "invalid_token",
+    "missing_claim",
+    "assertion",
+];

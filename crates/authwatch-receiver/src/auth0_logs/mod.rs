@@ -1,21 +1,290 @@
-//! Placeholder for the `auth0_logs` receiver; replaced by its implementation.
+//! # `auth0_logs` receiver
+//!
+//! An HTTP endpoint for Auth0's **Custom Webhook** log stream. Every Auth0 tenant log event
+//! (logins, token exchanges, Management API calls, rate limits, attack protection) becomes an
+//! OTLP log record, and a cumulative counter by event type and category feeds error rates and
+//! alerts. It can feed `logs` and `metrics` pipelines.
+//!
+//! ```yaml
+//! receivers:
+//!   auth0_logs:
+//!     endpoint: 127.0.0.1:4319           # behind a TLS-terminating proxy: Auth0 sends HTTPS only
+//!     path: /auth0/logs
+//!     authorization: "Bearer ${env:AUTH0_LOG_STREAM_TOKEN}"   # required
+//!     max_request_body_size: 10485760
+//!     include_user_ids: false
+//!     dedupe_window: 1h
+//!     dedupe_max_entries: 100000
+//! ```
+//!
+//! ## Options
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `endpoint` | `127.0.0.1:4319` | `host:port` to listen on |
+//! | `path` | `/auth0/logs` | URL path of the Payload URL |
+//! | `authorization` | (required) | the exact `Authorization` header value the stream sends (Auth0 adds no `Bearer`) |
+//! | `max_request_body_size` | `10485760` (10 MiB) | largest body in bytes, on the wire and after gunzip |
+//! | `include_user_ids` | `false` | keep personal fields (`user_id`, `user_name`, `email`, `ip`, ...) |
+//! | `dedupe_window` | `1h` | how long a `log_id` is remembered; `0s` turns dedupe off |
+//! | `dedupe_max_entries` | `100000` | most `log_id`s remembered; the oldest are forgotten first |
+//!
+//! ## Requests and answers
+//!
+//! `POST` with a JSON array (`JSONARRAY`), JSON lines (`JSONLINES`) or one JSON object
+//! (`JSONOBJECT`; an object with a `logs` array is read as that array), optionally
+//! `Content-Encoding: gzip`. Each record is `{"log_id": "...", "data": {...}}`; a bare event
+//! object is accepted too.
+//!
+//! | what happened | status |
+//! | --- | --- |
+//! | the pipelines took the batch (or every record was a duplicate) | `200` `{"accepted":N,"duplicates":M}` |
+//! | `Authorization` missing or different | `401`, nothing enters the pipeline |
+//! | body not JSON, a record not an object, bad gzip | `400` |
+//! | body larger than `max_request_body_size` (wire or inflated) | `413` |
+//! | `Content-Encoding` other than gzip / identity | `415` |
+//! | a pipeline is full or shutting down | `503` + `Retry-After` (Auth0 retries) |
+//! | a pipeline refused to protect the process | `429` + `Retry-After` |
+//!
+//! Delivery is at least once: records whose `log_id` was accepted within `dedupe_window` are
+//! dropped and counted. Ids are remembered only after the pipeline accepted the batch, so a
+//! batch answered `503` and sent again is counted once.
+//!
+//! ## What it sends
+//!
+//! Resource `service.name=auth0`, scope `authwatch.auth0_logs`.
+//!
+//! Log records (`event_name` `auth0.log`): time from `data.date`, observed time on arrival,
+//! body from `description`, severity INFO (success, other) or WARN (failure, rate_limit,
+//! anomaly), attributes `auth0.log.type`, `auth0.log.category`, `auth0.log_id` and every other
+//! field of `data` flattened under `auth0.` (`auth0.client_id`, `auth0.details.error.message`;
+//! arrays of scalars stay arrays, deeper objects and arrays of objects become JSON strings; at
+//! most 128 attributes). Unless `include_user_ids` is on, these keys are removed at any depth:
+//! `user_id`, `user_name`, `username`, `email`, `phone_number`, `phone`, `ip`, `client_ip`,
+//! `user_agent`, `location_info`, `given_name`, `family_name`, `nickname`, `picture`.
+//!
+//! Metrics, sent with each accepted batch, **cumulative** monotonic sums whose start time is the
+//! receiver's start (a restart starts them again, which backends see as a reset):
+//!
+//! - `authwatch.auth0.events` `{event}` by `auth0.log.type` and `auth0.log.category`;
+//! - `authwatch.auth0.events.duplicates` `{event}`.
+//!
+//! ## Self-telemetry
+//!
+//! `authwatch_receiver_accepted_log_records_total{transport="http"}` and `..._refused_...`,
+//! and the same for `metric_points`.
 
-use authwatch_core::{BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Running, Signals};
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+use authwatch_core::config::{ListenAddr, Positive, Secret};
+use authwatch_core::{
+    BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, RunError, Running,
+    Signals, Validator,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::net::TcpListener;
+use tracing::info;
+
+mod decode;
+mod dedupe;
+mod http;
+mod ingest;
+pub mod types;
+
+pub use decode::PERSONAL_FIELDS;
+pub use types::{category, Category};
+
+/// Default listen port.
+pub const DEFAULT_PORT: u16 = 4319;
+/// Default `path`.
+pub const DEFAULT_PATH: &str = "/auth0/logs";
+/// Default `max_request_body_size`: 10 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 10 * 1024 * 1024;
+/// Default `dedupe_window`.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(3600);
+/// Default `dedupe_max_entries`.
+pub const DEFAULT_DEDUPE_MAX_ENTRIES: usize = 100_000;
+
+/// The `auth0_logs` receiver's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    pub endpoint: ListenAddr,
+    pub path: UrlPath,
+    /// The exact `Authorization` header value Auth0 is configured to send.
+    pub authorization: Secret,
+    pub max_request_body_size: Positive,
+    pub include_user_ids: bool,
+    #[serde(with = "authwatch_core::config::duration")]
+    pub dedupe_window: Duration,
+    pub dedupe_max_entries: Positive,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: ListenAddr::localhost(DEFAULT_PORT),
+            path: UrlPath(DEFAULT_PATH.to_owned()),
+            authorization: Secret::default(),
+            max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
+            include_user_ids: false,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            dedupe_max_entries: Positive(DEFAULT_DEDUPE_MAX_ENTRIES),
+        }
+    }
+}
+
+// === newtypes ===
+
+/// An HTTP URL path such as `/auth0/logs`; a missing leading `/` is added.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UrlPath(String);
+
+impl UrlPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UrlPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("URL path must not be empty; write it like `/auth0/logs`".to_owned());
+        }
+        if let Some(c) = t
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#' | '{' | '}' | '*'))
+        {
+            return Err(format!(
+                "invalid URL path `{t}`: `{}` is not allowed; write a plain path like `/auth0/logs`",
+                c.escape_default()
+            ));
+        }
+        Ok(if t.starts_with('/') {
+            UrlPath(t.to_owned())
+        } else {
+            UrlPath(format!("/{t}"))
+        })
+    }
+}
+
+impl fmt::Display for UrlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for UrlPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// === impl Config ===
 
 impl ComponentConfig for Config {
     const TYPE: &'static str = "auth0_logs";
+
+    fn validate(&self, v: &mut Validator) {
+        if self.authorization.is_empty() {
+            v.error(
+                "authorization",
+                "must be set to the Authorization token configured on the Auth0 log stream, e.g. `Bearer ${env:AUTH0_LOG_STREAM_TOKEN}`",
+            );
+        } else if self.authorization.expose().trim() != self.authorization.expose() {
+            v.error(
+                "authorization",
+                "must not start or end with whitespace; HTTP drops it, so it could never match",
+            );
+        }
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![Resource::Listen(self.endpoint.addr())]
+    }
 }
 
 impl ReceiverConfig for Config {
     fn signals(&self) -> Signals {
-        Signals::NONE
+        Signals::LOGS | Signals::METRICS
     }
-    async fn build(&self, _cx: ReceiverContext) -> Result<Running, BuildError> {
-        Err(BuildError::Other("not implemented yet".into()))
+
+    async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
+        Ok(Receiver::bind(self, cx).await?.run())
     }
 }
+
+// === impl Receiver ===
+
+/// A bound, not yet serving, receiver.
+pub(crate) struct Receiver {
+    listener: TcpListener,
+    path: UrlPath,
+    endpoint: Arc<http::Endpoint>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Receiver {
+    pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+        let addr = config.endpoint.addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let local = listener.local_addr().unwrap_or(addr);
+        info!(endpoint = %local, path = %config.path, "Auth0 log stream receiver listening.");
+        let ingest = ingest::Ingest::new(
+            cx.next,
+            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
+            config.include_user_ids,
+            config.dedupe_window,
+            config.dedupe_max_entries.get(),
+            SystemTime::now(),
+        );
+        Ok(Receiver {
+            listener,
+            path: config.path.clone(),
+            endpoint: Arc::new(http::Endpoint {
+                authorization: config.authorization.clone(),
+                max_body: config.max_request_body_size.get(),
+                ingest,
+            }),
+            shutdown: cx.settings.shutdown,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    #[cfg(test)]
+    pub(crate) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until shutdown, answering the requests in flight.
+    pub(crate) fn run(self) -> Running {
+        let app = http::router(self.path.as_str(), self.endpoint);
+        let listener = self.listener;
+        let shutdown = self.shutdown;
+        Box::pin(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|e| RunError(format!("Auth0 log stream server failed: {e}")));
+            info!("Auth0 log stream receiver stopped.");
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

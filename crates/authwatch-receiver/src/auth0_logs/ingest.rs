@@ -1,0 +1,269 @@
+//! Hands a decoded batch to the pipelines: dedupe, log records, the cumulative event counter.
+//! Ids are marked as seen and counts committed only once the pipeline has accepted the batch, so
+//! a batch refused with 503 and retried by Auth0 is counted once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use authwatch_core::otlp::logs::v1::{ResourceLogs, ScopeLogs};
+use authwatch_core::otlp::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum,
+};
+use authwatch_core::otlp::resource::v1::Resource;
+use authwatch_core::semconv;
+use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::decode::{record, Event};
+use super::dedupe::Dedupe;
+use super::types::{category, Category};
+
+/// Scope name of everything this receiver sends.
+pub(crate) const SCOPE: &str = "authwatch.auth0_logs";
+/// Distinct (type, category) series at most; further codes are counted as `_overflow`.
+const MAX_SERIES: usize = 1000;
+
+/// What a batch came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+struct State {
+    dedupe: Dedupe,
+    counts: BTreeMap<(String, Category), u64>,
+    duplicates: u64,
+}
+
+/// Shared by every request of one receiver.
+pub(crate) struct Ingest {
+    next: Router,
+    telemetry: ReceiverTelemetry,
+    include_user_ids: bool,
+    /// Start time of the cumulative counters (receiver start).
+    start: u64,
+    state: Mutex<State>,
+}
+
+pub(crate) fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn string_kv(key: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource() -> Resource {
+    Resource {
+        attributes: vec![string_kv(semconv::SERVICE_NAME, "auth0")],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+/// The type code as a metric attribute: kept when it looks like a code, else `invalid`.
+fn metric_code(code: &str) -> String {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        code.to_owned()
+    } else {
+        "invalid".to_owned()
+    }
+}
+
+impl Ingest {
+    pub(crate) fn new(
+        next: Router,
+        telemetry: ReceiverTelemetry,
+        include_user_ids: bool,
+        dedupe_window: Duration,
+        dedupe_max_entries: usize,
+        started: SystemTime,
+    ) -> Self {
+        Ingest {
+            next,
+            telemetry,
+            include_user_ids,
+            start: nanos(started),
+            state: Mutex::new(State {
+                dedupe: Dedupe::new(dedupe_window, dedupe_max_entries),
+                counts: BTreeMap::new(),
+                duplicates: 0,
+            }),
+        }
+    }
+
+    /// Sends the batch; `Err` means nothing of it was taken and Auth0 should send it again.
+    pub(crate) async fn ingest(&self, events: Vec<Event>) -> Result<Outcome, ConsumeError> {
+        // One batch at a time: check, send, mark must not interleave, or two copies of a
+        // record in concurrent requests would both pass.
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        let mut in_batch = HashSet::new();
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut duplicates = 0usize;
+        for e in events {
+            if let Some(id) = &e.log_id {
+                if state.dedupe.contains(id, now) || !in_batch.insert(id.clone()) {
+                    duplicates += 1;
+                    continue;
+                }
+            }
+            fresh.push(e);
+        }
+        let observed = nanos(SystemTime::now());
+
+        let logs_on = self.next.accepts(SignalKind::Logs);
+        if logs_on && !fresh.is_empty() {
+            let records = fresh
+                .iter()
+                .map(|e| record(e, self.include_user_ids, observed))
+                .collect();
+            let req = ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    resource: Some(resource()),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(scope()),
+                        log_records: records,
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }],
+            };
+            let n = fresh.len();
+            if let Err(e) = self.next.route(Signal::Logs(req)).await {
+                self.telemetry.refused(SignalKind::Logs, n);
+                return Err(e);
+            }
+            self.telemetry.accepted(SignalKind::Logs, n);
+        }
+
+        let mut counts = state.counts.clone();
+        for e in &fresh {
+            let code = e.type_code();
+            let mut key = (metric_code(code), category(code));
+            if !counts.contains_key(&key) && counts.len() >= MAX_SERIES {
+                key = ("_overflow".to_owned(), Category::Other);
+            }
+            *counts.entry(key).or_default() += 1;
+        }
+        let total_duplicates = state.duplicates + duplicates as u64;
+
+        if self.next.accepts(SignalKind::Metrics) && (!fresh.is_empty() || duplicates > 0) {
+            let req = self.metrics(&counts, total_duplicates, observed);
+            let points = Signal::Metrics(req);
+            let n = points.item_count();
+            match self.next.route(points).await {
+                Ok(()) => self.telemetry.accepted(SignalKind::Metrics, n),
+                Err(e) => {
+                    self.telemetry.refused(SignalKind::Metrics, n);
+                    if !logs_on {
+                        return Err(e);
+                    }
+                    // The records are in; the cumulative counts go out with the next batch.
+                    debug!(error = %e, "Pipeline refused Auth0 event counts; they are sent with the next batch.");
+                }
+            }
+        }
+
+        state.counts = counts;
+        state.duplicates = total_duplicates;
+        for e in &fresh {
+            if let Some(id) = &e.log_id {
+                state.dedupe.mark(id.clone(), now);
+            }
+        }
+        Ok(Outcome {
+            accepted: fresh.len(),
+            duplicates,
+        })
+    }
+
+    fn metrics(
+        &self,
+        counts: &BTreeMap<(String, Category), u64>,
+        duplicates: u64,
+        now: u64,
+    ) -> ExportMetricsServiceRequest {
+        let point = |attributes, value: u64| NumberDataPoint {
+            attributes,
+            start_time_unix_nano: self.start,
+            time_unix_nano: now,
+            value: Some(number_data_point::Value::AsInt(
+                i64::try_from(value).unwrap_or(i64::MAX),
+            )),
+            ..Default::default()
+        };
+        let sum = |name: &str, description: &str, data_points| Metric {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: "{event}".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let events = counts
+            .iter()
+            .map(|((code, cat), n)| {
+                point(
+                    vec![
+                        string_kv(semconv::AUTH0_LOG_TYPE, code),
+                        string_kv(semconv::AUTH0_LOG_CATEGORY, cat.as_str()),
+                    ],
+                    *n,
+                )
+            })
+            .collect();
+        let mut metrics = vec![sum(
+            semconv::AUTH0_EVENTS,
+            "Auth0 log events received, by type code and category",
+            events,
+        )];
+        metrics.push(sum(
+            semconv::AUTH0_EVENTS_DUPLICATES,
+            "Auth0 log events dropped as duplicates of a log_id already received",
+            vec![point(Vec::new(), duplicates)],
+        ));
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(resource()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope()),
+                    metrics,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! OTLP builders for the status signals: gauges and incident / page log records.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use authwatch_core::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use authwatch_core::otlp::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use authwatch_core::otlp::resource::v1::Resource;
+use authwatch_core::semconv;
+
+/// Scope name of everything this receiver sends.
+pub(crate) const SCOPE: &str = "authwatch.statuspage";
+
+pub(crate) fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource() -> Resource {
+    Resource {
+        attributes: vec![kv(semconv::SERVICE_NAME, "authwatch")],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+/// One gauge point.
+pub(crate) fn point(
+    attributes: Vec<KeyValue>,
+    value: i64,
+    start: u64,
+    now: u64,
+) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value: Some(number_data_point::Value::AsInt(value)),
+        ..Default::default()
+    }
+}
+
+/// A gauge metric; `None` when it has no points.
+pub(crate) fn gauge(name: &str, description: &str, points: Vec<NumberDataPoint>) -> Option<Metric> {
+    if points.is_empty() {
+        return None;
+    }
+    Some(Metric {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        unit: "1".to_owned(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    })
+}
+
+pub(crate) fn metrics_request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource()),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+pub(crate) fn logs_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records: records,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// A log record with event name, severity, body and attributes.
+pub(crate) fn record(
+    event: &str,
+    severity: SeverityNumber,
+    body: String,
+    attributes: Vec<KeyValue>,
+    time: u64,
+    observed: u64,
+) -> LogRecord {
+    LogRecord {
+        time_unix_nano: time,
+        observed_time_unix_nano: observed,
+        severity_number: severity as i32,
+        severity_text: severity_text(severity).to_owned(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body)),
+        }),
+        attributes,
+        event_name: event.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn severity_text(s: SeverityNumber) -> &'static str {
+    match s {
+        SeverityNumber::Error => "ERROR",
+        SeverityNumber::Warn => "WARN",
+        _ => "INFO",
+    }
+}
+
+/// RFC 3339 (`2026-11-26T10:00:00.123Z`, `...+02:00`) or RFC 2822 (`Wed, 26 Nov 2026 10:00:00
+/// +0000`, `GMT`) to Unix nanoseconds; `None` when it is neither.
+pub(crate) fn parse_time(s: &str) -> Option<u64> {
+    let s = s.trim();
+    parse_rfc3339(s).or_else(|| parse_rfc2822(s))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn to_nanos(
+    (y, mo, d): (i64, i64, i64),
+    (h, mi, s): (i64, i64, i64),
+    frac: u64,
+    offset_s: i64,
+) -> Option<u64> {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_s;
+    let secs = u64::try_from(secs).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(frac)
+}
+
+fn num(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (y, mo, d) = (num(s.get(0..4)?)?, num(s.get(5..7)?)?, num(s.get(8..10)?)?);
+    let (h, mi, sec) = (
+        num(s.get(11..13)?)?,
+        num(s.get(14..16)?)?,
+        num(s.get(17..19)?)?,
+    );
+    let mut rest = s.get(19..)?;
+    let mut frac = 0u64;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        let digits = r.get(..n)?;
+        let mut f: String = digits.chars().take(9).collect();
+        while f.len() < 9 {
+            f.push('0');
+        }
+        frac = f.parse().ok()?;
+        rest = r.get(n..)?;
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (num(o.get(1..3)?)? * 3600 + num(o.get(4..6)?)? * 60)
+        }
+        _ => return None,
+    };
+    to_nanos((y, mo, d), (h, mi, sec), frac, offset)
+}
+
+fn parse_rfc2822(s: &str) -> Option<u64> {
+    let s = match s.split_once(',') {
+        Some((_, rest)) => rest,
+        None => s,
+    };
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() < 4 {
+        return None;
+    }
+    let d = num(parts[0])?;
+    let months = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let mo = months
+        .iter()
+        .position(|m| parts[1].to_ascii_lowercase().starts_with(m))? as i64
+        + 1;
+    let y = num(parts[2])?;
+    let t: Vec<&str> = parts[3].split(':').collect();
+    let (h, mi) = (num(t.first()?)?, num(t.get(1)?)?);
+    let sec = t.get(2).map_or(Some(0), |x| num(x))?;
+    let offset = match parts.get(4).copied().unwrap_or("GMT") {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        o if o.len() == 5 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (num(o.get(1..3)?)? * 3600 + num(o.get(3..5)?)? * 60)
+        }
+        _ => 0,
+    };
+    to_nanos((y, mo, d), (h, mi, sec), 0, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(
+            parse_time("2021-11-03T03:07:24.384Z"),
+            Some(1_635_908_844_384_000_000)
+        );
+        assert_eq!(
+            parse_time("2021-11-03T05:07:24.384+02:00"),
+            Some(1_635_908_844_384_000_000)
+        );
+        assert_eq!(
+            parse_time("Wed, 03 Nov 2021 03:07:24 +0000"),
+            Some(1_635_908_844_000_000_000)
+        );
+        assert_eq!(
+            parse_time("Wed, 03 Nov 2021 03:07:24 GMT"),
+            Some(1_635_908_844_000_000_000)
+        );
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2021-13-03T03:07:24Z"), None);
+    }
+}
