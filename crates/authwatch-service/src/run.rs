@@ -316,10 +316,8 @@ async fn start(
         if let Some(task) = built.task {
             exporters_stage.spawn("exporter", id.to_string(), task, early.clone());
         }
-        health.report(
-            &format!("exporter/{id}"),
-            authwatch_core::health::ComponentStatus::Ok,
-        );
+        // Exporters report their own failures and recoveries under their id.
+        health.report(&id.to_string(), authwatch_core::health::ComponentStatus::Ok);
         exporters.insert(id.clone(), built.consumer);
     }
 
