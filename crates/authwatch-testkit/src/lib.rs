@@ -2,8 +2,10 @@
 //! answer can be set, OTLP data builders, config contract asserts, and real servers on loopback.
 #![forbid(unsafe_code)]
 
+pub mod alertmanager;
 pub mod components;
 pub mod data;
+pub mod oauth_server;
 pub mod otlp_server;
 pub mod sink;
 

@@ -45,6 +45,12 @@ enum Command {
     PrintConfig,
     /// List the available component types.
     Components,
+    /// Run the synthetic checks once and print a report; exit 0 only if all passed.
+    Probe {
+        /// Run only the check with this name.
+        #[arg(long, value_name = "NAME")]
+        check: Option<String>,
+    },
 }
 
 fn factories() -> Factories {
@@ -127,6 +133,10 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Probe { check } => match load(&cli, &factories) {
+            Ok(_) => probe(&cli, check.as_deref()),
+            Err(code) => code,
+        },
         Command::Run => {
             let loaded = match load(&cli, &factories) {
                 Ok(l) => l,
@@ -151,6 +161,51 @@ fn print_components(f: &Factories) {
                     factory.aliases.join(", ")
                 );
             }
+        }
+    }
+}
+
+/// `authwatch probe`: the synthetic checks of the (already validated) config, run once.
+fn probe(cli: &Cli, check: Option<&str>) -> ExitCode {
+    let mut merged = None;
+    for source in sources(cli) {
+        match source.read() {
+            Ok(v) => match merged.as_mut() {
+                None => merged = Some(v),
+                Some(m) => authwatch_service::config::merge(m, v),
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID_CONFIG);
+            }
+        }
+    }
+    let Some(mut doc) = merged else {
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    };
+    authwatch_service::config::expand_env(&mut doc, &|name: &str| std::env::var(name).ok());
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authwatch: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(authwatch_receiver::synthetic::probe_document(&doc, check)) {
+        Ok(report) => {
+            println!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("authwatch: {e}");
+            ExitCode::from(EXIT_INVALID_CONFIG)
         }
     }
 }

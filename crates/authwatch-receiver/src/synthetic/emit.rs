@@ -1,0 +1,575 @@
+//! Turns a [`RunResult`] into OTLP: one trace per run (root span, CLIENT spans per HTTP request,
+//! phase spans) and the run's metrics (cumulative counters and histograms, current gauges).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use authwatch_core::otlp::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use authwatch_core::otlp::resource::v1::Resource;
+use authwatch_core::otlp::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use authwatch_core::semconv as sc;
+use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::{Router, Signal, SignalKind};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::client::TransportError;
+use super::outcome::Outcome;
+use super::run::{Purpose, RunResult, Step};
+
+const SCOPE: &str = "authwatch.synthetic";
+const SERVER_PORT: &str = "server.port";
+const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+const USER_AGENT_SYNTHETIC_TYPE: &str = "user_agent.synthetic.type";
+
+/// Histogram bucket bounds, in seconds: the HTTP client duration advisory buckets.
+pub(crate) const BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn s(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn i(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn resource(check: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            s(sc::SERVICE_NAME, "authwatch"),
+            s(sc::SYNTHETIC_CHECK, check),
+        ],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+// === traces ===
+
+struct Clock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clock {
+    fn at(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.mono);
+        unix_nanos(self.wall + d)
+    }
+}
+
+fn span_id() -> Vec<u8> {
+    let mut id = [0u8; 8];
+    while id == [0u8; 8] {
+        id = rand::random();
+    }
+    id.to_vec()
+}
+
+fn error_status(message: Option<&str>) -> Option<Status> {
+    Some(Status {
+        message: message.unwrap_or_default().to_owned(),
+        code: status::StatusCode::Error as i32,
+    })
+}
+
+struct SpanBuilder {
+    trace_id: Vec<u8>,
+    clock: Clock,
+    spans: Vec<Span>,
+}
+
+impl SpanBuilder {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        parent: &[u8],
+        name: &str,
+        kind: span::SpanKind,
+        start: Instant,
+        end: Instant,
+        attributes: Vec<KeyValue>,
+        status: Option<Status>,
+    ) -> Vec<u8> {
+        let id = span_id();
+        self.spans.push(Span {
+            trace_id: self.trace_id.clone(),
+            span_id: id.clone(),
+            parent_span_id: parent.to_vec(),
+            name: name.to_owned(),
+            kind: kind as i32,
+            start_time_unix_nano: self.clock.at(start),
+            end_time_unix_nano: self.clock.at(end),
+            attributes,
+            status,
+            ..Default::default()
+        });
+        id
+    }
+
+    fn http(&mut self, parent: &[u8], step: &Step, oauth_error: Option<&str>) -> bool {
+        let ex = &step.exchange;
+        let mut attrs = vec![
+            s(sc::HTTP_REQUEST_METHOD, ex.method.clone()),
+            s(sc::SERVER_ADDRESS, ex.endpoint.host.clone()),
+            i(SERVER_PORT, i64::from(ex.endpoint.port)),
+            s(sc::URL_FULL, ex.endpoint.url_full.clone()),
+            s(USER_AGENT_SYNTHETIC_TYPE, "test"),
+        ];
+        if let Some(p) = ex.peer {
+            attrs.push(s(NETWORK_PEER_ADDRESS, p.ip().to_string()));
+        }
+        let error_type = match &ex.result {
+            Ok(resp) => {
+                attrs.push(i(sc::HTTP_RESPONSE_STATUS_CODE, i64::from(resp.status)));
+                (resp.status >= 400).then(|| resp.status.to_string())
+            }
+            Err(e) => Some(e.error_type().to_owned()),
+        };
+        if let (Purpose::Main, Some(code)) = (step.purpose, oauth_error) {
+            attrs.push(s(sc::OAUTH_ERROR, code));
+        }
+        let failed = error_type.is_some();
+        let status = error_type.as_ref().and_then(|t| {
+            attrs.push(s(sc::ERROR_TYPE, t.clone()));
+            // The status code says it all for HTTP errors; transport errors get their message.
+            match &ex.result {
+                Err(e @ TransportError::Timeout) => error_status(Some(&e.to_string())),
+                Err(e) => error_status(Some(&e.to_string())),
+                Ok(_) => error_status(None),
+            }
+        });
+        let id = self.push(
+            parent,
+            &ex.method,
+            span::SpanKind::Client,
+            ex.start,
+            ex.end,
+            attrs,
+            status,
+        );
+        for t in &ex.phases {
+            self.push(
+                &id,
+                t.phase.as_str(),
+                span::SpanKind::Internal,
+                t.start,
+                t.end,
+                vec![s(sc::SYNTHETIC_PHASE, t.phase.as_str())],
+                None,
+            );
+        }
+        failed
+    }
+}
+
+/// The run's trace: root span, HTTP CLIENT spans with phase children, `jwks` and `validate`.
+pub(crate) fn traces(r: &RunResult) -> ExportTraceServiceRequest {
+    let mut trace_id = [0u8; 16];
+    while trace_id == [0u8; 16] {
+        trace_id = rand::random();
+    }
+    let mut b = SpanBuilder {
+        trace_id: trace_id.to_vec(),
+        clock: Clock {
+            wall: r.started_at,
+            mono: r.start,
+        },
+        spans: Vec::new(),
+    };
+    let root_id = span_id();
+    for step in r.steps.iter().filter(|s| s.purpose == Purpose::Main) {
+        b.http(&root_id, step, r.oauth_error.as_deref());
+    }
+    if let Some((start, end)) = r.jwks {
+        let jwks_id = span_id();
+        let mut failed = false;
+        for step in r.steps.iter().filter(|s| s.purpose != Purpose::Main) {
+            failed |= b.http(&jwks_id, step, None);
+        }
+        let jwks_failed = failed || (r.validation.is_none() && !r.outcome.is_success());
+        b.spans.push(Span {
+            trace_id: b.trace_id.clone(),
+            span_id: jwks_id,
+            parent_span_id: root_id.clone(),
+            name: "jwks".into(),
+            kind: span::SpanKind::Internal as i32,
+            start_time_unix_nano: b.clock.at(start),
+            end_time_unix_nano: b.clock.at(end),
+            attributes: vec![s(sc::SYNTHETIC_PHASE, "jwks")],
+            status: if jwks_failed {
+                error_status(r.message.as_deref())
+            } else {
+                None
+            },
+            ..Default::default()
+        });
+    }
+    if let Some((start, end)) = r.validation {
+        let failed = matches!(r.outcome, Outcome::InvalidToken | Outcome::MissingClaim);
+        let mut attrs = vec![s(sc::SYNTHETIC_PHASE, "validate")];
+        if failed {
+            if let Some(t) = &r.error_type {
+                attrs.push(s(sc::ERROR_TYPE, t.clone()));
+            }
+        }
+        b.push(
+            &root_id,
+            "validate",
+            span::SpanKind::Internal,
+            start,
+            end,
+            attrs,
+            if failed {
+                error_status(r.message.as_deref())
+            } else {
+                None
+            },
+        );
+    }
+    let mut attrs = vec![
+        s(sc::SYNTHETIC_CHECK, r.check.clone()),
+        s(sc::SYNTHETIC_TYPE, r.check_type),
+        s(sc::SYNTHETIC_OUTCOME, r.outcome.as_str()),
+    ];
+    if let Some(step) = r.steps.iter().find(|s| s.purpose == Purpose::Main) {
+        attrs.push(s(sc::SERVER_ADDRESS, step.exchange.endpoint.host.clone()));
+    }
+    if let Some(code) = &r.oauth_error {
+        attrs.push(s(sc::OAUTH_ERROR, code.clone()));
+    }
+    if let Some(t) = &r.error_type {
+        attrs.push(s(sc::ERROR_TYPE, t.clone()));
+    }
+    let root = Span {
+        trace_id: b.trace_id.clone(),
+        span_id: root_id,
+        parent_span_id: Vec::new(),
+        name: format!("synthetic {}", r.check),
+        kind: span::SpanKind::Internal as i32,
+        start_time_unix_nano: b.clock.at(r.start),
+        end_time_unix_nano: b.clock.at(r.end),
+        attributes: attrs,
+        status: if r.outcome.is_success() {
+            None
+        } else {
+            error_status(r.message.as_deref())
+        },
+        ..Default::default()
+    };
+    let mut spans = vec![root];
+    spans.append(&mut b.spans);
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource(&r.check)),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+// === metrics ===
+
+/// A cumulative explicit-bucket histogram.
+#[derive(Debug, Clone)]
+struct Hist {
+    counts: [u64; BOUNDS.len() + 1],
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist {
+            counts: [0; BOUNDS.len() + 1],
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Hist {
+    fn record(&mut self, d: Duration) {
+        let v = d.as_secs_f64();
+        let idx = BOUNDS.iter().position(|b| v <= *b).unwrap_or(BOUNDS.len());
+        self.counts[idx] += 1;
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn point(&self, attributes: Vec<KeyValue>, start: u64, now: u64) -> HistogramDataPoint {
+        HistogramDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count: self.count,
+            sum: Some(self.sum),
+            bucket_counts: self.counts.to_vec(),
+            explicit_bounds: BOUNDS.to_vec(),
+            min: Some(self.min),
+            max: Some(self.max),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a check's metrics remember between runs (cumulative temporality).
+pub(crate) struct MetricState {
+    start: u64,
+    runs: BTreeMap<Outcome, u64>,
+    duration: Hist,
+    phases: BTreeMap<&'static str, Hist>,
+}
+
+impl MetricState {
+    pub fn new() -> Self {
+        MetricState {
+            start: unix_nanos(SystemTime::now()),
+            runs: BTreeMap::new(),
+            duration: Hist::default(),
+            phases: BTreeMap::new(),
+        }
+    }
+
+    pub fn record(&mut self, r: &RunResult) {
+        *self.runs.entry(r.outcome).or_default() += 1;
+        self.duration.record(r.duration());
+        for (phase, d) in r.phases() {
+            let key = RunResult::phase_names()
+                .into_iter()
+                .find(|p| *p == phase)
+                .unwrap_or("other");
+            self.phases.entry(key).or_default().record(d);
+        }
+    }
+
+    /// The metrics after recording `r`.
+    pub fn metrics(&self, r: &RunResult) -> ExportMetricsServiceRequest {
+        let now = unix_nanos(SystemTime::now());
+        let run_start = unix_nanos(r.started_at);
+        let base = || {
+            vec![
+                s(sc::SYNTHETIC_CHECK, r.check.clone()),
+                s(sc::SYNTHETIC_TYPE, r.check_type),
+            ]
+        };
+        let gauge_int = |name: &str, unit: &str, description: &str, value: i64, attrs| Metric {
+            name: name.into(),
+            unit: unit.into(),
+            description: description.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    attributes: attrs,
+                    start_time_unix_nano: run_start,
+                    time_unix_nano: now,
+                    value: Some(number_data_point::Value::AsInt(value)),
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let mut metrics = vec![gauge_int(
+            sc::PROBE_SUCCESS,
+            "1",
+            "1 if the last run of the check succeeded, 0 if not.",
+            i64::from(r.outcome.is_success()),
+            base(),
+        )];
+        metrics.push(Metric {
+            name: sc::PROBE_DURATION.into(),
+            unit: "s".into(),
+            description: "Duration of the check's runs, every request included.".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![self.duration.point(base(), self.start, now)],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Default::default()
+        });
+        metrics.push(Metric {
+            name: sc::PROBE_PHASE_DURATION.into(),
+            unit: "s".into(),
+            description: "Duration of each phase of the check's runs.".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: self
+                    .phases
+                    .iter()
+                    .map(|(phase, h)| {
+                        let mut a = base();
+                        a.push(s(sc::SYNTHETIC_PHASE, *phase));
+                        h.point(a, self.start, now)
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Default::default()
+        });
+        metrics.push(Metric {
+            name: sc::PROBE_RUNS.into(),
+            unit: "{run}".into(),
+            description: "Runs of the check, by outcome.".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: self
+                    .runs
+                    .iter()
+                    .map(|(outcome, n)| {
+                        let mut a = base();
+                        a.push(s(sc::SYNTHETIC_OUTCOME, outcome.as_str()));
+                        NumberDataPoint {
+                            attributes: a,
+                            start_time_unix_nano: self.start,
+                            time_unix_nano: now,
+                            value: Some(number_data_point::Value::AsInt(
+                                i64::try_from(*n).unwrap_or(i64::MAX),
+                            )),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        });
+        let server = r
+            .steps
+            .iter()
+            .find(|s| s.purpose == Purpose::Main)
+            .map(|s| s.exchange.endpoint.host.clone());
+        let with_server = || {
+            let mut a = base();
+            if let Some(h) = &server {
+                a.push(s(sc::SERVER_ADDRESS, h.clone()));
+            }
+            a
+        };
+        for (name, unit, description, value) in [
+            (
+                sc::RATELIMIT_LIMIT,
+                "{request}",
+                "Requests allowed in the rate-limit window (x-ratelimit-limit).",
+                r.ratelimit.limit,
+            ),
+            (
+                sc::RATELIMIT_REMAINING,
+                "{request}",
+                "Requests left in the rate-limit window (x-ratelimit-remaining).",
+                r.ratelimit.remaining,
+            ),
+            (
+                sc::RATELIMIT_RESET,
+                "s",
+                "Unix time at which the rate-limit window resets (x-ratelimit-reset).",
+                r.ratelimit.reset,
+            ),
+        ] {
+            if let Some(v) = value {
+                metrics.push(gauge_int(name, unit, description, v, with_server()));
+            }
+        }
+        if let Some(not_after) = r.cert_not_after {
+            let now_s = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
+            metrics.push(gauge_int(
+                sc::TLS_CERTIFICATE_REMAINING,
+                "s",
+                "Seconds until the server certificate expires (negative: expired).",
+                not_after - now_s,
+                with_server(),
+            ));
+        }
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(resource(&r.check)),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope()),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+}
+
+// === impl Emitter ===
+
+/// Sends each run's trace and metrics into the pipelines that take them.
+pub(crate) struct Emitter {
+    next: Router,
+    telemetry: ReceiverTelemetry,
+    state: MetricState,
+}
+
+impl Emitter {
+    pub fn new(next: Router, telemetry: ReceiverTelemetry) -> Self {
+        Emitter {
+            next,
+            telemetry,
+            state: MetricState::new(),
+        }
+    }
+
+    pub async fn emit(&mut self, r: &RunResult) {
+        self.state.record(r);
+        let mut out = Vec::new();
+        if self.next.accepts(SignalKind::Traces) {
+            out.push(Signal::Traces(traces(r)));
+        }
+        if self.next.accepts(SignalKind::Metrics) {
+            out.push(Signal::Metrics(self.state.metrics(r)));
+        }
+        for signal in out {
+            let kind = signal.kind();
+            let n = signal.item_count();
+            match self.next.route(signal).await {
+                Ok(()) => self.telemetry.accepted(kind, n),
+                Err(e) => {
+                    self.telemetry.refused(kind, n);
+                    debug!(check = %r.check, signal = %kind, error = %e, "Pipeline refused a probe result.");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+"""A small OAuth2/OIDC authorization server for authwatch's tests, built on Authlib.
+
+The token endpoint is Authlib's AuthorizationServer with its own grant handling: the resource
+owner password grant, Auth0's password-realm grant (a password grant subclass that also checks
+`realm`) and client credentials, with client_secret_post, client_secret_basic and public
+clients. Tokens are JWTs signed with joserfc (RS256, or ES256 in `es256` mode), with Auth0's
+shape: `iss` with a trailing slash, `aud` a list, `gty`, `azp`, and a namespaced custom claim.
+It serves `/.well-known/openid-configuration` and `/.well-known/jwks.json` too, accepts JSON
+bodies as Auth0 does, and sends Auth0's `x-ratelimit-*` headers.
+
+Modes (`--mode`) make it misbehave in one way each: error500, rate_limited, blocked, slow,
+no_claim, expired, bad_signature, es256. `ok` is a healthy server.
+
+Started by `authwatch_testkit::oauth_server::OAuthServer`: it prints one JSON line
+`{"port": N}` on stdout once it listens, then serves until killed.
+"""
+
+import argparse
+import io
+import json
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from flask import Flask, jsonify, request
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+from werkzeug.serving import make_server
+
+CLIENT_ID = "probe-client"
+CLIENT_SECRET = "s3cr3t-client-Zq8w"
+PUBLIC_CLIENT_ID = "probe-public"
+USERNAME = "probe@example.test"
+PASSWORD = "p4ss-W0rd-Xy7"
+REALM = "Username-Password-Authentication"
+AUDIENCE = "https://api.example.test"
+CLAIM = "https://probe.example.test/actions_ran"
+REALM_GRANT = "http://auth0.com/oauth/grant-type/password-realm"
+
+ARGS = None
+ISSUER = None
+KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig", "alg": "RS256"}, private=True)
+OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1"}, private=True)
+EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig", "alg": "ES256"}, private=True)
+REQUESTS = []
+LOCK = threading.Lock()
+REMAINING = [30]
+
+
+class Client(ClientMixin):
+    def __init__(self, client_id, secret):
+        self.client_id = client_id
+        self.secret = secret
+
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        return None
+
+    def get_allowed_scope(self, scope):
+        return scope or ""
+
+    def check_redirect_uri(self, redirect_uri):
+        return False
+
+    def check_client_secret(self, client_secret):
+        return self.secret is not None and client_secret == self.secret
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        if self.secret is None:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type):
+        return False
+
+    def check_grant_type(self, grant_type):
+        if self.secret is None:
+            return grant_type in ("password", REALM_GRANT)
+        return True
+
+
+CLIENTS = {
+    CLIENT_ID: Client(CLIENT_ID, CLIENT_SECRET),
+    PUBLIC_CLIENT_ID: Client(PUBLIC_CLIENT_ID, None),
+}
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def authenticate_user(self, username, password):
+        if username == USERNAME and password == PASSWORD:
+            return {"sub": "auth0|probe", "name": username}
+        # What Auth0 answers: 403 invalid_grant "Wrong email or password."
+        raise InvalidGrantError(description="Wrong email or password.", status_code=403)
+
+
+class PasswordRealmGrant(PasswordGrant):
+    GRANT_TYPE = REALM_GRANT
+
+    def validate_token_request(self):
+        realm = self.request.form.get("realm")
+        if not realm:
+            raise InvalidRequestError("Missing required parameter: realm")
+        if realm != REALM:
+            raise InvalidRequestError(f"Unknown realm {realm}")
+        return super().validate_token_request()
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def sign(claims):
+    if ARGS.mode == "es256":
+        return jwt.encode({"alg": "ES256", "kid": "ec-1", "typ": "JWT"}, claims, EC_KEY)
+    key = OTHER_KEY if ARGS.mode == "bad_signature" else KEY
+    return jwt.encode({"alg": "RS256", "kid": "key-1", "typ": "JWT"}, claims, key)
+
+
+def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
+    now = int(time.time())
+    form = request.form
+    audience = form.get("audience")
+    exp = now - 3600 if ARGS.mode == "expired" else now + 3600
+    claims = {
+        "iss": ISSUER,
+        "sub": user["sub"] if user else f"{client.get_client_id()}@clients",
+        "aud": [audience, ISSUER + "userinfo"] if audience else ISSUER + "userinfo",
+        "iat": now,
+        "exp": exp,
+        "azp": client.get_client_id(),
+        "scope": scope or "",
+        "gty": "client-credentials" if grant_type == "client_credentials" else "password",
+    }
+    if ARGS.mode != "no_claim":
+        claims[CLAIM] = True
+    token = {"access_token": sign(claims), "token_type": "Bearer", "expires_in": 3600}
+    if user and "openid" in (scope or "").split():
+        token["id_token"] = sign({
+            "iss": ISSUER, "sub": user["sub"], "aud": client.get_client_id(),
+            "iat": now, "exp": exp, "name": user["name"],
+        })
+    if scope:
+        token["scope"] = scope
+    return token
+
+
+def query_client(client_id):
+    return CLIENTS.get(client_id)
+
+
+def save_token(token, req):
+    pass
+
+
+class JsonToForm:
+    """Auth0 takes JSON bodies on /oauth/token; Authlib's grants read forms. Convert."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        ctype = environ.get("CONTENT_TYPE", "")
+        environ["authwatch.json"] = False
+        if environ.get("PATH_INFO") == "/oauth/token" and ctype.startswith("application/json"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length)
+            try:
+                data = json.loads(raw or b"{}")
+            except ValueError:
+                data = {}
+            body = urllib.parse.urlencode({k: str(v) for k, v in data.items()}).encode()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+            environ["authwatch.json"] = True
+        return self.app(environ, start_response)
+
+
+app = Flask(__name__)
+server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
+server.register_grant(PasswordGrant)
+server.register_grant(PasswordRealmGrant)
+server.register_grant(ClientCredentialsGrant)
+server.register_token_generator("default", generate_token)
+
+
+def canned(status, error, description, headers=None):
+    resp = jsonify({"error": error, "error_description": description})
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+@app.route("/oauth/token", methods=["POST"])
+def issue_token():
+    with LOCK:
+        REQUESTS.append({
+            "content_type": "json" if request.environ.get("authwatch.json") else "form",
+            "grant_type": request.form.get("grant_type"),
+            "client_auth": "basic" if request.headers.get("Authorization", "").startswith("Basic ") else "post",
+            "realm": request.form.get("realm"),
+            "user_agent": request.headers.get("User-Agent"),
+        })
+    mode = ARGS.mode
+    if mode == "slow":
+        time.sleep(ARGS.delay)
+    if mode == "error500":
+        return canned(500, "server_error", "Internal error")
+    if mode == "rate_limited":
+        return canned(429, "too_many_requests", "Too many requests. Check the X-RateLimit-* headers.",
+                      {"Retry-After": "7"})
+    if mode == "blocked":
+        return canned(429, "too_many_attempts",
+                      "Your account has been blocked after multiple consecutive login attempts.")
+    return server.create_token_response()
+
+
+@app.after_request
+def ratelimit_headers(resp):
+    if request.path == "/oauth/token":
+        with LOCK:
+            REMAINING[0] = max(REMAINING[0] - 1, 0)
+            remaining = 0 if ARGS.mode == "rate_limited" else REMAINING[0]
+        resp.headers["X-RateLimit-Limit"] = "30"
+        resp.headers["X-RateLimit-Remaining"] = str(remaining)
+        resp.headers["X-RateLimit-Reset"] = str(int(time.time()) + 60)
+    return resp
+
+
+@app.route("/.well-known/openid-configuration")
+def discovery():
+    return jsonify({
+        "issuer": ISSUER,
+        "token_endpoint": ISSUER + "oauth/token",
+        "jwks_uri": ISSUER + ".well-known/jwks.json",
+        "grant_types_supported": ["password", REALM_GRANT, "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    })
+
+
+@app.route("/.well-known/jwks.json")
+def jwks():
+    return jsonify({"keys": [KEY.as_dict(private=False), EC_KEY.as_dict(private=False)]})
+
+
+@app.route("/_requests")
+def requests_seen():
+    with LOCK:
+        return jsonify(REQUESTS)
+
+
+def main():
+    global ARGS, ISSUER
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="ok")
+    p.add_argument("--delay", type=float, default=5.0)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--host", default="127.0.0.1")
+    ARGS = p.parse_args()
+    ctx = None
+    if ARGS.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    srv = make_server(ARGS.host, 0, JsonToForm(app), threaded=True, ssl_context=ctx)
+    scheme = "https" if ctx else "http"
+    host = "localhost" if ctx else ARGS.host
+    ISSUER = f"{scheme}://{host}:{srv.server_port}/"
+    print(json.dumps({"port": srv.server_port, "issuer": ISSUER}), flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+//! A real OAuth2/OIDC authorization server on loopback for the `synthetic` receiver's tests:
+//! `oauth/server.py`, built on Authlib (its `AuthorizationServer` handles the password,
+//! password-realm and client-credentials grants) with JWTs signed by joserfc.
+//!
+//! The Python interpreter comes from `AUTHWATCH_TEST_PYTHON` (set by `scripts/test.sh`, which
+//! installs `tests/requirements.txt` into `.venv`), else the workspace's `.venv/bin/python`.
+//! Without either, or without the packages, [`OAuthServer::start`] panics with what to do: the
+//! tests fail, they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A confidential client (client_secret_post or client_secret_basic).
+pub const CLIENT_ID: &str = "probe-client";
+pub const CLIENT_SECRET: &str = "s3cr3t-client-Zq8w";
+/// A public client (no secret), allowed the password grants only.
+pub const PUBLIC_CLIENT_ID: &str = "probe-public";
+/// The probe user.
+pub const USERNAME: &str = "probe@example.test";
+pub const PASSWORD: &str = "p4ss-W0rd-Xy7";
+/// The connection name of the password-realm grant.
+pub const REALM: &str = "Username-Password-Authentication";
+/// The API identifier to ask tokens for (`audience`).
+pub const AUDIENCE: &str = "https://api.example.test";
+/// The namespaced custom claim the server adds (value `true`) unless in `NoClaim` mode.
+pub const CLAIM: &str = "https://probe.example.test/actions_ran";
+
+/// How the server behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Healthy: wrong passwords get 403 `invalid_grant`, bad clients 401 `invalid_client`.
+    #[default]
+    Ok,
+    /// The token endpoint answers 500 `server_error`.
+    Error500,
+    /// The token endpoint answers 429 `too_many_requests` with `Retry-After: 7`.
+    RateLimited,
+    /// The token endpoint answers 429 `too_many_attempts` (brute-force protection).
+    Blocked,
+    /// The token endpoint waits `delay` before answering.
+    Slow,
+    /// Tokens lack the custom claim.
+    NoClaim,
+    /// Tokens expired an hour ago.
+    Expired,
+    /// Tokens are signed by a key that is not in the JWKS (same `kid`).
+    BadSignature,
+    /// Tokens are signed with ES256 (P-256).
+    Es256,
+}
+
+impl Mode {
+    fn arg(self) -> &'static str {
+        match self {
+            Mode::Ok => "ok",
+            Mode::Error500 => "error500",
+            Mode::RateLimited => "rate_limited",
+            Mode::Blocked => "blocked",
+            Mode::Slow => "slow",
+            Mode::NoClaim => "no_claim",
+            Mode::Expired => "expired",
+            Mode::BadSignature => "bad_signature",
+            Mode::Es256 => "es256",
+        }
+    }
+}
+
+/// Options for [`OAuthServer::start`].
+#[derive(Debug, Clone, Default)]
+pub struct OAuthOptions {
+    pub mode: Mode,
+    /// How long `Mode::Slow` waits (default 5 s).
+    pub delay: Option<Duration>,
+    /// Serve HTTPS with this PEM certificate chain and key (the issuer is then
+    /// `https://localhost:<port>/`).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// The running server; dropping it kills the process.
+pub struct OAuthServer {
+    child: Child,
+    port: u16,
+    issuer: String,
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("AUTHWATCH_TEST_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "AUTHWATCH_TEST_PYTHON={} does not exist; run scripts/test.sh, or `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`",
+            p.display()
+        );
+        return p;
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python for the OAuth2 test server: set AUTHWATCH_TEST_PYTHON, or run scripts/test.sh (it creates .venv and installs tests/requirements.txt), or `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`"
+    );
+    venv
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+impl OAuthServer {
+    /// Starts the server on a free `127.0.0.1` port (the server binds port 0 and reports it)
+    /// and waits until it listens.
+    ///
+    /// # Panics
+    /// When Python, Authlib, Flask or joserfc is missing, or the server does not come up
+    /// within 30 s; the message says what to install.
+    pub async fn start(options: OAuthOptions) -> OAuthServer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("oauth/server.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(&script).arg("--mode").arg(options.mode.arg());
+        if let Some(d) = options.delay {
+            cmd.arg("--delay").arg(d.as_secs_f64().to_string());
+        }
+        if let Some((cert, key)) = &options.tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start the OAuth2 test server {}: {e}",
+                script.display()
+            )
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let _ = child.start_kill();
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        stderr.read_to_string(&mut err),
+                    )
+                    .await;
+                }
+                panic!(
+                    "the OAuth2 test server did not start ({other:?}). Its stderr:\n{err}\nIf a module is missing, install tests/requirements.txt into the Python at AUTHWATCH_TEST_PYTHON (scripts/test.sh does this)."
+                );
+            }
+        };
+        // Keep draining stdout/stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(_)) = lines.next_line().await {}
+            });
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!("unexpected first line from the OAuth2 server: {line}: {e}")
+        });
+        let port = v["port"].as_u64().expect("port") as u16;
+        let issuer = v["issuer"].as_str().expect("issuer").to_owned();
+        OAuthServer {
+            child,
+            port,
+            issuer,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http(s)://host:port/` with Auth0's trailing slash: the tokens' `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}oauth/token", self.issuer)
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}.well-known/jwks.json", self.issuer)
+    }
+
+    /// What the token endpoint received so far (plain HTTP servers only): per request,
+    /// `content_type` (`form`/`json`), `grant_type`, `client_auth` (`post`/`basic`), `realm`,
+    /// `user_agent`.
+    pub async fn token_requests(&self) -> Vec<serde_json::Value> {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to the OAuth2 test server");
+        s.write_all(b"GET /_requests HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.expect("read");
+        let body = buf.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        serde_json::from_str(body).unwrap_or_default()
+    }
+
+    /// Kills the server now.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
