@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# promtool checks and unit-tests the generated Prometheus rules (alerts connector).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# A real Prometheus Alertmanager for the alerting tests (Debian names the binary
+# `prometheus-alertmanager`; upstream builds call it `alertmanager`).
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  need_apt+=(prometheus-alertmanager)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -1,1 +1,1 @@
-authwatch_core::components!(Processor: batch, memory_limiter; Connector: forward);
+authwatch_core::components!(Processor: batch, memory_limiter; Connector: forward, error_rate, alerts);

@@ -1,0 +1,328 @@
+//! Prometheus recording and alerting rules equivalent to the `error_rate` windows and the
+//! `alerts` rules, so that a fleet of sidecars can be evaluated together in Prometheus, Thanos
+//! or Mimir. Names follow the OpenTelemetry-to-Prometheus conversion:
+//! `authwatch.dependency.requests` -> `authwatch_dependency_requests_total`, attribute
+//! `error.class` -> label `error_class`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::rules::{label_name, Aggregation, Kind, Op, SourceFilter};
+use super::Config;
+use crate::error_rate::{self, Window};
+
+const REQUESTS: &str = "authwatch_dependency_requests_total";
+const ERRORS: &str = "authwatch_dependency_errors_total";
+/// Labels summed away in the recorded series (they stay per sidecar, dependency and source).
+const DROP: &str = "endpoint, error_class, service_name, otel_metric_overflow";
+
+#[derive(Serialize)]
+struct File {
+    groups: Vec<Group>,
+}
+
+#[derive(Serialize)]
+struct Group {
+    name: String,
+    rules: Vec<PromRule>,
+}
+
+#[derive(Serialize, Default)]
+struct PromRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<String>,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_firing_for: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Recorded series names for a window.
+pub fn requests_series(w: Window) -> String {
+    format!("authwatch:dependency_requests:increase{w}")
+}
+pub fn errors_series(w: Window) -> String {
+    format!("authwatch:dependency_errors:increase{w}")
+}
+pub fn ratio_series(w: Window) -> String {
+    format!("authwatch:dependency_error_ratio:rate{w}")
+}
+
+fn dur(d: std::time::Duration) -> Option<String> {
+    (!d.is_zero()).then(|| Window(d).to_string())
+}
+
+/// A threshold without float noise: `14.4 * (1 - 0.999)` prints as `0.0144`.
+fn num(x: f64) -> String {
+    let r = (x * 1e12).round() / 1e12;
+    format!("{r}")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn selector(dep: Option<&str>, source: SourceFilter) -> String {
+    let mut m = Vec::new();
+    if let Some(d) = dep {
+        m.push(format!("dependency=\"{}\"", escape(d)));
+    }
+    if let Some(s) = source.source() {
+        m.push(format!("source=\"{}\"", s.as_str()));
+    }
+    format!("{{{}}}", m.join(", "))
+}
+
+/// The error ratio of a window as an expression (sources summed when `source` is `all`).
+fn ratio_expr(w: Window, dep: Option<&str>, source: SourceFilter) -> String {
+    let sel = selector(dep, source);
+    match source {
+        SourceFilter::All => format!(
+            "(sum without (source) ({e}{sel}) / sum without (source) ({r}{sel}))",
+            e = errors_series(w),
+            r = requests_series(w)
+        ),
+        _ => format!("{}{sel}", ratio_series(w)),
+    }
+}
+
+fn requests_expr(w: Window, dep: Option<&str>, source: SourceFilter) -> String {
+    let sel = selector(dep, source);
+    match source {
+        SourceFilter::All => format!("sum without (source) ({}{sel})", requests_series(w)),
+        _ => format!("{}{sel}", requests_series(w)),
+    }
+}
+
+/// A metric name as the OpenTelemetry-to-Prometheus conversion writes it (without unit suffix).
+fn prom_name(name: &str) -> String {
+    label_name(name)
+}
+
+/// The rules file (YAML) for `authwatch rules --config FILE`.
+pub fn prometheus_rules(er: &error_rate::Config, al: &Config) -> String {
+    // Every window anyone needs.
+    let mut windows: BTreeSet<Window> = er.windows.iter().copied().collect();
+    for r in &al.rules {
+        match r.kind() {
+            Some(Kind::Threshold(t)) if t.error_ratio.is_some() => {
+                windows.insert(t.window);
+            }
+            Some(Kind::BurnRate(b)) => {
+                for w in &b.windows {
+                    windows.insert(w.long);
+                    windows.insert(w.short);
+                }
+            }
+            _ => {}
+        }
+    }
+    if al.fleet.enabled {
+        windows.insert(al.fleet.window);
+    }
+
+    let mut recording = Vec::new();
+    for w in &windows {
+        recording.push(PromRule {
+            record: Some(requests_series(*w)),
+            expr: format!("sum without ({DROP}) (increase({REQUESTS}[{w}]))"),
+            ..Default::default()
+        });
+        // No error series at all means no errors: fall back to zero, not to "no data".
+        recording.push(PromRule {
+            record: Some(errors_series(*w)),
+            expr: format!(
+                "sum without ({DROP}) (increase({ERRORS}[{w}])) or (0 * {})",
+                requests_series(*w)
+            ),
+            ..Default::default()
+        });
+        recording.push(PromRule {
+            record: Some(ratio_series(*w)),
+            expr: format!(
+                "{} / ({} > 0)",
+                errors_series(*w),
+                requests_series(*w)
+            ),
+            ..Default::default()
+        });
+    }
+
+    let mut alerting = Vec::new();
+    for rule in &al.rules {
+        let mut labels = rule.labels.clone();
+        labels.entry("severity".into()).or_insert_with(|| rule.severity.clone());
+        let mut annotations = rule.annotations.clone();
+        annotations.insert("status_page".into(), al.status_page_url.clone());
+        if let Some(r) = &rule.runbook_url {
+            annotations.insert("runbook_url".into(), r.clone());
+        }
+        let base = |expr: String, labels: BTreeMap<String, String>, annotations: BTreeMap<String, String>| PromRule {
+            alert: Some(rule.name.clone()),
+            expr,
+            for_: dur(rule.for_),
+            keep_firing_for: dur(rule.keep_firing_for),
+            labels,
+            annotations,
+            ..Default::default()
+        };
+        match rule.kind() {
+            Some(Kind::Threshold(t)) => {
+                let expr = match (t.error_ratio, &t.metric, t.value) {
+                    (Some(limit), _, _) => {
+                        let dep = t.dependency.as_deref();
+                        let mut e = format!("{} > {limit}", ratio_expr(t.window, dep, t.source));
+                        if t.min_requests > 0 {
+                            e = format!(
+                                "({e}) and ({} >= {})",
+                                requests_expr(t.window, dep, t.source),
+                                t.min_requests
+                            );
+                        }
+                        e
+                    }
+                    (None, Some(metric), Some(limit)) => {
+                        let f = match t.aggregation {
+                            Aggregation::Avg => "avg_over_time",
+                            Aggregation::Max => "max_over_time",
+                            Aggregation::Min => "min_over_time",
+                            Aggregation::Last => "last_over_time",
+                        };
+                        let op = match t.op {
+                            Op::Above => ">",
+                            Op::Below => "<",
+                        };
+                        format!("{f}({}[{}]) {op} {limit}", prom_name(metric), t.window)
+                    }
+                    _ => continue,
+                };
+                alerting.push(base(expr, labels, annotations));
+            }
+            Some(Kind::BurnRate(b)) => {
+                let budget = b.budget();
+                let dep = b.dependency.as_deref();
+                for sev in b.severities() {
+                    let pairs: Vec<String> = b
+                        .windows
+                        .iter()
+                        .filter(|w| w.severity == sev)
+                        .map(|w| {
+                            let limit = num(w.factor * budget);
+                            let mut e = format!(
+                                "({} > {limit} and {} > {limit})",
+                                ratio_expr(w.long, dep, b.source),
+                                ratio_expr(w.short, dep, b.source)
+                            );
+                            if b.min_requests > 0 {
+                                e = format!(
+                                    "({e} and {} >= {})",
+                                    requests_expr(w.long, dep, b.source),
+                                    b.min_requests
+                                );
+                            }
+                            e
+                        })
+                        .collect();
+                    let mut l = labels.clone();
+                    l.insert("severity".into(), sev.clone());
+                    let mut a = annotations.clone();
+                    a.entry("summary".into()).or_insert_with(|| {
+                        format!(
+                            "{{{{ $labels.dependency }}}} burns its {}% error budget too fast ({sev})",
+                            b.objective
+                        )
+                    });
+                    alerting.push(base(pairs.join(" or "), l, a));
+                }
+            }
+            Some(Kind::Consecutive(c)) => {
+                let sel = match &c.check {
+                    Some(check) => format!("{{synthetic_check=\"{}\"}}", escape(check)),
+                    None => String::new(),
+                };
+                let span = Window(c.probe_interval.get() * c.failures.get() as u32);
+                let mut r = base(
+                    format!("max_over_time(authwatch_probe_success{sel}[{span}]) == 0"),
+                    labels,
+                    annotations,
+                );
+                // M successes resolve: keep firing for the runs after the first success.
+                let keep = c.probe_interval.get() * (c.successes.get() as u32).saturating_sub(1);
+                r.keep_firing_for = dur(keep.max(rule.keep_firing_for));
+                alerting.push(r);
+            }
+            Some(Kind::Status(s)) => {
+                let sel = match &s.page {
+                    Some(p) => format!("{{status_page=\"{}\"}}", escape(p)),
+                    None => String::new(),
+                };
+                let mut a = annotations;
+                a.insert("verdict".into(), "provider_outage".into());
+                alerting.push(base(
+                    format!("authwatch_status_indicator{sel} >= {}", s.min_indicator),
+                    labels,
+                    a,
+                ));
+            }
+            None => {}
+        }
+    }
+
+    let mut groups = vec![
+        Group {
+            name: "authwatch_error_rate".into(),
+            rules: recording,
+        },
+        Group {
+            name: "authwatch_alerts".into(),
+            rules: alerting,
+        },
+    ];
+    if al.fleet.enabled {
+        let f = &al.fleet;
+        let failing = format!(
+            "({} > {})",
+            ratio_expr(f.window, None, f.source),
+            f.error_ratio
+        );
+        let il = &f.instance_label;
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "summary".into(),
+            format!(
+                "{{{{ $value }}}} sidecars see {{{{ $labels.dependency }}}} fail (error ratio above {} over {})",
+                f.error_ratio, f.window
+            ),
+        );
+        annotations.insert("verdict".into(), "provider_outage".into());
+        annotations.insert("status_page".into(), al.status_page_url.clone());
+        let mut labels = BTreeMap::new();
+        labels.insert("severity".into(), "page".into());
+        groups.push(Group {
+            name: "authwatch_fleet".into(),
+            rules: vec![PromRule {
+                alert: Some("authwatch_fleet_provider_failing".into()),
+                expr: format!(
+                    "count without ({il}) {failing} >= {}",
+                    f.min_sidecars.get()
+                ),
+                for_: dur(f.for_),
+                labels,
+                annotations,
+                ..Default::default()
+            }],
+        });
+    }
+    let header = "# Generated by `authwatch rules`: recording rules for the error_rate windows and\n\
+                  # alerting rules equivalent to the alerts connector's rules. Do not edit by hand.\n";
+    let body = serde_yaml::to_string(&File { groups }).unwrap_or_default();
+    format!("{header}{body}")
+}

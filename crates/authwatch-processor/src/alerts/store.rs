@@ -1,0 +1,301 @@
+//! What the alerts connector remembers of the metrics it has seen: dependency counters as
+//! running totals with a bounded history, probe runs, status-page indicators and the values of
+//! metrics that value rules read.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::common::v1::KeyValue;
+use authwatch_core::otlp::metrics::v1::{metric, number_data_point, AggregationTemporality, NumberDataPoint};
+use authwatch_core::semconv;
+
+use crate::error_rate::util::attr_str;
+use crate::error_rate::{ErrorClass, Source};
+
+/// Gauge 1/0 per probe run (the `synthetic` receiver).
+pub const PROBE_SUCCESS: &str = semconv::PROBE_SUCCESS;
+/// Attribute: the probe check's name.
+pub const SYNTHETIC_CHECK: &str = crate::error_rate::classify::SYNTHETIC_CHECK;
+/// Probe runs remembered per check.
+const MAX_RUNS: usize = 1024;
+/// Samples remembered per series of a value rule.
+const MAX_VALUES: usize = 4096;
+
+/// Labels of a series: sorted `(key, value)` pairs of its string attributes.
+pub type LabelSet = BTreeMap<String, String>;
+
+/// Running totals of one dependency and source, with their history.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: f64,
+    pub errors: f64,
+    /// Errors of the provider-side classes (server_error, timeout, network).
+    pub provider_errors: f64,
+    /// `(time, requests, errors, provider_errors)`, oldest first, at most one per second.
+    samples: VecDeque<(Duration, f64, f64, f64)>,
+}
+
+/// Increase over a window: `(requests, errors, provider_errors)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Increase {
+    pub requests: f64,
+    pub errors: f64,
+    pub provider_errors: f64,
+}
+
+impl Increase {
+    pub fn ratio(&self) -> Option<f64> {
+        (self.requests > 0.0).then(|| self.errors / self.requests)
+    }
+    fn add(&mut self, o: Increase) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.provider_errors += o.provider_errors;
+    }
+}
+
+impl Counters {
+    fn sample(&mut self, now: Duration, keep: Duration) {
+        let s = (now, self.requests, self.errors, self.provider_errors);
+        match self.samples.back_mut() {
+            Some(last) if last.0.as_secs() == now.as_secs() => *last = s,
+            _ => self.samples.push_back(s),
+        }
+        // Keep one sample at or before the start of the longest window as its baseline.
+        let cutoff = now.saturating_sub(keep);
+        while self.samples.len() > 1 && self.samples[1].0 <= cutoff {
+            self.samples.pop_front();
+        }
+    }
+
+    /// What was added during the window ending now. Before the first sample totals were zero.
+    pub fn increase(&self, now: Duration, window: Duration) -> Increase {
+        let start = now.saturating_sub(window);
+        let idx = self.samples.partition_point(|s| s.0 <= start);
+        let base = if idx == 0 || now < window {
+            (0.0, 0.0, 0.0)
+        } else {
+            let s = self.samples[idx - 1];
+            (s.1, s.2, s.3)
+        };
+        Increase {
+            requests: self.requests - base.0,
+            errors: self.errors - base.1,
+            provider_errors: self.provider_errors - base.2,
+        }
+    }
+}
+
+/// Probe runs of one check.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// `(time, success)`, oldest first.
+    pub runs: VecDeque<(Duration, bool)>,
+    last_point_time: u64,
+    pub consecutive_failures: u64,
+    pub consecutive_successes: u64,
+}
+
+/// A status page's last indicator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Status {
+    pub indicator: i64,
+    pub up: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub counters: BTreeMap<(String, Source), Counters>,
+    last_cumulative: HashMap<(String, Vec<(String, String)>), f64>,
+    pub probes: BTreeMap<String, Probe>,
+    pub status: BTreeMap<String, Status>,
+    /// Metric name -> series -> `(time, value)` history (only metrics that rules read).
+    pub values: HashMap<String, BTreeMap<LabelSet, VecDeque<(Duration, f64)>>>,
+    /// How far back counter histories reach (the longest window any rule uses).
+    pub keep: Duration,
+}
+
+fn num(p: &NumberDataPoint) -> Option<f64> {
+    match p.value? {
+        number_data_point::Value::AsDouble(d) if d.is_finite() => Some(d),
+        number_data_point::Value::AsInt(i) => Some(i as f64),
+        _ => None,
+    }
+}
+
+pub fn labels(attrs: &[KeyValue]) -> LabelSet {
+    attrs
+        .iter()
+        .filter_map(|kv| attr_str(&kv.value).map(|v| (kv.key.clone(), v.to_owned())))
+        .collect()
+}
+
+impl Store {
+    pub fn new(keep: Duration, value_metrics: impl IntoIterator<Item = String>) -> Self {
+        Store {
+            keep,
+            values: value_metrics
+                .into_iter()
+                .map(|m| (m, BTreeMap::new()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes in one metrics request.
+    pub fn ingest(&mut self, req: &ExportMetricsServiceRequest, now: Duration) {
+        let mut touched = false;
+        for m in req
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+        {
+            let name = m.name.as_str();
+            match (name, &m.data) {
+                (semconv::DEPENDENCY_REQUESTS | semconv::DEPENDENCY_ERRORS, Some(metric::Data::Sum(s))) => {
+                    let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
+                    for p in &s.data_points {
+                        self.counter_point(name, p, delta);
+                    }
+                    touched = true;
+                }
+                (PROBE_SUCCESS, Some(metric::Data::Gauge(g))) => {
+                    for p in &g.data_points {
+                        self.probe_point(p, now);
+                    }
+                }
+                (semconv::STATUS_INDICATOR, Some(metric::Data::Gauge(g))) => {
+                    for p in &g.data_points {
+                        let page = crate::error_rate::util::find_str(&p.attributes, semconv::STATUS_PAGE)
+                            .unwrap_or("")
+                            .to_owned();
+                        if let Some(v) = num(p) {
+                            let st = self.status.entry(page).or_default();
+                            st.indicator = v as i64;
+                            st.up = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(series) = self.values.get_mut(name) {
+                let points: &[NumberDataPoint] = match &m.data {
+                    Some(metric::Data::Gauge(g)) => &g.data_points,
+                    Some(metric::Data::Sum(s)) => &s.data_points,
+                    _ => &[],
+                };
+                for p in points {
+                    if let Some(v) = num(p) {
+                        let h = series.entry(labels(&p.attributes)).or_default();
+                        h.push_back((now, v));
+                        if h.len() > MAX_VALUES {
+                            h.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        if touched {
+            for c in self.counters.values_mut() {
+                c.sample(now, self.keep);
+            }
+        }
+    }
+
+    fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool) {
+        let Some(v) = num(p) else { return };
+        let mut dep = None;
+        let mut source = Source::Traffic;
+        let mut class = None;
+        for kv in &p.attributes {
+            match kv.key.as_str() {
+                semconv::DEPENDENCY => dep = attr_str(&kv.value),
+                semconv::SOURCE if attr_str(&kv.value) == Some("probe") => source = Source::Probe,
+                semconv::ERROR_CLASS => class = attr_str(&kv.value),
+                _ => {}
+            }
+        }
+        let Some(dep) = dep else { return };
+        let inc = if delta {
+            v
+        } else {
+            let key = (
+                name.to_owned(),
+                p.attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
+                    .collect(),
+            );
+            let last = self.last_cumulative.insert(key, v);
+            match last {
+                Some(l) if v >= l => v - l,
+                // First sight (counted since the error_rate connector started) or a reset.
+                _ => v,
+            }
+        };
+        let c = self.counters.entry((dep.to_owned(), source)).or_default();
+        if name == semconv::DEPENDENCY_REQUESTS {
+            c.requests += inc;
+        } else {
+            c.errors += inc;
+            let provider = ErrorClass::ALL
+                .iter()
+                .any(|k| k.is_provider_side() && Some(k.as_str()) == class);
+            if provider {
+                c.provider_errors += inc;
+            }
+        }
+    }
+
+    fn probe_point(&mut self, p: &NumberDataPoint, now: Duration) {
+        let Some(v) = num(p) else { return };
+        let check = crate::error_rate::util::find_str(&p.attributes, SYNTHETIC_CHECK)
+            .unwrap_or("")
+            .to_owned();
+        let probe = self.probes.entry(check).or_default();
+        // One point per run: the same point seen again (a re-sent batch) is not a new run.
+        if p.time_unix_nano != 0 && p.time_unix_nano == probe.last_point_time {
+            return;
+        }
+        probe.last_point_time = p.time_unix_nano;
+        let ok = v >= 1.0;
+        probe.runs.push_back((now, ok));
+        if probe.runs.len() > MAX_RUNS {
+            probe.runs.pop_front();
+        }
+        if ok {
+            probe.consecutive_successes += 1;
+            probe.consecutive_failures = 0;
+        } else {
+            probe.consecutive_failures += 1;
+            probe.consecutive_successes = 0;
+        }
+    }
+
+    /// Increase of one dependency (or all) and source (or both) over a window.
+    pub fn increase(
+        &self,
+        dep: Option<&str>,
+        source: Option<Source>,
+        now: Duration,
+        window: Duration,
+    ) -> Increase {
+        let mut total = Increase::default();
+        for ((d, s), c) in &self.counters {
+            if dep.is_some_and(|x| x != d) || source.is_some_and(|x| x != *s) {
+                continue;
+            }
+            total.add(c.increase(now, window));
+        }
+        total
+    }
+
+    /// Dependencies seen so far.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.counters.keys().map(|(d, _)| d.clone()).collect();
+        v.dedup();
+        v
+    }
+}

@@ -1,0 +1,445 @@
+//! Per-span work: read the attributes that matter by reference, match a dependency, classify the
+//! outcome and template the endpoint. Nothing here allocates except the caller's scratch buffer.
+
+use authwatch_core::otlp::trace::v1::{span, status, Span};
+use authwatch_core::semconv;
+use serde::{Deserialize, Serialize};
+
+use super::util::{attr_i64, attr_str};
+use super::Dependency;
+
+/// `synthetic.check`: set by the `synthetic` receiver on its spans (probe runs).
+pub const SYNTHETIC_CHECK: &str = semconv::SYNTHETIC_CHECK;
+/// `synthetic.outcome`: the probe run's outcome (`timeout`, `connect`, ...).
+pub const SYNTHETIC_OUTCOME: &str = semconv::SYNTHETIC_OUTCOME;
+
+/// What a matched call ended as, following the HTTP client semantic conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 1xx-3xx, or no error.
+    Ok,
+    /// 5xx (gRPC INTERNAL, UNAVAILABLE, UNKNOWN, DATA_LOSS).
+    ServerError,
+    /// 429 without a user-specific OAuth error (gRPC RESOURCE_EXHAUSTED).
+    RateLimited,
+    /// No response in time (`error.type` names a timeout; gRPC DEADLINE_EXCEEDED).
+    Timeout,
+    /// No response at all: DNS, connect, TLS, reset.
+    Network,
+    /// 4xx with an OAuth error code listed in `auth_rejected_errors` (a wrong password).
+    AuthRejected,
+    /// Any other 4xx.
+    ClientError,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::Ok,
+        ErrorClass::ServerError,
+        ErrorClass::RateLimited,
+        ErrorClass::Timeout,
+        ErrorClass::Network,
+        ErrorClass::AuthRejected,
+        ErrorClass::ClientError,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Ok => "ok",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Network => "network",
+            ErrorClass::AuthRejected => "auth_rejected",
+            ErrorClass::ClientError => "client_error",
+        }
+    }
+
+    /// Whether this class points at the provider rather than at the caller.
+    pub const fn is_provider_side(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::ServerError | ErrorClass::Timeout | ErrorClass::Network
+        )
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// A real call made by an application.
+    Traffic,
+    /// A synthetic probe run (span carrying `synthetic.check`).
+    Probe,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Traffic, Source::Probe];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Traffic => "traffic",
+            Source::Probe => "probe",
+        }
+    }
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The attributes of one span that matter, borrowed.
+#[derive(Debug, Default)]
+pub struct SpanView<'a> {
+    pub server_address: Option<&'a str>,
+    pub url_full: Option<&'a str>,
+    pub url_template: Option<&'a str>,
+    pub url_path: Option<&'a str>,
+    pub peer_service: Option<&'a str>,
+    pub rpc_service: Option<&'a str>,
+    pub rpc_method: Option<&'a str>,
+    pub status_code: Option<i64>,
+    pub grpc_status: Option<i64>,
+    pub error_type: Option<&'a str>,
+    pub oauth_error: Option<&'a str>,
+    pub exception_type: Option<&'a str>,
+    pub synthetic_check: Option<&'a str>,
+    pub synthetic_outcome: Option<&'a str>,
+    pub status_error: bool,
+}
+
+impl<'a> SpanView<'a> {
+    pub fn of(span: &'a Span) -> Self {
+        let mut v = SpanView {
+            status_error: span
+                .status
+                .as_ref()
+                .is_some_and(|s| s.code == status::StatusCode::Error as i32),
+            ..Default::default()
+        };
+        for kv in &span.attributes {
+            let val = &kv.value;
+            match kv.key.as_str() {
+                semconv::SERVER_ADDRESS => v.server_address = attr_str(val),
+                semconv::URL_FULL => v.url_full = attr_str(val),
+                semconv::URL_TEMPLATE => v.url_template = attr_str(val),
+                "url.path" => v.url_path = attr_str(val),
+                semconv::PEER_SERVICE => v.peer_service = attr_str(val),
+                semconv::RPC_SERVICE => v.rpc_service = attr_str(val),
+                "rpc.method" => v.rpc_method = attr_str(val),
+                semconv::HTTP_RESPONSE_STATUS_CODE | "http.status_code" => {
+                    v.status_code = attr_i64(val)
+                }
+                "rpc.grpc.status_code" => v.grpc_status = attr_i64(val),
+                semconv::ERROR_TYPE => v.error_type = attr_str(val),
+                semconv::OAUTH_ERROR | "auth0.error" => v.oauth_error = attr_str(val),
+                semconv::EXCEPTION_TYPE => v.exception_type = attr_str(val),
+                SYNTHETIC_CHECK => v.synthetic_check = attr_str(val),
+                SYNTHETIC_OUTCOME => v.synthetic_outcome = attr_str(val),
+                _ => {}
+            }
+        }
+        // Exceptions and OAuth errors recorded as span events (`exception` event convention).
+        if v.exception_type.is_none() || v.oauth_error.is_none() {
+            for ev in &span.events {
+                for kv in &ev.attributes {
+                    match kv.key.as_str() {
+                        semconv::EXCEPTION_TYPE if v.exception_type.is_none() => {
+                            v.exception_type = attr_str(&kv.value)
+                        }
+                        semconv::OAUTH_ERROR | "auth0.error" if v.oauth_error.is_none() => {
+                            v.oauth_error = attr_str(&kv.value)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    pub fn source(&self) -> Source {
+        if self.synthetic_check.is_some() {
+            Source::Probe
+        } else {
+            Source::Traffic
+        }
+    }
+
+    /// The host: `server.address`, else the host of `url.full`.
+    pub fn host(&self) -> Option<&'a str> {
+        self.server_address
+            .or_else(|| self.url_full.and_then(|u| split_url(u).0))
+    }
+
+    /// The error key of the group fingerprint: OAuth error code, else exception type, else
+    /// `error.type`, else the status code class.
+    pub fn error_key(&self) -> Option<&'a str> {
+        self.oauth_error
+            .or(self.exception_type)
+            .or(self.error_type)
+    }
+}
+
+/// Whether the span is one the connector looks at: a probe's root span, or a span of a configured
+/// kind that is not part of a probe.
+pub fn is_candidate(span: &Span, view: &SpanView<'_>, kinds: &[SpanKindName]) -> bool {
+    if view.synthetic_check.is_some() {
+        return span.parent_span_id.is_empty();
+    }
+    kinds.iter().any(|k| k.code() == span.kind)
+}
+
+/// Span kinds as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKindName {
+    Client,
+    Internal,
+    Producer,
+    Server,
+    Consumer,
+    Unspecified,
+}
+
+impl SpanKindName {
+    pub fn code(self) -> i32 {
+        (match self {
+            SpanKindName::Client => span::SpanKind::Client,
+            SpanKindName::Internal => span::SpanKind::Internal,
+            SpanKindName::Producer => span::SpanKind::Producer,
+            SpanKindName::Server => span::SpanKind::Server,
+            SpanKindName::Consumer => span::SpanKind::Consumer,
+            SpanKindName::Unspecified => span::SpanKind::Unspecified,
+        }) as i32
+    }
+}
+
+/// Classifies a matched call. `auth_rejected` lists the OAuth error codes that mean "the user
+/// was refused" rather than "the call failed".
+pub fn classify(v: &SpanView<'_>, auth_rejected: &[String]) -> ErrorClass {
+    if let Some(code) = v.status_code {
+        return match code {
+            400..=499 => {
+                if v.oauth_error
+                    .is_some_and(|e| auth_rejected.iter().any(|a| a == e))
+                {
+                    ErrorClass::AuthRejected
+                } else if code == 429 {
+                    ErrorClass::RateLimited
+                } else if code == 408 {
+                    ErrorClass::Timeout
+                } else {
+                    ErrorClass::ClientError
+                }
+            }
+            500..=599 => ErrorClass::ServerError,
+            100..=399 if !v.status_error => ErrorClass::Ok,
+            // A response we could not interpret, or an error after the headers (body read).
+            _ => {
+                if is_timeout(v) {
+                    ErrorClass::Timeout
+                } else if (100..=399).contains(&code) {
+                    ErrorClass::Network
+                } else {
+                    ErrorClass::ServerError
+                }
+            }
+        };
+    }
+    if let Some(g) = v.grpc_status {
+        return match g {
+            0 => ErrorClass::Ok,
+            4 => ErrorClass::Timeout,
+            8 => ErrorClass::RateLimited,
+            2 | 13 | 14 | 15 => ErrorClass::ServerError,
+            7 | 16 => {
+                if v.oauth_error
+                    .is_some_and(|e| auth_rejected.iter().any(|a| a == e))
+                {
+                    ErrorClass::AuthRejected
+                } else {
+                    ErrorClass::ClientError
+                }
+            }
+            1 => ErrorClass::Ok, // CANCELLED by the caller is not an error.
+            _ => ErrorClass::ClientError,
+        };
+    }
+    if v.error_type.is_none() && !v.status_error && !outcome_failed(v) {
+        return ErrorClass::Ok;
+    }
+    if is_timeout(v) {
+        ErrorClass::Timeout
+    } else {
+        ErrorClass::Network
+    }
+}
+
+fn outcome_failed(v: &SpanView<'_>) -> bool {
+    v.synthetic_outcome.is_some_and(|o| o != "success")
+}
+
+fn is_timeout(v: &SpanView<'_>) -> bool {
+    let t = |s: &str| {
+        contains_ignore_case(s, "timeout")
+            || contains_ignore_case(s, "timedout")
+            || contains_ignore_case(s, "deadline")
+    };
+    v.error_type.is_some_and(t)
+        || v.exception_type.is_some_and(t)
+        || v.synthetic_outcome == Some("timeout")
+}
+
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `(host, path)` of an absolute URL, by reference; the path without query or fragment.
+pub fn split_url(url: &str) -> (Option<&str>, &str) {
+    let rest = match url.find("://") {
+        Some(i) => &url[i + 3..],
+        None => return (None, strip_query(url)),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest.split(['?', '#']).next().unwrap_or(rest), "/"),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| h.trim_start_matches('['))
+    } else {
+        host.split(':').next()
+    };
+    (host.filter(|h| !h.is_empty()), strip_query(path))
+}
+
+fn strip_query(p: &str) -> &str {
+    p.split(['?', '#']).next().unwrap_or(p)
+}
+
+/// Case-insensitive glob with `*` (any run of characters, dots included).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+impl Dependency {
+    /// Whether the call goes to this dependency.
+    pub fn matches(&self, v: &SpanView<'_>) -> bool {
+        if let Some(host) = v.host() {
+            if self.server_address.iter().any(|g| glob_match(g, host)) {
+                return true;
+            }
+        }
+        if let Some(url) = v.url_full {
+            if self.url_prefix.iter().any(|p| url.starts_with(p.as_str())) {
+                return true;
+            }
+        }
+        if let Some(p) = v.peer_service {
+            if self.peer_service.iter().any(|x| x == p) {
+                return true;
+            }
+        }
+        if let Some(r) = v.rpc_service {
+            if self.rpc_service.iter().any(|x| x == r) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Most path segments kept in a template; the rest become `{...}`.
+const MAX_SEGMENTS: usize = 8;
+
+/// Writes the endpoint template of the call into `out` (cleared first): `url.template` as is,
+/// else the path of `url.path` / `url.full` with ids replaced by `{id}`, else the RPC method.
+pub fn endpoint_template(v: &SpanView<'_>, out: &mut String) {
+    out.clear();
+    if let Some(t) = v.url_template {
+        out.push_str(t);
+        return;
+    }
+    let path = v
+        .url_path
+        .map(strip_query)
+        .or_else(|| v.url_full.map(|u| split_url(u).1));
+    match path {
+        Some(p) => template_path(p, out),
+        None => match (v.rpc_service, v.rpc_method) {
+            (Some(s), Some(m)) => {
+                out.push_str(s);
+                out.push('/');
+                out.push_str(m);
+            }
+            (None, Some(m)) => out.push_str(m),
+            _ => out.push_str("{unknown}"),
+        },
+    }
+}
+
+fn template_path(path: &str, out: &mut String) {
+    let mut n = 0;
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        n += 1;
+        if n > MAX_SEGMENTS {
+            out.push_str("{...}");
+            return;
+        }
+        if is_id(seg) {
+            out.push_str("{id}");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+}
+
+/// Numbers, UUIDs, long hex strings, Auth0 user ids (`auth0|abc`, `google-oauth2%7C123`) and
+/// long tokens mixing letters and digits.
+pub fn is_id(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    if b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    if seg.contains('|') || seg.contains("%7C") || seg.contains("%7c") {
+        return true;
+    }
+    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
+    if hexish && b.iter().filter(|c| c.is_ascii_hexdigit()).count() >= 16 {
+        return true; // UUIDs, object ids, hashes.
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    b.len() >= 16 && digits >= 2 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+}
