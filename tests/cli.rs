@@ -202,3 +202,65 @@ fn no_arguments_runs_the_embedded_default() {
     assert_eq!(status.code(), Some(0), "{}", aw.output());
     assert!(aw.output().contains("signal=\"SIGINT\""), "{}", aw.output());
 }
+
+/// `authwatch rules` writes Prometheus rules that promtool accepts.
+#[test]
+fn rules_command_writes_rules_promtool_accepts() {
+    let scratch = Scratch::new("rules");
+    let cfg = scratch.write(
+        "alerts.yaml",
+        "
+receivers: {otlp: {}}
+connectors:
+  error_rate: {}
+  alerts:
+    rules:
+      - name: idp_errors
+        threshold: {error_ratio: 0.05, window: 5m, min_requests: 20}
+      - name: idp_slo
+        burn_rate: {objective: 99.9}
+exporters: {debug: {}}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    traces: {receivers: [otlp], exporters: [error_rate]}
+    metrics: {receivers: [error_rate], exporters: [alerts]}
+    logs: {receivers: [alerts], exporters: [debug]}
+",
+    );
+    let out = scratch.0.join("rules.yaml");
+    let (code, _, err) = run_cli(
+        &[
+            "rules",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("alert: idp_errors"), "{text}");
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "rules", out.to_str().unwrap()])
+        .output()
+        .expect("promtool (Debian package `prometheus`) must be installed: run scripts/test.sh");
+    assert!(
+        promtool.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
+    // A config without an alerts connector has no rules to write.
+    let (code, _, err) = run_cli(
+        &[
+            "rules",
+            "--config",
+            repo().join("configs/default.yaml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("no `alerts` connector"), "{err}");
+}

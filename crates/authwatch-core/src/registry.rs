@@ -70,6 +70,8 @@ pub trait DynComponent: Send + Sync {
     fn resources_dyn(&self) -> Vec<Resource>;
     /// The config with defaults filled in and secrets redacted (for `print-config`).
     fn to_value(&self) -> serde_json::Value;
+    /// The concrete config, for tools that know its type (`authwatch rules`, `authwatch probe`).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<C: ComponentConfig> DynComponent for C {
@@ -81,6 +83,9 @@ impl<C: ComponentConfig> DynComponent for C {
     }
     fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
@@ -160,6 +165,11 @@ pub enum AnyConfig {
 }
 
 impl AnyConfig {
+    /// The concrete config if it is a `C`.
+    pub fn downcast<C: 'static>(&self) -> Option<&C> {
+        self.as_component().as_any().downcast_ref::<C>()
+    }
+
     pub fn as_component(&self) -> &dyn DynComponent {
         match self {
             AnyConfig::Receiver(c) => c.as_ref(),

@@ -45,6 +45,13 @@ enum Command {
     PrintConfig,
     /// List the available component types.
     Components,
+    /// Write Prometheus recording and alerting rules equivalent to the config's `error_rate`
+    /// windows and `alerts` rules, for evaluating a fleet of sidecars in Prometheus.
+    Rules {
+        /// Write the rules to this file instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Run the synthetic checks once and print a report; exit 0 only if all passed.
     Probe {
         /// Run only the check with this name.
@@ -137,6 +144,10 @@ fn main() -> ExitCode {
             Ok(_) => probe(&cli, check.as_deref()),
             Err(code) => code,
         },
+        Command::Rules { output } => match load(&cli, &factories) {
+            Ok(loaded) => rules(&loaded, output.as_deref()),
+            Err(code) => code,
+        },
         Command::Run => {
             let loaded = match load(&cli, &factories) {
                 Ok(l) => l,
@@ -162,6 +173,63 @@ fn print_components(f: &Factories) {
                 );
             }
         }
+    }
+}
+
+/// `authwatch rules`: Prometheus rules for every `alerts` connector, with the `error_rate`
+/// connector's windows (the first one configured, or its defaults).
+fn rules(loaded: &Loaded, output: Option<&std::path::Path>) -> ExitCode {
+    use authwatch_processor::{alerts, error_rate};
+    let error_rate = loaded
+        .connectors
+        .values()
+        .find_map(|c| c.config.downcast::<error_rate::Config>())
+        .cloned()
+        .unwrap_or_default();
+    let alerts: Vec<&alerts::Config> = loaded
+        .connectors
+        .values()
+        .filter_map(|c| c.config.downcast::<alerts::Config>())
+        .collect();
+    if alerts.is_empty() {
+        eprintln!(
+            "authwatch: the config has no `alerts` connector, so there are no rules to write"
+        );
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    }
+    // One rule file: the groups of every alerts connector together.
+    let mut text = alerts::prometheus_rules(&error_rate, alerts[0]);
+    if alerts.len() > 1 {
+        let mut groups = Vec::new();
+        for a in &alerts {
+            let doc: serde_yaml::Value =
+                match serde_yaml::from_str(&alerts::prometheus_rules(&error_rate, a)) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("authwatch: generated rules are not valid YAML (a bug): {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            if let Some(serde_yaml::Value::Sequence(g)) = doc.get("groups") {
+                groups.extend(g.iter().cloned());
+            }
+        }
+        let mut top = serde_yaml::Mapping::new();
+        top.insert("groups".into(), serde_yaml::Value::Sequence(groups));
+        text = serde_yaml::to_string(&top).unwrap_or_default();
+    }
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("authwatch: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
