@@ -83,6 +83,8 @@ pub struct Settings {
     pub shutdown: CancellationToken,
     pub telemetry: Telemetry,
     pub health: Health,
+    /// Where components publish what the status page shows.
+    pub board: crate::board::StatusBoard,
 }
 
 impl Settings {
@@ -93,6 +95,7 @@ impl Settings {
             shutdown: CancellationToken::new(),
             telemetry: Telemetry::new(),
             health: Health::default(),
+            board: Default::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! crates, everything that reads files lives in `authwatch-service`.
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod component;
 pub mod config;
 pub mod consume;

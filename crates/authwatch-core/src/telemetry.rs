@@ -62,6 +62,9 @@ struct Families {
     exporter_enqueue_failed: PerSignal<ExporterLabels>,
     exporter_queue_size: Family<ExporterLabels, Gauge>,
     exporter_queue_capacity: Family<ExporterLabels, Gauge>,
+    exporter_queue_size_bytes: Family<ExporterLabels, Gauge>,
+    exporter_queue_oldest_age: Family<ExporterLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    exporter_queue_corrupt: Family<ExporterLabels, Counter>,
     process_uptime: Gauge<f64, std::sync::atomic::AtomicU64>,
     process_memory_rss: Gauge,
     process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -129,6 +132,9 @@ impl Telemetry {
             ),
             exporter_queue_size: Family::default(),
             exporter_queue_capacity: Family::default(),
+            exporter_queue_size_bytes: Family::default(),
+            exporter_queue_oldest_age: Family::default(),
+            exporter_queue_corrupt: Family::default(),
             process_uptime: Gauge::default(),
             process_memory_rss: Gauge::default(),
             process_cpu_seconds: Gauge::default(),
@@ -142,6 +148,21 @@ impl Telemetry {
             "exporter_queue_capacity",
             "Capacity of an exporter's sending queue, in requests",
             families.exporter_queue_capacity.clone(),
+        );
+        reg.register(
+            "exporter_queue_size_bytes",
+            "Bytes of the requests stored in an exporter's persistent sending queue",
+            families.exporter_queue_size_bytes.clone(),
+        );
+        reg.register(
+            "exporter_queue_oldest_age_seconds",
+            "Age of the oldest request in an exporter's persistent sending queue",
+            families.exporter_queue_oldest_age.clone(),
+        );
+        reg.register(
+            "exporter_queue_corrupt_records",
+            "Corrupt or unreadable records an exporter's persistent sending queue skipped",
+            families.exporter_queue_corrupt.clone(),
         );
         reg.register(
             "process_uptime_seconds",
@@ -229,6 +250,9 @@ impl Telemetry {
                 .map(|x| x.get_or_create(&l).clone()),
             queue_size: f.exporter_queue_size.get_or_create(&l).clone(),
             queue_capacity: f.exporter_queue_capacity.get_or_create(&l).clone(),
+            queue_size_bytes: f.exporter_queue_size_bytes.get_or_create(&l).clone(),
+            queue_oldest_age_seconds: f.exporter_queue_oldest_age.get_or_create(&l).clone(),
+            queue_corrupt_records: f.exporter_queue_corrupt.get_or_create(&l).clone(),
         }
     }
 
@@ -319,6 +343,12 @@ pub struct ExporterTelemetry {
     enqueue_failed: [Counter; 3],
     pub queue_size: Gauge,
     pub queue_capacity: Gauge,
+    /// Bytes stored in a persistent sending queue (0 for the memory queue).
+    pub queue_size_bytes: Gauge,
+    /// Age of the oldest stored request of a persistent sending queue (0 when empty).
+    pub queue_oldest_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Records a persistent sending queue found corrupt and skipped.
+    pub queue_corrupt_records: Counter,
 }
 
 impl ExporterTelemetry {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use authwatch_core::board::StatusBoard;
 use authwatch_core::health::{Health, Phase};
 use authwatch_core::telemetry::Telemetry;
 use authwatch_core::{
@@ -62,6 +63,13 @@ pub struct Started {
     pub metrics_address: Option<SocketAddr>,
 }
 
+/// What every component of one run shares.
+struct Shared {
+    telemetry: Telemetry,
+    health: Health,
+    board: StatusBoard,
+}
+
 struct Stage {
     name: String,
     token: CancellationToken,
@@ -79,12 +87,13 @@ impl Stage {
         }
     }
 
-    fn settings(&self, id: &ComponentId, telemetry: &Telemetry, health: &Health) -> Settings {
+    fn settings(&self, id: &ComponentId, shared: &Shared) -> Settings {
         Settings {
             id: id.clone(),
             shutdown: self.token.clone(),
-            telemetry: telemetry.clone(),
-            health: health.clone(),
+            telemetry: shared.telemetry.clone(),
+            health: shared.health.clone(),
+            board: shared.board.clone(),
         }
     }
 
@@ -168,8 +177,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_started: impl FnOnce(Started) + Send,
 ) -> Result<RunOutcome, StartError> {
-    let telemetry = Telemetry::new();
-    let health = Health::default();
+    let shared = Shared {
+        telemetry: Telemetry::new(),
+        health: Health::default(),
+        board: StatusBoard::default(),
+    };
+    let health = shared.health.clone();
     let (early_tx, mut early_rx) = mpsc::unbounded_channel::<String>();
 
     let mut support = Stage::new("extensions");
@@ -179,8 +192,7 @@ pub async fn run(
 
     let result = start(
         &loaded,
-        &telemetry,
-        &health,
+        &shared,
         &early_tx,
         &mut support,
         &mut exporters_stage,
@@ -257,8 +269,7 @@ fn start_err(kind: Kind, id: &ComponentId, e: impl std::fmt::Display) -> StartEr
 #[allow(clippy::too_many_arguments)]
 async fn start(
     l: &Loaded,
-    telemetry: &Telemetry,
-    health: &Health,
+    shared: &Shared,
     early: &mpsc::UnboundedSender<String>,
     support: &mut Stage,
     exporters_stage: &mut Stage,
@@ -270,7 +281,7 @@ async fn start(
     if l.service.telemetry.metrics.level != MetricsLevel::None {
         let addr = l.service.telemetry.metrics.address.addr();
         let (local, task) =
-            crate::telemetry::serve_metrics(addr, telemetry.clone(), support.token.clone())
+            crate::telemetry::serve_metrics(addr, shared.telemetry.clone(), support.token.clone())
                 .await
                 .map_err(|e| StartError {
                     kind: "telemetry".into(),
@@ -289,7 +300,7 @@ async fn start(
             continue;
         };
         let task = cfg
-            .build(support.settings(id, telemetry, health))
+            .build(support.settings(id, shared))
             .await
             .map_err(|e| start_err(Kind::Extension, id, e))?;
         support.spawn("extension", id.to_string(), task, early.clone());
@@ -310,14 +321,16 @@ async fn start(
             continue;
         }
         let built = cfg
-            .build(exporters_stage.settings(id, telemetry, health))
+            .build(exporters_stage.settings(id, shared))
             .await
             .map_err(|e| start_err(Kind::Exporter, id, e))?;
         if let Some(task) = built.task {
             exporters_stage.spawn("exporter", id.to_string(), task, early.clone());
         }
         // Exporters report their own failures and recoveries under their id.
-        health.report(&id.to_string(), authwatch_core::health::ComponentStatus::Ok);
+        shared
+            .health
+            .report(&id.to_string(), authwatch_core::health::ComponentStatus::Ok);
         exporters.insert(id.clone(), built.consumer);
     }
 
@@ -335,7 +348,7 @@ async fn start(
                 let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
                 let built = cfg
                     .build(ConnectorContext {
-                        settings: stage.settings(id, telemetry, health),
+                        settings: stage.settings(id, shared),
                         next,
                     })
                     .await
@@ -362,7 +375,7 @@ async fn start(
                     };
                     let built = cfg
                         .build(ProcessorContext {
-                            settings: stage.settings(pr, telemetry, health),
+                            settings: stage.settings(pr, shared),
                             pipeline: pid.clone(),
                             next,
                         })
@@ -397,7 +410,7 @@ async fn start(
         let next = router_for(l, id, &entries, |p| p.receivers.contains(id));
         let task = cfg
             .build(ReceiverContext {
-                settings: receivers_stage.settings(id, telemetry, health),
+                settings: receivers_stage.settings(id, shared),
                 next,
             })
             .await
