@@ -44,17 +44,56 @@ service:
     let mut sent_valid = 0;
 
     let mut cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
-        ("malformed protobuf", "application/x-protobuf", None, vec![0xff, 0xff, 0xff, 0x0f, 0x01], 400),
-        ("malformed JSON", "application/json", None, b"{\"resourceSpans\": [".to_vec(), 400),
+        (
+            "malformed protobuf",
+            "application/x-protobuf",
+            None,
+            vec![0xff, 0xff, 0xff, 0x0f, 0x01],
+            400,
+        ),
+        (
+            "malformed JSON",
+            "application/json",
+            None,
+            b"{\"resourceSpans\": [".to_vec(),
+            400,
+        ),
         ("wrong content type", "text/plain", None, valid.clone(), 415),
-        ("truncated protobuf", "application/x-protobuf", None, valid[..valid.len() - 7].to_vec(), 400),
-        ("truncated gzip", "application/x-protobuf", Some("gzip"), { let z = gzip(&valid); z[..z.len() / 2].to_vec() }, 400),
-        ("oversized body", "application/x-protobuf", None, vec![0u8; 2 * 1024 * 1024], 413),
+        (
+            "truncated protobuf",
+            "application/x-protobuf",
+            None,
+            valid[..valid.len() - 7].to_vec(),
+            400,
+        ),
+        (
+            "truncated gzip",
+            "application/x-protobuf",
+            Some("gzip"),
+            {
+                let z = gzip(&valid);
+                z[..z.len() / 2].to_vec()
+            },
+            400,
+        ),
+        (
+            "oversized body",
+            "application/x-protobuf",
+            None,
+            vec![0u8; 2 * 1024 * 1024],
+            413,
+        ),
     ];
     // A gzip bomb: 64 MiB of zeros in well under 1 MiB on the wire.
     let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
     assert!(bomb.len() < 1024 * 1024);
-    cases.push(("gzip bomb", "application/x-protobuf", Some("gzip"), bomb, 413));
+    cases.push((
+        "gzip bomb",
+        "application/x-protobuf",
+        Some("gzip"),
+        bomb,
+        413,
+    ));
 
     for (name, ct, enc, body, want) in cases {
         let mut req = http.post(&url).header("content-type", ct).body(body);
@@ -78,16 +117,26 @@ service:
     }
 
     // gRPC: an oversized message is refused, a valid one after it accepted.
-    let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{g}")).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{g}"))
+        .await
+        .unwrap();
     let big = authwatch_testkit::traces(100, 20_000);
     let err = client.export(big).await.unwrap_err();
     assert!(
-        matches!(err.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
+        matches!(
+            err.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
         "{err:?}"
     );
-    client.export(authwatch_testkit::traces(0, 5)).await.unwrap();
+    client
+        .export(authwatch_testkit::traces(0, 5))
+        .await
+        .unwrap();
     sent_valid += 5;
 
-    backend.wait_for_items(SignalKind::Traces, sent_valid, Duration::from_secs(30)).await;
+    backend
+        .wait_for_items(SignalKind::Traces, sent_valid, Duration::from_secs(30))
+        .await;
     assert_eq!(backend.item_count(SignalKind::Traces), sent_valid);
 }

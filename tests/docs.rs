@@ -38,10 +38,16 @@ fn component_reference_is_current() {
         "docs/reference is stale: run scripts/gen-docs.sh"
     );
     for (k, v) in &generated {
-        assert_eq!(&committed[k], v, "docs/reference/{k} is stale: run scripts/gen-docs.sh");
+        assert_eq!(
+            &committed[k], v,
+            "docs/reference/{k} is stale: run scripts/gen-docs.sh"
+        );
     }
     // Every registered component has a reference page with real content.
     for (k, v) in &generated {
-        assert!(v.lines().count() > 5, "{k}: the module doc is too thin to be a reference");
+        assert!(
+            v.lines().count() > 5,
+            "{k}: the module doc is too thin to be a reference"
+        );
     }
 }

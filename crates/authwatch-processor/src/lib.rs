@@ -1,1 +1,1 @@
-authwatch_core::components!(Processor: batch, memory_limiter; Connector: forward, error_rate, alerts);
+authwatch_core::components!(Processor: batch, memory_limiter, redaction; Connector: forward, error_rate, alerts);

@@ -1,1 +1,3 @@
+pub mod tls;
+
 authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs);

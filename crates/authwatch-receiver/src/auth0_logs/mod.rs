@@ -15,6 +15,9 @@
 //!     include_user_ids: false
 //!     dedupe_window: 1h
 //!     dedupe_max_entries: 100000
+//!     tls:                               # optional: serve HTTPS yourself
+//!       cert_file: /etc/authwatch/server.crt
+//!       key_file: /etc/authwatch/server.key
 //! ```
 //!
 //! ## Options
@@ -28,6 +31,8 @@
 //! | `include_user_ids` | `false` | keep personal fields (`user_id`, `user_name`, `email`, `ip`, ...) |
 //! | `dedupe_window` | `1h` | how long a `log_id` is remembered; `0s` turns dedupe off |
 //! | `dedupe_max_entries` | `100000` | most `log_id`s remembered; the oldest are forgotten first |
+//! | `tls.cert_file`, `tls.key_file` | (off) | serve HTTPS with this PEM certificate chain and key (Auth0 only sends to `https://` URLs: use this or a TLS-terminating proxy) |
+//! | `tls.client_ca_file` | (off) | require client certificates signed by these CAs (mutual TLS; Auth0's log streams do not send one, so only behind a proxy that does) |
 //!
 //! ## Requests and answers
 //!
@@ -88,6 +93,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::tls::{TlsIncoming, TlsServerConfig};
+
 mod decode;
 mod dedupe;
 mod http;
@@ -121,6 +128,9 @@ pub struct Config {
     #[serde(with = "authwatch_core::config::duration")]
     pub dedupe_window: Duration,
     pub dedupe_max_entries: Positive,
+    /// Serve HTTPS (see [`crate::tls`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for Config {
@@ -133,6 +143,7 @@ impl Default for Config {
             include_user_ids: false,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             dedupe_max_entries: Positive(DEFAULT_DEDUPE_MAX_ENTRIES),
+            tls: None,
         }
     }
 }
@@ -209,6 +220,9 @@ impl ComponentConfig for Config {
                 "must not start or end with whitespace; HTTP drops it, so it could never match",
             );
         }
+        if let Some(tls) = &self.tls {
+            tls.validate(v, "tls");
+        }
     }
 
     fn resources(&self) -> Vec<Resource> {
@@ -231,6 +245,7 @@ impl ReceiverConfig for Config {
 /// A bound, not yet serving, receiver.
 pub(crate) struct Receiver {
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     path: UrlPath,
     endpoint: Arc<http::Endpoint>,
     shutdown: tokio_util::sync::CancellationToken,
@@ -238,12 +253,21 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+        let tls = match &config.tls {
+            Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
+            None => None,
+        };
         let addr = config.endpoint.addr();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
         let local = listener.local_addr().unwrap_or(addr);
-        info!(endpoint = %local, path = %config.path, "Auth0 log stream receiver listening.");
+        info!(
+            endpoint = %local,
+            path = %config.path,
+            tls = tls.is_some(),
+            "Auth0 log stream receiver listening."
+        );
         let ingest = ingest::Ingest::new(
             cx.next,
             cx.settings.telemetry.receiver(&cx.settings.id, "http"),
@@ -254,6 +278,7 @@ impl Receiver {
         );
         Ok(Receiver {
             listener,
+            tls,
             path: config.path.clone(),
             endpoint: Arc::new(http::Endpoint {
                 authorization: config.authorization.clone(),
@@ -274,12 +299,23 @@ impl Receiver {
     pub(crate) fn run(self) -> Running {
         let app = http::router(self.path.as_str(), self.endpoint);
         let listener = self.listener;
+        let tls = self.tls;
         let shutdown = self.shutdown;
         Box::pin(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|e| RunError(format!("Auth0 log stream server failed: {e}")));
+            let served = match tls {
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                }
+                Some(tls) => {
+                    let incoming = TlsIncoming::new(listener, tls, shutdown.clone());
+                    axum::serve(incoming, app)
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                }
+            };
+            let r = served.map_err(|e| RunError(format!("Auth0 log stream server failed: {e}")));
             info!("Auth0 log stream receiver stopped.");
             r
         })

@@ -51,6 +51,7 @@ fn config_yaml_decodes_to_struct() {
         include_user_ids: true,
         dedupe_window: Duration::from_secs(1800),
         dedupe_max_entries: Positive(5000),
+        tls: None,
     };
     assert_eq!(c, want);
     let mut v = Validator::new("");

@@ -14,7 +14,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use prost::Message;
@@ -22,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::auth::BearerAuth;
 use super::ingest::{Export, Ingest};
 use super::status::Problem;
 use super::HttpConfig;
@@ -106,6 +110,7 @@ struct Endpoint {
     metrics: String,
     logs: String,
     max_body: usize,
+    auth: Option<BearerAuth>,
 }
 
 impl Endpoint {
@@ -124,8 +129,13 @@ impl Endpoint {
 
 /// The OTLP/HTTP router. Paths are matched exactly (no axum route syntax), so no configured path
 /// can make route registration fail.
-pub(crate) fn router(config: &HttpConfig, ingest: Ingest) -> axum::Router {
+pub(crate) fn router(
+    config: &HttpConfig,
+    ingest: Ingest,
+    auth: Option<BearerAuth>,
+) -> axum::Router {
     let endpoint = Endpoint {
+        auth,
         ingest,
         traces: config.traces_url_path.as_str().to_owned(),
         metrics: config.metrics_url_path.as_str().to_owned(),
@@ -142,19 +152,48 @@ pub(crate) fn router(config: &HttpConfig, ingest: Ingest) -> axum::Router {
 pub(crate) fn serve(
     config: &HttpConfig,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Option<BearerAuth>,
     ingest: Ingest,
     shutdown: CancellationToken,
 ) -> impl Future<Output = Result<(), RunError>> + Send + 'static {
-    let app = router(config, ingest);
+    let app = router(config, ingest, auth);
     async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(|e| RunError(format!("OTLP HTTP server failed: {e}")))
+        let served = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+            }
+            Some(tls) => {
+                let incoming = crate::tls::TlsIncoming::new(listener, tls, shutdown.clone());
+                axum::serve(incoming, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+            }
+        };
+        served.map_err(|e| RunError(format!("OTLP HTTP server failed: {e}")))
     }
 }
 
 async fn dispatch(State(endpoint): State<Arc<Endpoint>>, req: Request) -> Response {
+    // Authentication first: an unauthenticated client learns nothing, and its body is not read.
+    if let Some(auth) = &endpoint.auth {
+        if !auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+            debug!("Refused an OTLP/HTTP request without the configured bearer token.");
+            let format = Format::from_headers(req.headers()).unwrap_or(Format::Protobuf);
+            let mut response = problem_response(
+                &Problem::unauthenticated(
+                    "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+                ),
+                format,
+            );
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
     let Some(kind) = endpoint.signal_for(req.uri().path()) else {
         return (
             StatusCode::NOT_FOUND,

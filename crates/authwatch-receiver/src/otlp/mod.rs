@@ -12,6 +12,12 @@
 //!         endpoint: 127.0.0.1:4317
 //!         max_recv_msg_size_mib: 4
 //!         max_concurrent_streams: 100
+//!         tls:                 # optional: serve TLS
+//!           cert_file: /etc/authwatch/server.crt
+//!           key_file: /etc/authwatch/server.key
+//!           client_ca_file: /etc/authwatch/clients-ca.crt   # optional: mutual TLS
+//!         auth:                # optional: require `authorization: Bearer <token>`
+//!           bearer_token: ${env:OTLP_BEARER_TOKEN}
 //!       http:                  # present (even empty): HTTP on; absent: off
 //!         endpoint: 127.0.0.1:4318
 //!         traces_url_path: /v1/traces
@@ -37,14 +43,34 @@
 //! | `protocols.http.metrics_url_path` | `/v1/metrics` | path of metric exports |
 //! | `protocols.http.logs_url_path` | `/v1/logs` | path of log exports |
 //! | `protocols.http.max_request_body_size` | `20971520` (20 MiB) | largest request body in bytes, checked on the wire and again after decompression |
+//! | `protocols.<grpc\|http>.tls.cert_file` | (plaintext) | PEM certificate chain to serve TLS 1.2/1.3 with (rustls, ring) |
+//! | `protocols.<grpc\|http>.tls.key_file` | — | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1) |
+//! | `protocols.<grpc\|http>.tls.client_ca_file` | (no client certificates) | PEM CA certificates: clients must present a certificate chaining to one (mutual TLS) |
+//! | `protocols.<grpc\|http>.auth.bearer_token` | (no auth) | secret clients send as `Authorization: Bearer <token>`; write it as `${env:...}` |
 //!
 //! The defaults listen on loopback only, as the Collector's do: set `0.0.0.0:4317` to accept
 //! data from other hosts. The two endpoints and the three URL paths must differ.
 //!
+//! ## Security
+//!
+//! With `tls`, the certificate files are read and checked when the receiver is built (a missing
+//! file, a file without a certificate or key, a key that does not belong to the certificate, an
+//! unusable CA fail startup with an error naming the option and the file); `validate` checks
+//! only that `cert_file` and `key_file` come together. Handshakes run off the accept loop, at most
+//! 256 at once, each within 10 s. A plaintext client, or with `client_ca_file` a client without a
+//! trusted certificate, fails the handshake and never reaches the OTLP services.
+//!
+//! With `auth.bearer_token`, a request without `Authorization: Bearer <token>` (gRPC metadata
+//! `authorization`; the scheme is case-insensitive) is answered `UNAUTHENTICATED` / `401` with
+//! `WWW-Authenticate: Bearer`, before its body is read: nothing enters the pipelines. The token
+//! is compared in constant time, and refusals are counted in
+//! `authwatch_receiver_unauthenticated_requests_total{receiver,transport}`. `validate` warns when
+//! a token would cross a non-loopback network in plaintext (no `tls`).
+//!
 //! ## gRPC
 //!
 //! The `opentelemetry.proto.collector.{trace,metrics,logs}.v1` `Export` services, over HTTP/2
-//! without TLS. Requests may be gzip-compressed (`grpc-encoding: gzip`). A message larger than
+//! (cleartext, or TLS with `tls`). Requests may be gzip-compressed (`grpc-encoding: gzip`). A message larger than
 //! `max_recv_msg_size_mib` is refused with `OUT_OF_RANGE`, and a compressed message that would
 //! inflate beyond it with `RESOURCE_EXHAUSTED`, before it is inflated any further.
 //!
@@ -99,7 +125,7 @@
 //!
 //! ## Not supported (yet)
 //!
-//! TLS, authentication, CORS, `include_metadata`, compression other than gzip (zstd, snappy,
+//! TLS certificate reloading, `min_version`, other authenticators (OIDC, mTLS identity mapping), CORS, `include_metadata`, compression other than gzip (zstd, snappy,
 //! deflate, lz4), profiles, and the Collector's server timeouts and keepalive options.
 //!
 //! ## Lifecycle
@@ -111,6 +137,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use authwatch_core::config::{ListenAddr, Positive};
 use authwatch_core::{
@@ -119,8 +146,12 @@ use authwatch_core::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
+pub use self::auth::AuthConfig;
+pub use crate::tls::TlsServerConfig;
+
+mod auth;
 mod grpc;
 mod http;
 mod ingest;
@@ -173,6 +204,12 @@ pub struct GrpcConfig {
     /// HTTP/2 concurrent streams per connection; unlimited when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<NonZeroU32>,
+    /// Serve over TLS (and require client certificates with `client_ca_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
+    /// Require a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// `protocols.http`.
@@ -185,6 +222,12 @@ pub struct HttpConfig {
     pub logs_url_path: UrlPath,
     /// Largest request body in bytes, on the wire and after decompression.
     pub max_request_body_size: Positive,
+    /// Serve over TLS (and require client certificates with `client_ca_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
+    /// Require a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for Protocols {
@@ -213,6 +256,8 @@ impl Default for GrpcConfig {
             endpoint: ListenAddr::localhost(DEFAULT_GRPC_PORT),
             max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
             max_concurrent_streams: None,
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -232,6 +277,8 @@ impl Default for HttpConfig {
             metrics_url_path: UrlPath::from_static("/v1/metrics"),
             logs_url_path: UrlPath::from_static("/v1/logs"),
             max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -321,6 +368,30 @@ impl ComponentConfig for Config {
         if p.grpc.is_none() && p.http.is_none() {
             v.error("protocols", "at least one of `grpc` or `http` must be set");
         }
+        let security = [
+            p.grpc
+                .as_ref()
+                .map(|g| ("grpc", &g.endpoint, &g.tls, &g.auth)),
+            p.http
+                .as_ref()
+                .map(|h| ("http", &h.endpoint, &h.tls, &h.auth)),
+        ];
+        for (name, endpoint, tls, auth) in security.into_iter().flatten() {
+            if let Some(tls) = tls {
+                tls.validate(v, &format!("protocols::{name}::tls"));
+            }
+            if let Some(auth) = auth {
+                auth.validate(v, &format!("protocols::{name}::auth"));
+                if tls.is_none() && !endpoint.addr().ip().is_loopback() {
+                    v.warn(
+                        &format!("protocols::{name}::auth"),
+                        format!(
+                            "the bearer token crosses the network in plaintext on `{endpoint}`; set `tls` as well"
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(http) = &p.http {
             let paths = [
                 ("traces_url_path", &http.traces_url_path),
@@ -377,8 +448,26 @@ impl ReceiverConfig for Config {
 pub(crate) struct Receiver {
     settings: Settings,
     next: Router,
-    grpc: Option<(GrpcConfig, TcpListener)>,
-    http: Option<(HttpConfig, TcpListener)>,
+    grpc: Option<Bound<GrpcConfig>>,
+    http: Option<Bound<HttpConfig>>,
+}
+
+/// One protocol's config, its bound port and its loaded TLS config.
+struct Bound<C> {
+    config: C,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Reads and checks a protocol's TLS files (build time, before any port is bound).
+fn load_tls(
+    protocol: &str,
+    tls: Option<&TlsServerConfig>,
+    alpn: &[&[u8]],
+) -> Result<Option<Arc<rustls::ServerConfig>>, BuildError> {
+    tls.map(|t| t.load(alpn))
+        .transpose()
+        .map_err(|e| BuildError::Other(format!("protocols::{protocol}::{e}")))
 }
 
 async fn listen(addr: SocketAddr) -> Result<TcpListener, BuildError> {
@@ -391,22 +480,80 @@ fn local_addr(l: &TcpListener, configured: SocketAddr) -> SocketAddr {
     l.local_addr().unwrap_or(configured)
 }
 
+fn log_listening(
+    protocol: &str,
+    listener: &TcpListener,
+    endpoint: ListenAddr,
+    tls: Option<&TlsServerConfig>,
+    auth: bool,
+) {
+    let endpoint = local_addr(listener, endpoint.addr());
+    let tls = match tls {
+        None => "off",
+        Some(t) if t.is_mutual() => "mutual",
+        Some(_) => "on",
+    };
+    if tls == "off" && !auth && !endpoint.ip().is_loopback() {
+        warn!(
+            endpoint = %endpoint,
+            protocol,
+            "OTLP receiver accepts plaintext data from any host without authentication; set `tls` and `auth`."
+        );
+    }
+    if protocol == "grpc" {
+        info!(endpoint = %endpoint, tls, bearer_auth = auth, "OTLP gRPC receiver listening.");
+    } else {
+        info!(endpoint = %endpoint, tls, bearer_auth = auth, "OTLP HTTP receiver listening.");
+    }
+}
+
 impl Receiver {
     /// Binds every enabled protocol's port.
     pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
-        let grpc = match &config.protocols.grpc {
-            Some(g) => Some((g.clone(), listen(g.endpoint.addr()).await?)),
+        let p = &config.protocols;
+        let grpc_tls = match &p.grpc {
+            Some(g) => load_tls("grpc", g.tls.as_ref(), &[b"h2"])?,
             None => None,
         };
-        let http = match &config.protocols.http {
-            Some(h) => Some((h.clone(), listen(h.endpoint.addr()).await?)),
+        let http_tls = match &p.http {
+            Some(h) => load_tls("http", h.tls.as_ref(), &[b"h2", b"http/1.1"])?,
             None => None,
         };
-        if let Some((g, l)) = &grpc {
-            info!(endpoint = %local_addr(l, g.endpoint.addr()), "OTLP gRPC receiver listening.");
+        let grpc = match &p.grpc {
+            Some(g) => Some(Bound {
+                config: g.clone(),
+                listener: listen(g.endpoint.addr()).await?,
+                tls: grpc_tls,
+            }),
+            None => None,
+        };
+        let http = match &p.http {
+            Some(h) => Some(Bound {
+                config: h.clone(),
+                listener: listen(h.endpoint.addr()).await?,
+                tls: http_tls,
+            }),
+            None => None,
+        };
+        if let Some(b) = &grpc {
+            let c = &b.config;
+            log_listening(
+                "grpc",
+                &b.listener,
+                c.endpoint,
+                c.tls.as_ref(),
+                c.auth.is_some(),
+            );
         }
-        if let Some((h, l)) = &http {
-            info!(endpoint = %local_addr(l, h.endpoint.addr()), "OTLP HTTP receiver listening.");
+        if let Some(b) = &http {
+            let c = &b.config;
+            log_listening(
+                "http",
+                &b.listener,
+                c.endpoint,
+                c.tls.as_ref(),
+                c.auth.is_some(),
+            );
         }
         Ok(Receiver {
             settings: cx.settings,
@@ -419,13 +566,17 @@ impl Receiver {
     /// The bound gRPC address (the real port when configured with port 0).
     #[cfg(test)]
     pub(crate) fn grpc_addr(&self) -> Option<SocketAddr> {
-        self.grpc.as_ref().and_then(|(_, l)| l.local_addr().ok())
+        self.grpc
+            .as_ref()
+            .and_then(|b| b.listener.local_addr().ok())
     }
 
     /// The bound HTTP address.
     #[cfg(test)]
     pub(crate) fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(|(_, l)| l.local_addr().ok())
+        self.http
+            .as_ref()
+            .and_then(|b| b.listener.local_addr().ok())
     }
 
     /// Serves until `settings.shutdown` is cancelled and in-flight requests are answered.
@@ -436,19 +587,39 @@ impl Receiver {
             grpc,
             http,
         } = self;
-        let grpc = grpc.map(|(config, listener)| {
+        let bearer = |auth: &Option<AuthConfig>, transport: &str| {
+            auth.as_ref()
+                .map(|a| auth::BearerAuth::new(a, &settings.telemetry, &settings.id, transport))
+        };
+        let grpc = grpc.map(|b| {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "grpc"),
             );
-            grpc::serve(config, listener, ingest, settings.shutdown.clone())
+            let auth = bearer(&b.config.auth, "grpc");
+            grpc::serve(
+                b.config,
+                b.listener,
+                b.tls,
+                auth,
+                ingest,
+                settings.shutdown.clone(),
+            )
         });
-        let http = http.map(|(config, listener)| {
+        let http = http.map(|b| {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "http"),
             );
-            http::serve(&config, listener, ingest, settings.shutdown.clone())
+            let auth = bearer(&b.config.auth, "http");
+            http::serve(
+                &b.config,
+                b.listener,
+                b.tls,
+                auth,
+                ingest,
+                settings.shutdown.clone(),
+            )
         });
         Box::pin(async move {
             let grpc = async {
@@ -470,5 +641,7 @@ impl Receiver {
     }
 }
 
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod tests;

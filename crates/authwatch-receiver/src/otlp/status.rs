@@ -86,6 +86,17 @@ impl Problem {
         }
     }
 
+    /// No or a wrong credential: `UNAUTHENTICATED` / 401, not retryable.
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
+        Problem {
+            code: Code::Unauthenticated,
+            http: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            retry_after: None,
+            bad_request: false,
+        }
+    }
+
     /// A `Content-Type` other than protobuf or JSON: 415.
     pub(crate) fn unsupported_media_type(message: impl Into<String>) -> Self {
         Problem {

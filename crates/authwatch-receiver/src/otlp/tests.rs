@@ -72,6 +72,12 @@ fn config_yaml_decodes() {
                 endpoint: "0.0.0.0:14317".parse().unwrap(),
                 max_recv_msg_size_mib: Positive(16),
                 max_concurrent_streams: NonZeroU32::new(64),
+                tls: Some(TlsServerConfig {
+                    cert_file: "/etc/authwatch/server.crt".into(),
+                    key_file: "/etc/authwatch/server.key".into(),
+                    client_ca_file: Some("/etc/authwatch/clients-ca.crt".into()),
+                }),
+                auth: None,
             }),
             http: Some(HttpConfig {
                 endpoint: ListenAddr::localhost(14318),
@@ -79,6 +85,8 @@ fn config_yaml_decodes() {
                 metrics_url_path: "/otlp/v1/metrics".parse().unwrap(),
                 logs_url_path: "/otlp/v1/logs".parse().unwrap(),
                 max_request_body_size: Positive(1024 * 1024),
+                tls: None,
+                auth: None,
             }),
         },
     };
@@ -1379,7 +1387,7 @@ fn test_router(sink: &Sink, kinds: &[SignalKind], telemetry: &Telemetry) -> axum
         router_to(sink.shared(), kinds),
         telemetry.receiver(&otlp_id(), "http"),
     );
-    http::router(&HttpConfig::default(), ingest)
+    http::router(&HttpConfig::default(), ingest, None)
 }
 
 async fn oneshot(
@@ -1525,7 +1533,7 @@ async fn http_routes_only_post_on_the_configured_paths() {
         router_to(sink.shared(), &SignalKind::ALL),
         telemetry.receiver(&otlp_id(), "http"),
     );
-    let custom = http::router(&config, ingest);
+    let custom = http::router(&config, ingest, None);
     let r = oneshot(
         &custom,
         "POST",

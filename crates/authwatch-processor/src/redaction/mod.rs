@@ -1,0 +1,318 @@
+//! # `redaction` processor
+//!
+//! Removes credentials from traces, metrics and logs before they leave the process: the values
+//! of credential attributes (`Authorization` and `Cookie` headers, passwords, client secrets,
+//! tokens), token query parameters in URLs, JSON Web Tokens and `Bearer` / `Basic` credentials
+//! anywhere in a string. Put it first in every pipeline that carries data from services you do
+//! not control; every shipped config does.
+//!
+//! ```yaml
+//! processors:
+//!   redaction:
+//!     action: mask                  # or `hash`
+//!     blocked_keys: [authorization, cookie, set-cookie, password, ...]   # the defaults below
+//!     allowed_keys: []
+//!     blocked_query_params: [access_token, id_token, refresh_token, client_secret, password, code, token, ...]
+//!     blocked_values: ['\b4[0-9]{12}(?:[0-9]{3})?\b']   # extra regexes, matched anywhere
+//! ```
+//!
+//! ## Options
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `action` | `mask` | `mask` replaces a secret with `[REDACTED]`; `hash` with `sha256:` and the first 16 hex digits of its SHA-256, so equal values can still be correlated |
+//! | `blocked_keys` | see below | attribute keys whose value is redacted whole |
+//! | `allowed_keys` | `[]` | attribute keys left exactly as they are (no rule applies to them) |
+//! | `blocked_query_params` | see below | query / form / fragment parameters whose value is redacted in any string |
+//! | `blocked_values` | `[]` | regular expressions (Rust `regex` syntax); every match in any string value is redacted |
+//!
+//! Setting `blocked_keys` or `blocked_query_params` replaces the defaults; copy them and add.
+//!
+//! Default `blocked_keys`: `authorization`, `proxy-authorization`, `cookie`, `set-cookie`,
+//! `password`, `passwd`, `client_secret`, `client_assertion`, `access_token`, `id_token`,
+//! `refresh_token`, `api_key`, `apikey`, `private_key`, `session_token`.
+//!
+//! Default `blocked_query_params`: `access_token`, `id_token`, `refresh_token`,
+//! `client_secret`, `client_assertion`, `password`, `code`, `code_verifier`, `token`, `api_key`.
+//!
+//! ## Rules
+//!
+//! Applied to resource, scope, span, span event, span link, log record, metric data point and
+//! exemplar attributes (nested arrays and maps included), log bodies, span names, span event
+//! names and span status messages:
+//!
+//! 1. **Keys.** An attribute whose key equals a blocked key or ends with one after `.`, `_` or
+//!    `-` has its whole value replaced (case-insensitive, `-` and `_` alike): `authorization`
+//!    covers `http.request.header.authorization` and `proxy_authorization`, `cookie` covers
+//!    `http.response.header.set-cookie`, `api_key` covers `x-api-key`. Boolean values are kept
+//!    (`user.has_password: true` is no secret).
+//! 2. **Query parameters.** In any string, `name=value` of a blocked parameter at the start or
+//!    after `?`, `&`, `#` or `;` has its value replaced: `url.full`, `http.url`, `url.query`,
+//!    form bodies, implicit-flow fragments. The host, path and other parameters stay.
+//! 3. **JSON fields.** In a string holding JSON, `"<blocked key>": "value"` has its value
+//!    replaced (a log body such as `{"client_secret":"..."}`).
+//! 4. **JWTs.** Three base64url segments whose header starts `eyJ`, anywhere in a string.
+//! 5. **Credentials.** `Bearer <token>` and `Basic <credentials>` in a string keep the scheme and
+//!    lose the credential (a plain word, as in "Basic authentication failed", is left alone).
+//! 6. **`blocked_values`.** Every match of a configured pattern.
+//!
+//! Allowed keys are checked first and skip every rule. Values are scanned only when a cheap
+//! byte test says a rule could match, so ordinary spans cost one pass over their keys.
+//!
+//! ## Self-telemetry
+//!
+//! `authwatch_processor_redactions_total{processor,pipeline,rule}` counts redacted values by
+//! rule (`key`, `query`, `json`, `jwt`, `credential`, `value`), plus the usual
+//! `authwatch_processor_accepted_*` counters.
+//!
+//! ## Not covered
+//!
+//! Secrets in bytes values, in attribute keys themselves, in metric names, URL-encoded
+//! parameter names, and free-text forms such as `password: hunter2` (add a `blocked_values`
+//! pattern). `hash` uses an unkeyed SHA-256: a guessable secret (a short password) can be
+//! recovered from its hash by trying candidates, so prefer `mask` where correlation is not needed.
+
+use std::sync::Arc;
+
+use authwatch_core::telemetry::ProcessorTelemetry;
+use authwatch_core::{
+    BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig, ProcessorContext,
+    SharedConsumer, Signal, Validator,
+};
+use futures::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tracing::info;
+
+mod rules;
+
+use rules::{Counts, Redactor};
+
+/// Default `blocked_keys`.
+pub const DEFAULT_BLOCKED_KEYS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "password",
+    "passwd",
+    "client_secret",
+    "client_assertion",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "session_token",
+];
+
+/// Default `blocked_query_params`.
+pub const DEFAULT_BLOCKED_QUERY_PARAMS: &[&str] = &[
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "client_secret",
+    "client_assertion",
+    "password",
+    "code",
+    "code_verifier",
+    "token",
+    "api_key",
+];
+
+/// The `redaction` processor's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub action: Action,
+    pub blocked_keys: Vec<String>,
+    pub allowed_keys: Vec<String>,
+    pub blocked_query_params: Vec<String>,
+    pub blocked_values: Vec<Pattern>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            action: Action::Mask,
+            blocked_keys: DEFAULT_BLOCKED_KEYS.iter().map(|s| s.to_string()).collect(),
+            allowed_keys: Vec::new(),
+            blocked_query_params: DEFAULT_BLOCKED_QUERY_PARAMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            blocked_values: Vec::new(),
+        }
+    }
+}
+
+/// What a secret becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `[REDACTED]`.
+    #[default]
+    Mask,
+    /// `sha256:` and 16 hex digits of the secret's SHA-256.
+    Hash,
+}
+
+// === newtypes ===
+
+/// A `blocked_values` regular expression, compiled when the config is decoded so that a bad
+/// pattern is reported at its path.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    pub fn as_str(&self) -> &str {
+        self.regex.as_str()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("pattern must not be empty: it would match everywhere".to_owned());
+        }
+        let regex = regex::Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))?;
+        if regex.is_match("") {
+            return Err(format!(
+                "pattern `{s}` matches the empty string, so it would redact between every character"
+            ));
+        }
+        Ok(Pattern { regex })
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+// === impl Config ===
+
+impl ComponentConfig for Config {
+    const TYPE: &'static str = "redaction";
+
+    fn validate(&self, v: &mut Validator) {
+        for key in &self.allowed_keys {
+            let k = key.trim().to_ascii_lowercase().replace('-', "_");
+            if self
+                .blocked_keys
+                .iter()
+                .any(|b| b.trim().to_ascii_lowercase().replace('-', "_") == k)
+            {
+                v.warn(
+                    "allowed_keys",
+                    format!("`{key}` is also in `blocked_keys`; it is kept unredacted"),
+                );
+            }
+        }
+        if self.blocked_keys.iter().any(|k| k.trim().is_empty()) {
+            v.error("blocked_keys", "must not contain an empty key");
+        }
+        if self
+            .blocked_query_params
+            .iter()
+            .any(|k| k.trim().is_empty())
+        {
+            v.error("blocked_query_params", "must not contain an empty name");
+        }
+    }
+}
+
+impl ProcessorConfig for Config {
+    async fn build(&self, cx: ProcessorContext) -> Result<Built, BuildError> {
+        let redactor = Redactor::new(self)
+            .map_err(|e| BuildError::Other(format!("cannot compile the redaction rules: {e}")))?;
+        let pipeline = cx.pipeline.to_string();
+        let family: Redactions = cx.settings.telemetry.metric(
+            "processor_redactions",
+            "Values a redaction processor redacted, by rule",
+            Redactions::default,
+        );
+        let id = cx.settings.id.to_string();
+        let counters = Counts::default().by_rule().map(|(rule, _)| {
+            family
+                .get_or_create(&vec![
+                    ("processor".to_owned(), id.clone()),
+                    ("pipeline".to_owned(), pipeline.clone()),
+                    ("rule".to_owned(), rule.to_owned()),
+                ])
+                .clone()
+        });
+        info!(pipeline = %pipeline, action = ?self.action, "Redaction processor started.");
+        Ok(Built {
+            consumer: Arc::new(Redaction {
+                redactor,
+                counters,
+                telemetry: cx.settings.telemetry.processor(&cx.settings.id, &pipeline),
+                next: cx.next,
+            }),
+            task: None,
+        })
+    }
+}
+
+type Redactions = Family<Vec<(String, String)>, Counter>;
+
+// === impl Redaction ===
+
+/// The consumer: redacts in place, counts, hands on.
+struct Redaction {
+    redactor: Redactor,
+    counters: [Counter; 6],
+    telemetry: ProcessorTelemetry,
+    next: SharedConsumer,
+}
+
+impl Redaction {
+    fn redact(&self, data: &mut Signal) -> Counts {
+        let mut c = Counts::default();
+        match data {
+            Signal::Traces(r) => self.redactor.traces(r, &mut c),
+            Signal::Metrics(r) => self.redactor.metrics(r, &mut c),
+            Signal::Logs(r) => self.redactor.logs(r, &mut c),
+        }
+        c
+    }
+}
+
+impl Consumer for Redaction {
+    fn consume(&self, mut data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        let counts = self.redact(&mut data);
+        if counts.total() > 0 {
+            for (counter, (_, n)) in self.counters.iter().zip(counts.by_rule()) {
+                if n > 0 {
+                    counter.inc_by(n);
+                }
+            }
+        }
+        self.telemetry.accepted(data.kind(), data.item_count());
+        self.next.consume(data)
+    }
+}
+
+#[cfg(test)]
+mod tests;
