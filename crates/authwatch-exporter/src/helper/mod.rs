@@ -4,11 +4,15 @@
 //! reports and rate-limited failure logs. An exporter only says how to send one request: it
 //! implements [`Sender`] and calls [`build_queued`].
 //!
+//! With `sending_queue.storage` set the queue is persistent (see [`persistent`]): exporters
+//! build through [`try_build_queued`], which opens it and fails the build if it cannot.
+//!
 //! Shutdown: once `settings.shutdown` is cancelled the exporter refuses new data with
 //! [`ConsumeError::Closed`]; the workers send (and keep retrying) everything already queued,
 //! then the task returns. The service enforces its deadline by dropping the task.
 
 pub mod config;
+pub mod persistent;
 pub mod queue;
 pub mod retry;
 
@@ -18,14 +22,17 @@ use std::time::Duration;
 
 use authwatch_core::health::{ComponentStatus, Health};
 use authwatch_core::telemetry::ExporterTelemetry;
-use authwatch_core::{Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal};
+use authwatch_core::{
+    BuildError, Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal,
+};
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 pub use config::Compression;
-pub use queue::{MemoryQueue, PushError, Queue, QueueConfig, Queued};
+pub use persistent::PersistentQueue;
+pub use queue::{MemoryQueue, PushError, Queue, QueueConfig, Queued, StorageDir};
 pub use retry::{Backoff, ExportError, Retry, RetryConfig};
 
 /// What a successful send reports back: items the destination refused in a partial success.
@@ -46,15 +53,62 @@ pub trait Sender: Send + Sync + 'static {
 }
 
 /// Builds an exporter from a [`Sender`]: queued with `num_consumers` workers when
-/// `queue.enabled`, otherwise synchronous (the pipeline waits for the send, retries included).
+/// `queue.enabled` (persistent when `queue.storage` is set), otherwise synchronous (the
+/// pipeline waits for the send, retries included). Fails only if the persistent queue cannot be
+/// opened.
+pub fn try_build_queued<S: Sender>(
+    settings: Settings,
+    sender: S,
+    queue: &QueueConfig,
+    retry: &RetryConfig,
+) -> Result<Built, BuildError> {
+    let queue_impl = open_queue(&settings, queue)?;
+    Ok(build_with_queue(settings, sender, queue, retry, queue_impl))
+}
+
+/// [`try_build_queued`] that cannot fail: if the persistent queue cannot be opened, the error is
+/// logged and the exporter runs with a memory queue. Prefer [`try_build_queued`].
 pub fn build_queued<S: Sender>(
     settings: Settings,
     sender: S,
     queue: &QueueConfig,
     retry: &RetryConfig,
 ) -> Built {
-    let queue_impl: Arc<dyn Queue> = Arc::new(MemoryQueue::new(queue.queue_size.get()));
+    let queue_impl = open_queue(&settings, queue).unwrap_or_else(|e| {
+        error!(exporter = %settings.id, error = %e, "Cannot open the persistent sending queue; using a memory queue.");
+        Arc::new(MemoryQueue::new(queue.queue_size.get()))
+    });
     build_with_queue(settings, sender, queue, retry, queue_impl)
+}
+
+/// The queue `cfg` asks for: persistent in `<storage>/<exporter id>/` when `storage` is set
+/// (and the queue enabled), else in memory.
+pub fn open_queue(settings: &Settings, cfg: &QueueConfig) -> Result<Arc<dyn Queue>, BuildError> {
+    let Some(storage) = cfg.storage.as_ref().filter(|_| cfg.enabled) else {
+        return Ok(Arc::new(MemoryQueue::new(cfg.queue_size.get())));
+    };
+    let id = settings.id.to_string();
+    let dir = storage.path().join(persistent::dir_name(&id));
+    let (q, _) = PersistentQueue::open(
+        &dir,
+        &id,
+        cfg.queue_size.get(),
+        cfg.max_size_bytes(),
+        settings.telemetry.exporter(&settings.id),
+    )
+    .map_err(|e| BuildError::Other(format!("sending_queue.storage: {e}")))?;
+    Ok(Arc::new(q))
+}
+
+/// How often the queue gauges are refreshed while idle (the oldest record ages).
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
+
+fn update_gauges(telemetry: &ExporterTelemetry, queue: &dyn Queue) {
+    telemetry.queue_size.set(queue.len() as i64);
+    telemetry.queue_size_bytes.set(queue.bytes() as i64);
+    telemetry
+        .queue_oldest_age_seconds
+        .set(queue.oldest_age().map_or(0.0, |d| d.as_secs_f64()));
 }
 
 /// [`build_queued`] with a queue of the caller's choice (e.g. a persistent one).
@@ -77,12 +131,14 @@ pub fn build_with_queue<S: Sender>(
     }
     let telemetry = exporter.telemetry.clone();
     telemetry.queue_capacity.set(queue.capacity() as i64);
-    telemetry.queue_size.set(queue.len() as i64);
+    update_gauges(&telemetry, queue.as_ref());
     let consumer = Arc::new(QueuedConsumer {
         queue: queue.clone(),
         block: queue_cfg.block_on_overflow,
         shutdown: settings.shutdown.clone(),
-        telemetry,
+        telemetry: telemetry.clone(),
+        id: settings.id.clone(),
+        storage_warn: RateLimit::default(),
     });
     let workers = queue_cfg.num_consumers.get();
     let shutdown = settings.shutdown.clone();
@@ -93,7 +149,13 @@ pub fn build_with_queue<S: Sender>(
         for _ in 0..workers {
             set.spawn(worker(exporter.clone(), queue.clone()).instrument(span.clone()));
         }
-        shutdown.cancelled().await;
+        let mut tick = tokio::time::interval(GAUGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => update_gauges(&telemetry, queue.as_ref()),
+            }
+        }
         queue.close();
         let pending = queue.len();
         if pending > 0 {
@@ -119,10 +181,11 @@ pub fn build_with_queue<S: Sender>(
 
 async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
     while let Some(item) = queue.pop().await {
-        exporter.telemetry.queue_size.set(queue.len() as i64);
+        update_gauges(&exporter.telemetry, queue.as_ref());
         // Failures are counted, logged and reported inside.
         let _ = exporter.export(&item.data).await;
         queue.done(item.id);
+        update_gauges(&exporter.telemetry, queue.as_ref());
     }
 }
 
@@ -133,6 +196,8 @@ struct QueuedConsumer {
     block: bool,
     shutdown: CancellationToken,
     telemetry: ExporterTelemetry,
+    id: ComponentId,
+    storage_warn: RateLimit,
 }
 
 impl Consumer for QueuedConsumer {
@@ -148,7 +213,7 @@ impl Consumer for QueuedConsumer {
                 r = self.queue.push(data, self.block) => r,
                 _ = self.shutdown.cancelled() => Err(PushError::Closed),
             };
-            self.telemetry.queue_size.set(self.queue.len() as i64);
+            update_gauges(&self.telemetry, self.queue.as_ref());
             match pushed {
                 Ok(()) => Ok(()),
                 Err(e) => {
@@ -156,6 +221,16 @@ impl Consumer for QueuedConsumer {
                     Err(match e {
                         PushError::Full => ConsumeError::Full,
                         PushError::Closed => ConsumeError::Closed,
+                        PushError::TooLarge(_) => ConsumeError::Permanent(e.to_string()),
+                        PushError::Storage(message) => {
+                            if let Some(suppressed) = self.storage_warn.check() {
+                                error!(
+                                    exporter = %self.id, error = %message, suppressed,
+                                    "Refused data: the persistent sending queue cannot store it."
+                                );
+                            }
+                            ConsumeError::Full
+                        }
                     })
                 }
             }
@@ -306,14 +381,14 @@ impl<S: Sender> Exporter<S> {
 
 /// Lets one log line through per [`WARN_EVERY`], counting the ones it held back.
 #[derive(Default)]
-struct RateLimit {
+pub(crate) struct RateLimit {
     last: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
 }
 
 impl RateLimit {
     /// `Some(n)`: log now, mentioning `n` lines suppressed since the last one.
-    fn check(&self) -> Option<u64> {
+    pub(crate) fn check(&self) -> Option<u64> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match *last {

@@ -2,15 +2,18 @@
 //!
 //! The exporter helper talks to the queue only through [`Queue`], so that a persistent (disk)
 //! queue can replace [`MemoryQueue`] without touching the exporters: such a queue hands out
-//! items with an id and deletes them when [`Queue::done`] is called.
+//! items with an id and deletes them when [`Queue::done`] is called. `storage: <dir>` selects
+//! the persistent queue ([`super::persistent::PersistentQueue`]).
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use authwatch_core::config::Positive;
-use authwatch_core::Signal;
+use authwatch_core::{Resource, Signal, Validator};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
 
 /// `sending_queue` settings (the Collector's names and defaults; the queue counts requests).
@@ -25,6 +28,11 @@ pub struct QueueConfig {
     pub queue_size: Positive,
     /// When full, make the pipeline wait instead of refusing the data.
     pub block_on_overflow: bool,
+    /// A directory for a persistent queue that survives restarts and `kill -9` (each exporter
+    /// uses the subdirectory named after its id). Unset: the queue is in memory.
+    pub storage: Option<StorageDir>,
+    /// Persistent queue only: the most MiB of requests stored on disk.
+    pub max_size_mib: Positive,
 }
 
 impl Default for QueueConfig {
@@ -34,17 +42,77 @@ impl Default for QueueConfig {
             num_consumers: Positive(10),
             queue_size: Positive(1000),
             block_on_overflow: false,
+            storage: None,
+            max_size_mib: Positive(256),
         }
     }
 }
 
+impl QueueConfig {
+    /// Cross-field rules, reported below `at` (e.g. `sending_queue`).
+    pub fn validate(&self, v: &mut Validator, at: &str) {
+        if self.storage.is_some() && !self.enabled {
+            v.warn(
+                &format!("{at}::storage"),
+                "is ignored while the queue is disabled (`enabled: false`)",
+            );
+        }
+    }
+
+    /// The storage directory, claimed so that two exporters cannot share one.
+    pub fn resources(&self) -> Vec<Resource> {
+        match (&self.storage, self.enabled) {
+            (Some(dir), true) => vec![Resource::Path(dir.path().to_path_buf())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `max_size_mib` in bytes.
+    pub fn max_size_bytes(&self) -> u64 {
+        (self.max_size_mib.get() as u64).saturating_mul(1024 * 1024)
+    }
+}
+
+/// `sending_queue.storage`: a non-empty directory path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct StorageDir(PathBuf);
+
+impl StorageDir {
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, String> {
+        let path = path.into();
+        if path.as_os_str().is_empty() || path.to_string_lossy().trim().is_empty() {
+            return Err(
+                "must be a non-empty directory path, e.g. `/var/lib/authwatch/queue`".to_owned(),
+            );
+        }
+        Ok(StorageDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageDir {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StorageDir::new(PathBuf::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why an item was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
     #[error("sending queue is full")]
     Full,
     #[error("sending queue is closed")]
     Closed,
+    /// The request alone is larger than the queue's byte limit: it can never be queued.
+    #[error("request of {0} bytes is larger than the sending queue's `max_size_mib`")]
+    TooLarge(u64),
+    /// A persistent queue could not write the request (disk full, permissions, I/O error).
+    #[error("sending queue storage failed: {0}")]
+    Storage(String),
 }
 
 /// An item taken from a queue; pass `id` to [`Queue::done`] once it has been dealt with.
@@ -72,6 +140,14 @@ pub trait Queue: Send + Sync + 'static {
         self.len() == 0
     }
     fn capacity(&self) -> usize;
+    /// Bytes stored (a persistent queue; 0 for queues that do not count bytes).
+    fn bytes(&self) -> u64 {
+        0
+    }
+    /// Age of the oldest item not yet done, if the queue knows it.
+    fn oldest_age(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Default)]

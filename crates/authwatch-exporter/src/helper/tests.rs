@@ -246,6 +246,7 @@ fn small_queue(block: bool) -> QueueConfig {
         num_consumers: authwatch_core::config::Positive(1),
         queue_size: authwatch_core::config::Positive(2),
         block_on_overflow: block,
+        ..QueueConfig::default()
     }
 }
 
@@ -438,4 +439,123 @@ pub(crate) mod fixtures {
                 .expect("exporter task ends cleanly");
         }
     }
+}
+
+#[test]
+fn storage_config_decodes_validates_and_claims_the_directory() {
+    let cfg: QueueConfig =
+        serde_json::from_value(serde_json::json!({"storage": "/var/lib/aw", "max_size_mib": 8}))
+            .unwrap();
+    assert_eq!(cfg.storage, Some(StorageDir::new("/var/lib/aw").unwrap()));
+    assert_eq!(cfg.max_size_bytes(), 8 * 1024 * 1024);
+    assert_eq!(
+        cfg.resources(),
+        vec![authwatch_core::Resource::Path("/var/lib/aw".into())]
+    );
+    assert_eq!(QueueConfig::default().max_size_mib.get(), 256);
+    assert!(QueueConfig::default().resources().is_empty());
+    for bad in ["", "  "] {
+        let err = serde_json::from_value::<QueueConfig>(serde_json::json!({ "storage": bad }))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("must be a non-empty directory path"),
+            "{err}"
+        );
+    }
+    let off = QueueConfig {
+        enabled: false,
+        ..cfg
+    };
+    assert!(off.resources().is_empty());
+    let mut v = authwatch_core::Validator::new("exporters::otlp");
+    off.validate(&mut v, "sending_queue");
+    assert!(!v.has_errors());
+    let warned = format!("{v:?}");
+    assert!(
+        warned.contains("is ignored while the queue is disabled"),
+        "{warned}"
+    );
+}
+
+#[tokio::test]
+async fn persistent_queue_through_the_helper_keeps_unsent_data_across_builds() {
+    let dir = std::env::temp_dir().join(format!("authwatch-helper-pq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let queue = QueueConfig {
+        num_consumers: authwatch_core::config::Positive(1),
+        storage: Some(StorageDir::new(&dir).unwrap()),
+        ..QueueConfig::default()
+    };
+    // First run: the destination never answers; the data stays stored.
+    let s = settings();
+    let gate = Arc::new(Semaphore::new(0));
+    let built =
+        try_build_queued(s.clone(), Fake::gated(gate.clone()), &queue, &fast_retry()).unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    for i in 0..3 {
+        built.consumer.consume(trace_signal(i, 2)).await.unwrap();
+    }
+    assert!(metric(&s.telemetry, "exporter_queue_size_bytes", "otlp/test") > 0);
+    assert!(dir.join("otlp_test").join("queue.redb").exists());
+    s.shutdown.cancel();
+    // The service's deadline: the task is dropped while a send hangs.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    task.abort();
+    let _ = task.await;
+    drop(built.consumer);
+
+    // Second run on the same directory: everything is sent.
+    let s = settings();
+    let fake = Fake::default();
+    let built = try_build_queued(s.clone(), fake.clone(), &queue, &fast_retry()).unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while fake.attempts().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stored data is sent after the restart");
+    let mut sent: Vec<String> = fake
+        .attempts()
+        .into_iter()
+        .map(|a| format!("{:?}", a.1))
+        .collect();
+    sent.sort();
+    let mut want: Vec<String> = (0..3)
+        .map(|i| format!("{:?}", trace_signal(i, 2)))
+        .collect();
+    want.sort();
+    assert_eq!(sent, want);
+    s.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        metric(&s.telemetry, "exporter_queue_size_bytes", "otlp/test"),
+        0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unusable_storage_directory_fails_the_build() {
+    let file = std::env::temp_dir().join(format!("authwatch-helper-file-{}", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let queue = QueueConfig {
+        storage: Some(StorageDir::new(&file).unwrap()),
+        ..QueueConfig::default()
+    };
+    let err = try_build_queued(settings(), Fake::default(), &queue, &fast_retry())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .starts_with("sending_queue.storage: cannot create the queue directory"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&file);
 }

@@ -49,7 +49,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic_types::StatusExt;
 
 use crate::helper::config::{read_tls_file, validate_client_cert, validate_headers};
-use crate::helper::{build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender};
+use crate::helper::{try_build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender};
 
 /// `otlp` exporter config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +213,11 @@ impl ComponentConfig for Config {
             );
         }
         self.retry_on_failure.validate(v, "retry_on_failure");
+        self.sending_queue.validate(v, "sending_queue");
+    }
+
+    fn resources(&self) -> Vec<authwatch_core::Resource> {
+        self.sending_queue.resources()
     }
 }
 
@@ -224,12 +229,12 @@ impl ExporterConfig for Config {
     async fn build(&self, settings: Settings) -> Result<Built, BuildError> {
         let sender = GrpcSender::new(self)?;
         tracing::info!(exporter = %settings.id, endpoint = %self.endpoint, "OTLP gRPC exporter started.");
-        Ok(build_queued(
+        try_build_queued(
             settings,
             sender,
             &self.sending_queue,
             &self.retry_on_failure,
-        ))
+        )
     }
 }
 

@@ -51,6 +51,7 @@ fn full_config_decodes() {
             num_consumers: Positive(4),
             queue_size: Positive(500),
             block_on_overflow: true,
+            ..QueueConfig::default()
         },
         retry_on_failure: RetryConfig {
             initial_interval: Duration::from_secs(1),

@@ -44,7 +44,7 @@ use crate::helper::config::{
     error_chain, header_map, read_tls_file, validate_client_cert, validate_headers,
 };
 use crate::helper::{
-    build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender,
+    try_build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender,
 };
 
 /// `otlphttp` exporter config.
@@ -207,6 +207,11 @@ impl ComponentConfig for Config {
         validate_headers(&self.headers, v, false);
         validate_client_cert(&self.tls.cert_file, &self.tls.key_file, v);
         self.retry_on_failure.validate(v, "retry_on_failure");
+        self.sending_queue.validate(v, "sending_queue");
+    }
+
+    fn resources(&self) -> Vec<authwatch_core::Resource> {
+        self.sending_queue.resources()
     }
 }
 
@@ -221,12 +226,12 @@ impl ExporterConfig for Config {
             exporter = %settings.id, traces = %sender.urls[0], metrics = %sender.urls[1],
             logs = %sender.urls[2], "OTLP HTTP exporter started."
         );
-        Ok(build_queued(
+        try_build_queued(
             settings,
             sender,
             &self.sending_queue,
             &self.retry_on_failure,
-        ))
+        )
     }
 }
 
