@@ -266,7 +266,8 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         let got = am
             .wait_for("alert listed", Duration::from_secs(10), |a| {
-                a.iter().any(|x| x["labels"]["alertname"] == "testkit_probe")
+                a.iter()
+                    .any(|x| x["labels"]["alertname"] == "testkit_probe")
             })
             .await;
         assert_eq!(got[0]["annotations"]["summary"], "hello");
