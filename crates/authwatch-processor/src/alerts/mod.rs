@@ -26,6 +26,7 @@
 //!         status: { min_indicator: 1 }
 //! ```
 
+mod board;
 mod engine;
 mod prometheus;
 pub mod rules;
@@ -34,6 +35,7 @@ mod store;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authwatch_core::board::StatusBoard;
 use authwatch_core::config::{duration, Positive};
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::{
@@ -223,9 +225,13 @@ impl ConnectorConfig for Config {
                 store: self.store(),
                 engine: engine::Engine::new(self, clock),
                 outbox: Vec::new(),
+                board: board::BoardAlerts::default(),
             }),
             clock,
             next: cx.next,
+            status_board: cx.settings.board.clone(),
+            id: cx.settings.id.to_string(),
+            verdict: self.verdict.clone(),
         });
         let task = TickTask {
             inner: inner.clone(),
@@ -247,12 +253,17 @@ struct Runtime {
     engine: engine::Engine,
     /// Events a refusing logs pipeline has not taken yet.
     outbox: Vec<LogRecord>,
+    /// What the status page shows.
+    board: board::BoardAlerts,
 }
 
 struct Inner {
     state: Mutex<Runtime>,
     clock: Clock,
     next: Router,
+    status_board: StatusBoard,
+    id: String,
+    verdict: VerdictConfig,
 }
 
 impl Inner {
@@ -264,8 +275,17 @@ impl Inner {
             if let Some(Signal::Metrics(m)) = data {
                 rt.store.ingest(m, now);
             }
-            let Runtime { store, engine, outbox } = &mut *rt;
+            let Runtime { store, engine, outbox, board } = &mut *rt;
             let events = engine.evaluate(store, now);
+            for e in &events {
+                board.record(&e.record);
+            }
+            // Published on the tick and on transitions, not on every metrics request.
+            if data.is_none() || !events.is_empty() {
+                let at = self.clock.unix_nanos(now) as f64 / 1e9;
+                let value = board.value(engine, store, &self.verdict, now, at);
+                self.status_board.publish(authwatch_core::board::ALERTS, &self.id, value);
+            }
             outbox.extend(events.into_iter().map(|e| e.record));
             std::mem::take(outbox)
         };

@@ -250,7 +250,7 @@ pub fn prometheus_rules(er: &error_rate::Config, al: &Config) -> String {
                 };
                 let span = Window(c.probe_interval.get() * c.failures.get() as u32);
                 let mut r = base(
-                    format!("max_over_time(authwatch_probe_success{sel}[{span}]) == 0"),
+                    format!("max_over_time(authwatch_probe_success_ratio{sel}[{span}]) == 0"),
                     labels,
                     annotations,
                 );
@@ -267,7 +267,7 @@ pub fn prometheus_rules(er: &error_rate::Config, al: &Config) -> String {
                 let mut a = annotations;
                 a.insert("verdict".into(), "provider_outage".into());
                 alerting.push(base(
-                    format!("authwatch_status_indicator{sel} >= {}", s.min_indicator),
+                    format!("authwatch_status_indicator_ratio{sel} >= {}", s.min_indicator),
                     labels,
                     a,
                 ));

@@ -635,7 +635,7 @@ fn generated_rules_name_every_window_and_rule() {
     assert!(y.contains("authwatch:dependency_error_ratio:rate1h{dependency=\"auth0\", source=\"traffic\"} > 0.0144"), "{y}");
     assert!(y.contains("alert: authwatch_fleet_provider_failing"), "{y}");
     assert!(y.contains("count without (instance)"), "{y}");
-    assert!(y.contains("max_over_time(authwatch_probe_success{synthetic_check=\"login\"}[3m]) == 0"), "{y}");
+    assert!(y.contains("max_over_time(authwatch_probe_success_ratio{synthetic_check=\"login\"}[3m]) == 0"), "{y}");
 }
 
 #[test]
