@@ -17,6 +17,10 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
   need_apt+=(prometheus-alertmanager)
 fi
+# docker-compose (Debian's 1.29) checks docker-compose.yml with `docker-compose config` (tests/compose.rs).
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+# Headless Chromium loads the status page during the demo's scripted incident (tests/status_page.rs).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -1,2 +1,2 @@
-authwatch_core::components!(Exporter: otlp, otlphttp, debug);
+authwatch_core::components!(Exporter: otlp, otlphttp, debug, alertmanager, webhook, prometheus);
 pub mod helper;
