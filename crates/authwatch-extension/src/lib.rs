@@ -1,1 +1,1 @@
-authwatch_core::components!(Extension: health_check);
+authwatch_core::components!(Extension: health_check, status_page);

@@ -2,6 +2,8 @@
 //! comes from its crate's `factories()`, everything else from `authwatch-service`.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,6 +59,16 @@ enum Command {
         /// Run only the check with this name.
         #[arg(long, value_name = "NAME")]
         check: Option<String>,
+    },
+    /// A one-minute demo with no tenant: authwatch watching a local stand-in identity provider
+    /// through a scripted incident, with probes, error rates, alerts and the status page.
+    Demo {
+        /// How long the scripted incident lasts (at least 10s).
+        #[arg(long, default_value = "60s", value_parser = authwatch_core::config::duration::parse)]
+        duration: std::time::Duration,
+        /// Where the status page listens.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:13134")]
+        status_page: std::net::SocketAddr,
     },
 }
 
@@ -140,6 +152,10 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Demo {
+            duration,
+            status_page,
+        } => demo::run(*duration, *status_page, &factories),
         Command::Probe { check } => match load(&cli, &factories) {
             Ok(_) => probe(&cli, check.as_deref()),
             Err(code) => code,

@@ -711,3 +711,38 @@ fn generated_rules_pass_promtool_check_and_fire_in_promtool_test() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(start_paused = true)]
+async fn publishes_firing_resolved_alerts_and_verdicts_on_the_board() {
+    let c = rules(serde_json::json!([{"name": "login_probe", "consecutive": {"check": "login", "failures": 2, "successes": 1}}]));
+    let logs = Sink::new();
+    let mut next = Router::new();
+    next.set(SignalKind::Logs, logs.shared());
+    let settings = Settings::new("alerts".parse().unwrap());
+    let board = settings.board.clone();
+    let token = settings.shutdown.clone();
+    let built = c.build(ConnectorContext { settings, next }).await.unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    let section = || board.section(authwatch_core::board::ALERTS)["alerts"].clone();
+    built.consumer.consume(Signal::Metrics(counters("auth0", "traffic", 100.0, 0.0))).await.unwrap();
+    for run in 1..=2 {
+        built.consumer.consume(Signal::Metrics(probe("login", false, run))).await.unwrap();
+    }
+    let s = section();
+    assert_eq!(s["firing"][0]["name"], "login_probe");
+    assert_eq!(s["firing"][0]["state"], "firing");
+    assert_eq!(s["firing"][0]["kind"], "consecutive");
+    assert_eq!(s["firing"][0]["verdict"], "tenant_issue");
+    assert!(s["firing"][0]["starts_at"].as_f64().unwrap() > 1e9);
+    assert!(s["firing"][0]["summary"].as_str().unwrap().contains("login"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let s = section();
+    assert_eq!(s["verdicts"]["auth0"]["verdict"], "tenant_issue", "{s:#}");
+    built.consumer.consume(Signal::Metrics(probe("login", true, 3))).await.unwrap();
+    let s = section();
+    assert_eq!(s["firing"], serde_json::json!([]));
+    assert_eq!(s["resolved"][0]["name"], "login_probe");
+    assert!(s["resolved"][0]["resolved_at"].as_f64().is_some());
+    token.cancel();
+    task.await.unwrap().unwrap();
+}

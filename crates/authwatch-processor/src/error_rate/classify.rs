@@ -363,6 +363,14 @@ impl Dependency {
                 return true;
             }
         }
+        if !self.url_path.is_empty() {
+            let path = v.url_path.or_else(|| v.url_full.map(|u| split_url(u).1));
+            if let Some(path) = path.map(strip_query) {
+                if self.url_path.iter().any(|g| glob_match(g, path)) {
+                    return true;
+                }
+            }
+        }
         if let Some(p) = v.peer_service {
             if self.peer_service.iter().any(|x| x == p) {
                 return true;

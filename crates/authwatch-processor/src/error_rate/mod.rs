@@ -26,7 +26,7 @@
 //!
 //! | option | default | meaning |
 //! | --- | --- | --- |
-//! | `dependencies` | one: `auth0`, `server_address: ["*.auth0.com"]` | Each `name` plus matchers; a span belongs to the first dependency with a matching `server_address` glob (`*` matches any run, case-insensitive; the host of `url.full` is used when `server.address` is missing), `url_prefix` (prefix of `url.full`), `peer_service` or `rpc_service` (exact). |
+//! | `dependencies` | one: `auth0`, `server_address: ["*.auth0.com"]` | Each `name` plus matchers; a span belongs to the first dependency with a matching `server_address` glob (`*` matches any run, case-insensitive; the host of `url.full` is used when `server.address` is missing), `url_prefix` (prefix of `url.full`), `url_path` glob (on `url.path`, else the path of `url.full`; `/realms/*/protocol/openid-connect/*` for Keycloak), `peer_service` or `rpc_service` (exact). |
 //! | `span_kinds` | `[client]` | Span kinds looked at. Probe spans (with `synthetic.check`) are looked at when they are root spans, whatever their kind, so a probe run counts once. |
 //! | `error_classes` | `[server_error, rate_limited, timeout, network, client_error]` | Classes that count as errors in `authwatch.dependency.errors` and the ratio. `auth_rejected` is left out by default: a user's wrong password is not a failure of the provider. |
 //! | `auth_rejected_errors` | `[invalid_grant, invalid_user_password, mfa_required, password_leaked, too_many_attempts, access_denied, login_required, consent_required, interaction_required]` | OAuth `error` codes that make a 4xx `auth_rejected`. |
@@ -90,6 +90,7 @@ pub(crate) mod util;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authwatch_core::board::{self, StatusBoard};
 use authwatch_core::config::{duration, Positive};
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConnectorConfig, ConnectorContext, ConsumeError, Consumer,
@@ -135,6 +136,10 @@ pub struct Dependency {
     pub peer_service: Vec<String>,
     #[serde(default)]
     pub rpc_service: Vec<String>,
+    /// Globs on the request path (`url.path`, else the path of `url.full`), e.g.
+    /// `/realms/*/protocol/openid-connect/*` for Keycloak.
+    #[serde(default)]
+    pub url_path: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +199,7 @@ impl Default for Config {
                 url_prefix: vec![],
                 peer_service: vec![],
                 rpc_service: vec![],
+                url_path: vec![],
             }],
             span_kinds: vec![SpanKindName::Client],
             error_classes: DEFAULT_ERROR_CLASSES.to_vec(),
@@ -247,10 +253,11 @@ impl ComponentConfig for Config {
                 && d.url_prefix.is_empty()
                 && d.peer_service.is_empty()
                 && d.rpc_service.is_empty()
+                && d.url_path.is_empty()
             {
                 v.error(
                     &format!("dependencies::{i}"),
-                    "needs at least one matcher: `server_address`, `url_prefix`, `peer_service` or `rpc_service`",
+                    "needs at least one matcher: `server_address`, `url_prefix`, `url_path`, `peer_service` or `rpc_service`",
                 );
             }
         }
@@ -304,6 +311,8 @@ impl ConnectorConfig for Config {
             state: Mutex::new(State::new(self, clock)),
             clock,
             next: cx.next,
+            board: cx.settings.board.clone(),
+            id: cx.settings.id.to_string(),
         });
         let task = FlushTask {
             inner: inner.clone(),
@@ -324,6 +333,8 @@ struct Inner {
     state: Mutex<State>,
     clock: Clock,
     next: Router,
+    board: StatusBoard,
+    id: String,
 }
 
 impl Inner {
@@ -332,6 +343,7 @@ impl Inner {
     }
 
     async fn flush(&self) -> Result<(), ConsumeError> {
+        self.publish();
         if !self.next.accepts(SignalKind::Metrics) {
             return Ok(());
         }
@@ -340,6 +352,19 @@ impl Inner {
             self.lock().metrics(now)
         };
         self.next.route(Signal::Metrics(req)).await
+    }
+}
+
+impl Inner {
+    /// Publishes every dependency's numbers and error groups on the status board.
+    fn publish(&self) {
+        let now = self.clock.elapsed();
+        let snapshot = self.lock().board(now);
+        for (name, mut dep, groups) in snapshot {
+            dep["connector"] = serde_json::Value::String(self.id.clone());
+            self.board.publish(board::DEPENDENCIES, &name, dep);
+            self.board.publish(board::ERROR_GROUPS, &name, groups);
+        }
     }
 }
 

@@ -216,7 +216,7 @@ fn invalid_configs_name_the_path() {
             {"name": "a", "peer_service": ["a"]}, {"name": "a"}]})),
         [
             "connectors::error_rate::dependencies::1::name: `a` is used by another dependency; names must be unique",
-            "connectors::error_rate::dependencies::1: needs at least one matcher: `server_address`, `url_prefix`, `peer_service` or `rpc_service`",
+            "connectors::error_rate::dependencies::1: needs at least one matcher: `server_address`, `url_prefix`, `url_path`, `peer_service` or `rpc_service`",
         ]
     );
     assert_eq!(
@@ -321,6 +321,7 @@ fn dependencies_match_by_glob_prefix_peer_and_rpc() {
         url_prefix: vec!["https://login.example.com/".into()],
         peer_service: vec!["idp".into()],
         rpc_service: vec!["idp.Tokens".into()],
+        url_path: vec![],
     };
     let m = |s: Span| d.matches(&SpanView::of(&s));
     assert!(m(http(AUTH0, "/", Some(200))));
@@ -332,6 +333,39 @@ fn dependencies_match_by_glob_prefix_peer_and_rpc() {
     let mut s = http(AUTH0, "/", Some(200));
     s.attributes.retain(|kv| kv.key != "server.address");
     assert!(m(s));
+}
+
+#[test]
+fn dependencies_match_by_url_path_glob() {
+    let d = Dependency {
+        name: "keycloak".into(),
+        server_address: vec![],
+        url_prefix: vec![],
+        peer_service: vec![],
+        rpc_service: vec![],
+        url_path: vec!["/realms/*/protocol/openid-connect/*".into()],
+    };
+    let m = |s: Span| d.matches(&SpanView::of(&s));
+    // From the path of url.full, the query string left out.
+    assert!(m(http("sso.example.com", "/realms/acme/protocol/openid-connect/token", Some(200))));
+    assert!(!m(http("sso.example.com", "/realms/acme/account", Some(200))));
+    assert!(!m(http("sso.example.com", "/api/realms/acme/protocol/openid-connect/token", Some(200))));
+    // `url.path` wins over url.full.
+    let s = with(
+        http("sso.example.com", "/other", Some(200)),
+        vec![kv("url.path", "/realms/x/protocol/openid-connect/certs")],
+    );
+    assert!(m(s));
+    // Without a path attribute, nothing to match.
+    let mut s = http("sso.example.com", "/realms/a/protocol/openid-connect/token", Some(200));
+    s.attributes.retain(|kv| kv.key != "url.full");
+    assert!(!m(s));
+    // A dependency with only `url_path` validates.
+    let mut c = cfg();
+    c.dependencies = vec![d.clone()];
+    let mut v = Validator::new("connectors::error_rate");
+    c.validate(&mut v);
+    assert!(!v.has_errors(), "{:?}", v.errors());
 }
 
 // --- counts and windows ---
@@ -594,4 +628,47 @@ fn testkit_spans_are_counted() {
     let mut st = State::new(&cfg(), Clock::new());
     st.record_traces(&authwatch_testkit::traces(0, 100), Duration::ZERO);
     assert_eq!(st.window_totals(0, Source::Traffic, 0, Duration::ZERO), (100, 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn publishes_dependencies_and_error_groups_on_the_board_at_flush() {
+    let (metrics, logs) = (Sink::new(), Sink::new());
+    let mut next = Router::new();
+    next.set(SignalKind::Metrics, metrics.shared());
+    next.set(SignalKind::Logs, logs.shared());
+    let settings = Settings::new("error_rate".parse().unwrap());
+    let board = settings.board.clone();
+    let token = settings.shutdown.clone();
+    let built = cfg().build(ConnectorContext { settings, next }).await.unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    let spans = vec![
+        http(AUTH0, "/oauth/token", Some(503)),
+        http(AUTH0, "/oauth/token", Some(503)),
+        http(AUTH0, "/oauth/token", Some(200)),
+        with(http(AUTH0, "/oauth/token", Some(403)), vec![kv("oauth.error", "invalid_grant")]),
+    ];
+    built.consumer.consume(Signal::Traces(req("web", spans))).await.unwrap();
+    assert!(board.section(authwatch_core::board::DEPENDENCIES).is_empty(), "published on flush, not per span");
+    tokio::time::sleep(Duration::from_secs(15) + Duration::from_millis(1)).await;
+    let deps = board.section(authwatch_core::board::DEPENDENCIES);
+    let d = &deps["auth0"];
+    assert_eq!(d["dependency"], "auth0");
+    assert_eq!(d["connector"], "error_rate");
+    assert_eq!(d["requests"], 4);
+    assert_eq!(d["errors"], 2, "auth_rejected is not an error");
+    assert_eq!(d["by_class"]["server_error"], 2);
+    assert_eq!(d["by_class"]["auth_rejected"], 1);
+    assert_eq!(d["windows"][0]["window"], "1m");
+    assert_eq!(d["windows"][0]["requests"], 4);
+    assert_eq!(d["windows"][0]["error_ratio"], 0.5);
+    assert_eq!(d["windows"][0]["traffic"]["errors"], 2);
+    let groups = board.section(authwatch_core::board::ERROR_GROUPS);
+    let g = &groups["auth0"]["groups"];
+    assert_eq!(g[0]["class"], "server_error", "most calls first");
+    assert_eq!(g[0]["count"], 2);
+    assert_eq!(g[0]["endpoint"], "/oauth/token");
+    assert_eq!(g[0]["services"], serde_json::json!(["web"]));
+    assert_eq!(g.as_array().unwrap().len(), 2);
+    token.cancel();
+    task.await.unwrap().unwrap();
 }

@@ -296,6 +296,7 @@ impl ReceiverConfig for Config {
                     telemetry.clone(),
                     started,
                 )
+                .with_board(cx.settings.board.clone())
             })
             .collect();
         let schedule = Schedule {

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
+use authwatch_core::board::StatusBoard;
 use authwatch_core::semconv;
 use authwatch_core::telemetry::ReceiverTelemetry;
 use authwatch_core::{Router, Signal, SignalKind};
@@ -41,6 +42,8 @@ pub(crate) struct Poller {
     /// `error.type` while the page is down.
     down: Option<&'static str>,
     failures: u32,
+    /// Where the status page reads this page's state (section `provider_status`).
+    board: Option<StatusBoard>,
 }
 
 impl Poller {
@@ -62,7 +65,62 @@ impl Poller {
             known: None,
             down: None,
             failures: 0,
+            board: None,
         }
+    }
+
+    /// Publishes every poll's outcome on `board`.
+    pub(crate) fn with_board(mut self, board: StatusBoard) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    /// This page on the status board: the last known state, and whether it answers now.
+    fn publish(&self, now: SystemTime) {
+        let Some(board) = &self.board else { return };
+        let names = ["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"];
+        let last = self.last.as_ref();
+        let components: Vec<serde_json::Value> = last
+            .map(|s| s.components.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "name": c.name, "level": c.level,
+                    "status": usize::try_from(c.level).ok().and_then(|i| names.get(i)).copied().unwrap_or("unknown"),
+                })
+            })
+            .collect();
+        let incidents: Vec<serde_json::Value> = last
+            .map(|s| s.incidents.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.is_active())
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id, "name": i.name, "impact": i.impact, "status": i.status,
+                    "url": i.url, "updated_at": i.updated_at, "update": i.update_text,
+                })
+            })
+            .collect();
+        let checked_at = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
+        board.publish(
+            authwatch_core::board::PROVIDER_STATUS,
+            &self.page.name,
+            serde_json::json!({
+                "page": self.page.name,
+                "url": self.page.url.as_str(),
+                "format": self.page.format.as_str(),
+                "checked_at": checked_at,
+                "up": self.down.is_none(),
+                "error": self.down,
+                "indicator": last.map(|s| s.indicator),
+                "components": components,
+                "incidents": incidents,
+            }),
+        );
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -178,6 +236,7 @@ impl Poller {
         .flatten()
         .collect();
         self.last = Some(snapshot);
+        self.publish(now);
         self.send(metrics, logs).await;
     }
 
@@ -209,6 +268,7 @@ impl Poller {
         )
         .into_iter()
         .collect();
+        self.publish(now);
         self.send(metrics, logs).await;
         Polled::Failed(kind)
     }

@@ -760,3 +760,37 @@ async fn receiver_polls_at_start_and_stops_on_shutdown() {
         r#"authwatch_receiver_accepted_metric_points_total{receiver="statuspage/test",transport="poll"} 6"#
     ));
 }
+
+#[tokio::test]
+async fn every_poll_is_published_on_the_status_board() {
+    let server = StatusServer::start().await;
+    let sink = Sink::new();
+    let board = authwatch_core::board::StatusBoard::default();
+    let mut p = poller(&server.url("/api/v2/summary.json"), Format::StatuspageV2, &[], &sink)
+        .with_board(board.clone());
+    let entry = || board.section(authwatch_core::board::PROVIDER_STATUS)["test"].clone();
+    server.json("summary_operational.json", "\"v1\"");
+    p.poll_once().await;
+    let e = entry();
+    assert_eq!(e["page"], "test");
+    assert_eq!(e["format"], "statuspage_v2");
+    assert_eq!(e["up"], true);
+    assert_eq!(e["error"], serde_json::Value::Null);
+    assert_eq!(e["indicator"], 0);
+    assert_eq!(e["incidents"], serde_json::json!([]));
+    let api = e["components"].as_array().unwrap().iter().find(|c| c["name"] == "API Requests").cloned().unwrap();
+    assert_eq!(api["status"], "operational");
+    server.json("summary_incident.json", "\"v2\"");
+    p.poll_once().await;
+    let e = entry();
+    assert_eq!(e["indicator"], 1);
+    assert_eq!(e["incidents"].as_array().unwrap().len(), 1);
+    assert!(!e["incidents"][0]["name"].as_str().unwrap().is_empty());
+    // Down: the last known state stays, marked down.
+    server.set(500, "oops".into(), "text/plain", None);
+    p.poll_once().await;
+    let e = entry();
+    assert_eq!(e["up"], false);
+    assert_eq!(e["error"], "http_status");
+    assert_eq!(e["indicator"], 1);
+}

@@ -43,6 +43,7 @@
 //! obtained) never appear in spans, metrics, logs, error messages or `print-config` output.
 
 mod assert;
+mod board;
 mod client;
 mod emit;
 mod jwt;
@@ -804,7 +805,12 @@ impl ReceiverConfig for Config {
             let (interval, timeout) = self.schedule_of(check);
             let runner = run::CheckRunner::new(check.clone(), timeout)
                 .map_err(|e| BuildError::Other(format!("check `{}`: {e}", check.name())))?;
-            runners.push((runner, interval));
+            let board = board::ProbeBoard::new(
+                cx.settings.board.clone(),
+                &cx.settings.id.to_string(),
+                check,
+            );
+            runners.push((runner, interval, board));
         }
         let settings = cx.settings;
         let next = cx.next;
@@ -818,14 +824,18 @@ impl ReceiverConfig for Config {
         Ok(Box::pin(async move {
             info!(receiver = %id, checks = runners.len(), "Synthetic receiver started.");
             let mut tasks = tokio::task::JoinSet::new();
-            for (runner, interval) in runners {
+            for (runner, interval, board) in runners {
                 let emitter = emit::Emitter::new(next.clone(), telemetry.clone());
                 let shutdown = settings.shutdown.clone();
                 let schedule = Schedule {
                     interval,
                     ..schedule.clone()
                 };
-                let mut task = CheckTask { runner, emitter };
+                let mut task = CheckTask {
+                    runner,
+                    emitter,
+                    board,
+                };
                 tasks.spawn(async move {
                     run_schedule(&schedule, &shutdown, &mut task).await;
                 });
@@ -893,12 +903,14 @@ pub(crate) trait Probe: Send {
 struct CheckTask {
     runner: run::CheckRunner,
     emitter: emit::Emitter,
+    board: board::ProbeBoard,
 }
 
 impl Probe for CheckTask {
     async fn run_once(&mut self) -> Backoff {
         let result = self.runner.run().await;
         self.emitter.emit(&result).await;
+        self.board.publish(&result);
         result.backoff()
     }
 }
