@@ -265,8 +265,16 @@ pub(crate) fn traces(r: &RunResult) -> ExportTraceServiceRequest {
         s(sc::SYNTHETIC_TYPE, r.check_type),
         s(sc::SYNTHETIC_OUTCOME, r.outcome.as_str()),
     ];
+    // The root span carries the main request's HTTP client attributes too, so that the
+    // `error_rate` connector (which counts probe root spans) classifies and templates it.
     if let Some(step) = r.steps.iter().find(|s| s.purpose == Purpose::Main) {
-        attrs.push(s(sc::SERVER_ADDRESS, step.exchange.endpoint.host.clone()));
+        let ex = &step.exchange;
+        attrs.push(s(sc::SERVER_ADDRESS, ex.endpoint.host.clone()));
+        attrs.push(s(sc::HTTP_REQUEST_METHOD, ex.method.clone()));
+        attrs.push(s(sc::URL_FULL, ex.endpoint.url_full.clone()));
+        if let Ok(resp) = &ex.result {
+            attrs.push(i(sc::HTTP_RESPONSE_STATUS_CODE, i64::from(resp.status)));
+        }
     }
     if let Some(code) = &r.oauth_error {
         attrs.push(s(sc::OAUTH_ERROR, code.clone()));
