@@ -1,0 +1,320 @@
+//! The sender: `--concurrency` workers share `--connections` connections and each sends one
+//! request at a time (closed loop), or paces itself when `--rate` is given. Requests are encoded
+//! (and, for HTTP with `--gzip`, compressed) once at start and cycled through, so the sender's own
+//! cost stays small. A refused request is counted by its status and the worker pauses 10 ms.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use prost::Message;
+use tokio::time::Instant;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec::{RawCodec, TRACES_EXPORT};
+use crate::{loopback, ms, parse_duration, quantile, Protocol};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// OTLP protocol.
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: Protocol,
+    /// Loopback host:port; defaults to 127.0.0.1:4317 (gRPC) or 127.0.0.1:4318 (HTTP).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Spans per request.
+    #[arg(long, default_value_t = 512)]
+    spans_per_request: usize,
+    /// gRPC: HTTP/2 connections shared by the workers. HTTP: ignored (each in-flight request
+    /// uses its own HTTP/1.1 connection).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Requests in flight at once (workers).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// How long to send.
+    #[arg(long, value_parser = parse_duration, default_value = "20s")]
+    duration: Duration,
+    /// Stop after this many requests (whichever of `--duration` and this comes first).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Offered load in spans per second across all workers; without it, as fast as answered.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Compress requests with gzip.
+    #[arg(long)]
+    gzip: bool,
+    /// Distinct requests generated at start and cycled through.
+    #[arg(long, default_value_t = 16)]
+    distinct: usize,
+    /// Per-request timeout.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    timeout: Duration,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.spans_per_request > 0,
+        "--spans-per-request must be at least 1"
+    );
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(
+        args.duration <= Duration::from_secs(3600),
+        "--duration must be at most 1h"
+    );
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate > 0.0, "--rate must be positive");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(run(args))
+}
+
+#[derive(Clone)]
+enum Client {
+    Grpc {
+        grpc: tonic::client::Grpc<Channel>,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        gzip: bool,
+    },
+}
+
+impl Client {
+    /// Sends one request; the error is a short label to count by.
+    async fn send(&mut self, body: Bytes) -> Result<(), String> {
+        match self {
+            Client::Grpc { grpc } => {
+                grpc.ready().await.map_err(|_| "transport".to_string())?;
+                let path = PathAndQuery::from_static(TRACES_EXPORT);
+                grpc.unary(tonic::Request::new(body), path, RawCodec)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| format!("grpc {:?}", s.code()))
+            }
+            Client::Http { client, url, gzip } => {
+                let mut req = client
+                    .post(url.as_str())
+                    .header("content-type", "application/x-protobuf")
+                    .body(body);
+                if *gzip {
+                    req = req.header("content-encoding", "gzip");
+                }
+                let resp = req.send().await.map_err(|e| {
+                    if e.is_timeout() {
+                        "timeout".to_string()
+                    } else {
+                        "transport".to_string()
+                    }
+                })?;
+                let status = resp.status();
+                // Read the body so the connection is reused.
+                let _ = resp.bytes().await;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("http {}", status.as_u16()))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    latencies: Vec<Duration>,
+    errors: BTreeMap<String, u64>,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let default_port = match args.protocol {
+        Protocol::Grpc => "127.0.0.1:4317",
+        Protocol::Http => "127.0.0.1:4318",
+    };
+    let addr = loopback(args.endpoint.as_deref().unwrap_or(default_port))?;
+
+    let bodies: Vec<Bytes> =
+        authwatch_loadgen::spans::requests(args.distinct.max(1), args.spans_per_request)
+            .into_iter()
+            .map(|r| {
+                let raw = r.encode_to_vec();
+                if args.gzip && args.protocol == Protocol::Http {
+                    gzip(&raw).map(Bytes::from)
+                } else {
+                    Ok(Bytes::from(raw))
+                }
+            })
+            .collect::<std::io::Result<_>>()
+            .context("cannot compress the requests")?;
+    let bytes_per_request = bodies.iter().map(Bytes::len).sum::<usize>() / bodies.len();
+
+    let mut clients = Vec::new();
+    match args.protocol {
+        Protocol::Grpc => {
+            for _ in 0..args.connections {
+                let channel = Endpoint::from_shared(format!("http://{addr}"))
+                    .context("bad endpoint")?
+                    .timeout(args.timeout)
+                    .connect()
+                    .await
+                    .with_context(|| {
+                        format!("cannot connect to {addr}; is authwatch (or the sink) listening?")
+                    })?;
+                let mut grpc = tonic::client::Grpc::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20);
+                if args.gzip {
+                    grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+                }
+                clients.push(Client::Grpc { grpc });
+            }
+        }
+        Protocol::Http => {
+            let client = reqwest::Client::builder()
+                .timeout(args.timeout)
+                .pool_max_idle_per_host(args.concurrency)
+                .build()
+                .context("cannot build the HTTP client")?;
+            clients.push(Client::Http {
+                client,
+                url: format!("http://{addr}/v1/traces"),
+                gzip: args.gzip,
+            });
+        }
+    }
+
+    let bodies = Arc::new(bodies);
+    let issued = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    // Each worker paces itself to its share of the rate.
+    let period = args.rate.map(|rate| {
+        Duration::from_secs_f64(args.concurrency as f64 * args.spans_per_request as f64 / rate)
+    });
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let mut client = clients[w % clients.len()].clone();
+        let bodies = bodies.clone();
+        let issued = issued.clone();
+        let max = args.requests;
+        workers.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut next = w;
+            let mut ticker = period.map(|p| {
+                // Spread the workers' first sends over one period.
+                let offset = p.mul_f64(w as f64 / args.concurrency as f64);
+                let mut t = tokio::time::interval_at(start + offset, p);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                if max.is_some_and(|m| issued.fetch_add(1, Ordering::Relaxed) >= m) {
+                    break;
+                }
+                let body = bodies[next % bodies.len()].clone();
+                next += 1;
+                let t0 = Instant::now();
+                match client.send(body).await {
+                    Ok(()) => {
+                        tally.ok += 1;
+                        tally.latencies.push(t0.elapsed());
+                    }
+                    Err(label) => {
+                        *tally.errors.entry(label).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::default();
+    for w in workers {
+        let t = w.await.context("a worker panicked")?;
+        total.ok += t.ok;
+        total.latencies.extend(t.latencies);
+        for (k, v) in t.errors {
+            *total.errors.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = start.elapsed();
+    total.latencies.sort_unstable();
+
+    let spans = total.ok * args.spans_per_request as u64;
+    let errors: u64 = total.errors.values().sum();
+    let rate = spans as f64 / elapsed.as_secs_f64();
+    let lat = &total.latencies;
+    if args.json {
+        let summary = serde_json::json!({
+            "protocol": format!("{:?}", args.protocol).to_lowercase(),
+            "gzip": args.gzip,
+            "spans_per_request": args.spans_per_request,
+            "bytes_per_request": bytes_per_request,
+            "concurrency": args.concurrency,
+            "connections": args.connections,
+            "offered_rate": args.rate,
+            "elapsed_s": elapsed.as_secs_f64(),
+            "requests_ok": total.ok,
+            "spans_ok": spans,
+            "spans_per_s": rate,
+            "errors": errors,
+            "error_kinds": total.errors,
+            "latency_ms": {
+                "p50": ms(quantile(lat, 0.5)),
+                "p90": ms(quantile(lat, 0.9)),
+                "p99": ms(quantile(lat, 0.99)),
+                "max": ms(quantile(lat, 1.0)),
+            },
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "sent {} requests ({} spans, {} bytes each) in {:.2} s: {:.0} spans/s accepted",
+            total.ok,
+            spans,
+            bytes_per_request,
+            elapsed.as_secs_f64(),
+            rate
+        );
+        println!(
+            "latency ms: p50 {} p90 {} p99 {} max {}",
+            ms(quantile(lat, 0.5)),
+            ms(quantile(lat, 0.9)),
+            ms(quantile(lat, 0.99)),
+            ms(quantile(lat, 1.0))
+        );
+        println!("errors: {errors} {:?}", total.errors);
+    }
+    Ok(())
+}
+
+fn gzip(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(raw)?;
+    enc.finish()
+}

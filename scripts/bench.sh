@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: authwatch-loadgen -> authwatch (pinned to one core) -> authwatch-loadgen sink,
+# everything on loopback. Prints, per pipeline, the median of RUNS runs of:
+#   CPU µs per span  (authwatch's utime+stime from /proc/PID/stat over the measured run / spans accepted)
+#   spans/s accepted, cores used, peak RSS (VmHWM), request latency p50/p99 seen by the sender.
+# Also: the harness alone (generator straight into the sink, both on one core), fixed-rate runs of
+# the pass-through (10k, 100k spans/s and half of its capacity) and startup to listening with the
+# default config. See docs/performance.md.
+#
+# Usage: scripts/bench.sh [-h]
+# Environment (defaults in brackets):
+#   RUNS [3] runs per row, DURATION [15] seconds per measured run, WARMUP [2] seconds before it,
+#   CONCURRENCY [8] requests in flight, CONNECTIONS [2], SPANS [512] spans per request,
+#   AW_CPU [0] core for authwatch, GEN_CPU [1] core for the generator and the sink,
+#   ROWS ["harness passthrough passthrough_gzip full full_gzip rates startup"] what to run,
+#   PROFILE [0] 1: also record `perf` profiles of the pass-through rows (needs linux-perf),
+#   OUT [target/bench] where configs, logs and per-run results go,
+#   AW_BIN, LG_BIN: use these authwatch and authwatch-loadgen binaries instead of building.
+set -euo pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-8}
+CONNECTIONS=${CONNECTIONS:-2}
+SPANS=${SPANS:-512}
+AW_CPU=${AW_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+ROWS=${ROWS:-"harness passthrough passthrough_gzip full full_gzip rates startup"}
+PROFILE=${PROFILE:-0}
+OUT=${OUT:-target/bench}
+
+# Ports: authwatch's OTLP/gRPC receiver, the sink (gRPC and HTTP), authwatch's own endpoints.
+RX=127.0.0.1:24317
+SINK_GRPC=127.0.0.1:24417
+SINK_HTTP=127.0.0.1:24418
+
+for tool in taskset jq awk; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is required (apt-get install util-linux jq gawk)" >&2; exit 1; }
+done
+if (( $(nproc) < 2 )); then
+  echo "bench.sh: needs 2 cores (authwatch on one, the generator on the other); found $(nproc)" >&2
+  exit 1
+fi
+
+if [[ -n ${AW_BIN:-} && -n ${LG_BIN:-} ]]; then
+  AW=$AW_BIN
+  LG=$LG_BIN
+else
+  echo "Building release binaries..." >&2
+  cargo build --release --quiet --bin authwatch
+  cargo build --release --quiet -p authwatch-loadgen
+  AW=$PWD/target/release/authwatch
+  LG=$PWD/target/release/authwatch-loadgen
+fi
+TCK=$(getconf CLK_TCK)
+mkdir -p "$OUT/configs" "$OUT/runs"
+rm -f "$OUT"/runs/*
+
+# --- configs -------------------------------------------------------------------------------------
+
+COMPONENTS=$("$AW" components)
+has() { grep -qw "$1" <<<"$COMPONENTS"; }
+
+write_config() { # name compression with_full
+  local name=$1 compression=$2 full=$3 procs="[batch]" exporters="[otlp]" extra=""
+  if [[ $full == 1 ]]; then
+    has redaction && procs="[redaction, batch]"
+    exporters="[otlp, error_rate]"
+    extra="
+    metrics/derived:
+      receivers: [error_rate]
+      exporters: [otlp, alerts]
+    logs/derived:
+      receivers: [error_rate, alerts]
+      exporters: [otlp]"
+  fi
+  {
+    cat <<EOF
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: $RX
+processors:
+  batch: {}
+EOF
+    if [[ $full == 1 ]] && has redaction; then
+      echo "  redaction: {}"
+    fi
+    if [[ $full == 1 ]]; then
+      cat <<EOF
+connectors:
+  error_rate: {}
+  alerts:
+    rules:
+      - name: auth0_error_ratio
+        threshold: { dependency: auth0, error_ratio: 0.05, window: 1m, min_requests: 20 }
+EOF
+    fi
+    cat <<EOF
+exporters:
+  otlp:
+    endpoint: http://$SINK_GRPC
+    tls:
+      insecure: true
+    compression: $compression
+service:
+  telemetry:
+    logs:
+      level: warn
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: $procs
+      exporters: $exporters$extra
+EOF
+  } >"$OUT/configs/$name.yaml"
+}
+
+write_config passthrough none 0
+write_config passthrough_gzip gzip 0
+FULL_OK=0
+if has error_rate && has alerts; then
+  write_config full none 1
+  write_config full_gzip gzip 1
+  if "$AW" validate --config "$OUT/configs/full.yaml" >"$OUT/configs/full.validate" 2>&1; then
+    FULL_OK=1
+  else
+    echo "bench.sh: the full pipeline config does not validate, skipping it:" >&2
+    cat "$OUT/configs/full.validate" >&2
+  fi
+fi
+
+# --- helpers -------------------------------------------------------------------------------------
+
+STARTED=()
+cleanup() {
+  for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_port() { # host:port
+  local host=${1%:*} port=${1##*:}
+  for _ in $(seq 1 500); do
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "bench.sh: nothing listening on $1" >&2
+  return 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+start_sink() { # out.json
+  taskset -c "$GEN_CPU" "$LG" sink --grpc "$SINK_GRPC" --http "$SINK_HTTP" \
+    --duration "$((DURATION + WARMUP + 60))s" --json >"$1" 2>/dev/null &
+  SINK_PID=$!
+  STARTED+=("$SINK_PID")
+  wait_port "$SINK_GRPC"
+}
+
+stop() { # pid
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+send() { # endpoint duration extra-args... ; JSON on stdout
+  local endpoint=$1 duration=$2
+  shift 2
+  taskset -c "$GEN_CPU" "$LG" send --endpoint "$endpoint" --duration "${duration}s" \
+    --spans-per-request "$SPANS" --concurrency "$CONCURRENCY" --connections "$CONNECTIONS" --json "$@"
+}
+
+# One run of authwatch with a config; writes $OUT/runs/<row>.<i>.json.
+run_authwatch() { # row config i [send args...]
+  local row=$1 config=$2 i=$3
+  shift 3
+  local tag="$OUT/runs/$row.$i"
+  start_sink "$tag.sink.json"
+  taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/$config.yaml" 2>"$tag.log" &
+  local pid=$!
+  STARTED+=("$pid")
+  wait_port "$RX"
+  # CPU is counted from here until authwatch is idle again after the load, and divided by the
+  # spans that reached the sink: what exporting each span cost, backlog included.
+  local t0 c0 c1 t1 perf_pid="" prev=-1 hwm
+  t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid")
+  if (( WARMUP > 0 )); then send "$RX" "$WARMUP" "$@" >/dev/null; fi
+  if [[ $PROFILE == 1 && $i == 1 ]]; then
+    perf record -F 499 --call-graph dwarf,16384 -o "$tag.perf.data" -p "$pid" -- sleep "$((DURATION / 2))" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  send "$RX" "$DURATION" "$@" >"$tag.send.json"
+  if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
+  for _ in $(seq 1 60); do # idle: no CPU tick in 0.5 s (the exporter's backlog is drained)
+    c1=$(cpu_ticks "$pid")
+    [[ $c1 == "$prev" ]] && break
+    prev=$c1
+    sleep 0.5
+  done
+  t1=$(date +%s.%N)
+  hwm=$(vmhwm_kib "$pid")
+  stop "$pid"
+  stop "$SINK_PID"
+  jq -c --argjson ticks "$((c1 - c0))" --argjson tck "$TCK" --argjson hwm "$hwm" \
+    --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    --slurpfile sink "$tag.sink.json" '
+    ($ticks / $tck) as $cpu | $sink[0] as $k |
+    { spans_in_per_s: .spans_per_s, spans_per_s: $k.spans_per_s, sink_spans: $k.spans,
+      errors: .errors, cpu_s: $cpu, cores: ($cpu / $wall),
+      us_per_span: (if $k.spans > 0 then $cpu * 1e6 / $k.spans else null end),
+      rss_mib: ($hwm / 1024), p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99 }' "$tag.send.json" >"$tag.result.json"
+  if [[ $PROFILE == 1 && $i == 1 ]]; then
+    perf report -i "$tag.perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -40 >"$tag.perf.txt" || true
+  fi
+}
+
+run_harness() { # i
+  local tag="$OUT/runs/harness.$1"
+  start_sink "$tag.sink.json"
+  send "$SINK_GRPC" "$DURATION" >"$tag.send.json"
+  stop "$SINK_PID"
+  jq -c '{ spans: .spans_ok, spans_per_s: .spans_per_s, spans_in_per_s: .spans_per_s, errors: .errors,
+           p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99 }' "$tag.send.json" >"$tag.result.json"
+}
+
+median() { # row field
+  local vals
+  vals=$(cat "$OUT"/runs/"$1".*.result.json 2>/dev/null | jq -r ".$2 // empty" | sort -g)
+  [[ -z $vals ]] && { echo "-"; return; }
+  awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; print m}' <<<"$vals"
+}
+
+row() { # row label
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" \
+    "$(median "$1" spans_in_per_s | awk '{ if ($1 == "-") print "-"; else printf "%.0fk", $1/1000 }')" \
+    "$(median "$1" spans_per_s | awk '{ if ($1 == "-") print "-"; else printf "%.0fk", $1/1000 }')" \
+    "$(median "$1" us_per_span | awk '{ if ($1 == "-") print "-"; else printf "%.2f", $1 }')" \
+    "$(median "$1" cores | awk '{ if ($1 == "-") print "-"; else printf "%.2f", $1 }')" \
+    "$(median "$1" rss_mib | awk '{ if ($1 == "-") print "-"; else printf "%.1f", $1 }')" \
+    "$(median "$1" p50_ms)" "$(median "$1" p99_ms)" "$(median "$1" errors)"
+}
+
+# --- runs ----------------------------------------------------------------------------------------
+
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+
+for i in $(seq 1 "$RUNS"); do
+  if want harness; then echo "harness run $i" >&2; run_harness "$i"; fi
+  if want passthrough; then echo "passthrough run $i" >&2; run_authwatch passthrough passthrough "$i"; fi
+  if want passthrough_gzip; then echo "passthrough_gzip run $i" >&2; run_authwatch passthrough_gzip passthrough_gzip "$i"; fi
+  if [[ $FULL_OK == 1 ]] && want full; then echo "full run $i" >&2; run_authwatch full full "$i"; fi
+  if [[ $FULL_OK == 1 ]] && want full_gzip; then echo "full_gzip run $i" >&2; run_authwatch full_gzip full_gzip "$i"; fi
+done
+
+RATES=""
+if want rates; then
+  capacity=$(median passthrough spans_per_s)
+  [[ $capacity == "-" ]] && capacity=0
+  half=$(awk -v c="$capacity" 'BEGIN{printf "%d", c/2}')
+  for rate in 10000 100000 "$half"; do
+    if (( rate <= 0 )) || { (( rate == 100000 )) && (( half * 2 <= 100000 )); }; then continue; fi
+    echo "passthrough at $rate spans/s" >&2
+    run_authwatch "rate_$rate" passthrough 1 --rate "$rate"
+    RATES="$RATES $rate"
+  done
+fi
+
+STARTUP="-"
+if want startup; then
+  echo "startup (default config)" >&2
+  STARTUP=$("$LG" startup --runs 20 --json --addr 127.0.0.1:4317 --addr 127.0.0.1:4318 -- "$AW" |
+    jq -r '"p50 \(.ms.p50) ms, p90 \(.ms.p90) ms, max \(.ms.max) ms"')
+fi
+
+# --- report --------------------------------------------------------------------------------------
+
+echo
+echo "authwatch $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d);" \
+  "median of $RUNS x ${DURATION}s; $SPANS spans/request, $CONCURRENCY in flight over $CONNECTIONS connections"
+echo
+echo "| pipeline | spans/s in | spans/s out | CPU µs/span | cores | peak RSS MiB | p50 ms | p99 ms | errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+want passthrough && row passthrough "pass-through (otlp -> batch -> otlp, no compression)"
+want passthrough_gzip && row passthrough_gzip "pass-through, gzip export"
+if [[ $FULL_OK == 1 ]]; then
+  want full && row full "+ $(has redaction && echo 'redaction + ')error_rate + alerts"
+  want full_gzip && row full_gzip "+ $(has redaction && echo 'redaction + ')error_rate + alerts, gzip export"
+fi
+for rate in $RATES; do row "rate_$rate" "pass-through at $rate spans/s offered"; done
+want harness && row harness "harness: generator -> sink, one core"
+want startup && echo && echo "startup to listening, default config (gRPC and HTTP ports): $STARTUP"
+if [[ $PROFILE == 1 ]]; then
+  echo
+  echo "perf profiles (top symbols, self time): $OUT/runs/*.perf.txt"
+fi
