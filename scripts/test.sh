@@ -21,6 +21,8 @@ fi
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 # Headless Chromium loads the status page during the demo's scripted incident (tests/status_page.rs).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Node.js and npm build the browser fixture (OpenTelemetry JavaScript SDK, tests/browser.rs).
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -38,6 +40,12 @@ if [ -f tests/requirements.txt ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
   export AUTHWATCH_TEST_PYTHON="$PWD/.venv/bin/python"
+fi
+
+# The browser fixture: the OpenTelemetry JavaScript SDK from npm, bundled with esbuild.
+if command -v npm >/dev/null 2>&1; then
+  echo "== npm ci && npm run build (tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 fi
 
 echo "== cargo fmt --check"

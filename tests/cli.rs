@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 #[test]
@@ -63,6 +61,9 @@ fn components_lists_every_type_and_alias() {
     );
 }
 
+/// Files in `configs/` meant to be given after `configs/default.yaml`.
+const OVERLAYS: &[&str] = &["auth0.yaml"];
+
 #[test]
 fn every_shipped_config_validates() {
     let mut checked = 0;
@@ -71,7 +72,21 @@ fn every_shipped_config_validates() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let (code, out, err) = run_cli(&["validate", "--config", path.to_str().unwrap()], &[]);
+        let file = path.to_str().unwrap();
+        // Overlays (`auth0.yaml`) are validated on top of the default, as the README runs them.
+        let default = repo().join("configs/default.yaml");
+        let args: Vec<&str> = if OVERLAYS.iter().any(|o| path.ends_with(o)) {
+            vec![
+                "validate",
+                "--config",
+                default.to_str().unwrap(),
+                "--config",
+                file,
+            ]
+        } else {
+            vec!["validate", "--config", file]
+        };
+        let (code, out, err) = run_cli(&args, &[]);
         assert_eq!(code, 0, "{} is invalid:\n{out}{err}", path.display());
         assert!(out.contains("The config is valid."));
         checked += 1;
@@ -179,29 +194,8 @@ service:
     }
 }
 
-/// `authwatch` with no arguments runs the embedded default and says where it listens.
-/// This is the only test that uses the default ports.
-#[test]
-fn no_arguments_runs_the_embedded_default() {
-    let mut aw = Authwatch::spawn(&[], &[]);
-    aw.wait_for_output("Everything is ready", Duration::from_secs(30));
-    let out = aw.output();
-    for needle in [
-        "127.0.0.1:4317",
-        "127.0.0.1:4318",
-        "127.0.0.1:8888",
-        "127.0.0.1:13133",
-    ] {
-        assert!(
-            out.contains(needle),
-            "startup output should mention {needle}:\n{out}"
-        );
-    }
-    aw.signal("INT");
-    let status = aw.wait(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "{}", aw.output());
-    assert!(aw.output().contains("signal=\"SIGINT\""), "{}", aw.output());
-}
+// `authwatch` with no arguments (the default ports) is tested in `first_run.rs`, serialized
+// with the first-run test there.
 
 /// `authwatch rules` writes Prometheus rules that promtool accepts.
 #[test]
@@ -252,8 +246,8 @@ service:
         String::from_utf8_lossy(&promtool.stdout),
         String::from_utf8_lossy(&promtool.stderr)
     );
-    // A config without an alerts connector has no rules to write.
-    let (code, _, err) = run_cli(
+    // The embedded default has rules (its `alerts` connector) ...
+    let (code, text, err) = run_cli(
         &[
             "rules",
             "--config",
@@ -261,6 +255,20 @@ service:
         ],
         &[],
     );
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("alert: idp_error_ratio"), "{text}{err}");
+    // ... a config without an alerts connector has none to write.
+    let plain = scratch.write(
+        "plain.yaml",
+        "
+receivers: {otlp: {}}
+exporters: {debug: {}}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines: {traces: {receivers: [otlp], exporters: [debug]}}
+",
+    );
+    let (code, _, err) = run_cli(&["rules", "--config", plain.to_str().unwrap()], &[]);
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("no `alerts` connector"), "{err}");
 }

@@ -1,2 +1,2 @@
-authwatch_core::components!(Exporter: otlp, otlphttp, debug, alertmanager, webhook, prometheus);
+authwatch_core::components!(Exporter: otlp, otlphttp, debug, alertmanager, webhook, prometheus, console);
 pub mod helper;

@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, RETRY_AFTER,
     WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::auth::BearerAuth;
+use super::cors::Cors;
 use super::ingest::{Export, Ingest};
 use super::status::Problem;
 use super::HttpConfig;
@@ -111,6 +112,7 @@ struct Endpoint {
     logs: String,
     max_body: usize,
     auth: Option<BearerAuth>,
+    cors: Option<Cors>,
 }
 
 impl Endpoint {
@@ -136,6 +138,7 @@ pub(crate) fn router(
 ) -> axum::Router {
     let endpoint = Endpoint {
         auth,
+        cors: config.cors.as_ref().and_then(Cors::new),
         ingest,
         traces: config.traces_url_path.as_str().to_owned(),
         metrics: config.metrics_url_path.as_str().to_owned(),
@@ -177,6 +180,20 @@ pub(crate) fn serve(
 }
 
 async fn dispatch(State(endpoint): State<Arc<Endpoint>>, req: Request) -> Response {
+    let Some(cors) = &endpoint.cors else {
+        return serve_request(&endpoint, req).await;
+    };
+    // Preflights first: browsers send them without credentials.
+    if Cors::is_preflight(req.method(), req.headers()) {
+        return cors.preflight(req.headers());
+    }
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut response = serve_request(&endpoint, req).await;
+    cors.decorate(origin.as_ref(), &mut response);
+    response
+}
+
+async fn serve_request(endpoint: &Endpoint, req: Request) -> Response {
     // Authentication first: an unauthenticated client learns nothing, and its body is not read.
     if let Some(auth) = &endpoint.auth {
         if !auth.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
@@ -217,9 +234,9 @@ async fn dispatch(State(endpoint): State<Arc<Endpoint>>, req: Request) -> Respon
             .into_response();
     }
     match kind {
-        SignalKind::Traces => handle::<ExportTraceServiceRequest>(&endpoint, req).await,
-        SignalKind::Metrics => handle::<ExportMetricsServiceRequest>(&endpoint, req).await,
-        SignalKind::Logs => handle::<ExportLogsServiceRequest>(&endpoint, req).await,
+        SignalKind::Traces => handle::<ExportTraceServiceRequest>(endpoint, req).await,
+        SignalKind::Metrics => handle::<ExportMetricsServiceRequest>(endpoint, req).await,
+        SignalKind::Logs => handle::<ExportLogsServiceRequest>(endpoint, req).await,
     }
 }
 

@@ -24,6 +24,10 @@
 //!         metrics_url_path: /v1/metrics
 //!         logs_url_path: /v1/logs
 //!         max_request_body_size: 20971520
+//!         cors:                # optional: let browser apps send OTLP/HTTP (JSON or protobuf)
+//!           allowed_origins: ["https://app.example.com", "https://*.example.com"]
+//!           allowed_headers: ["x-tenant"]
+//!           max_age: 7200
 //! ```
 //!
 //! ## Options
@@ -47,6 +51,10 @@
 //! | `protocols.<grpc\|http>.tls.key_file` | — | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1) |
 //! | `protocols.<grpc\|http>.tls.client_ca_file` | (no client certificates) | PEM CA certificates: clients must present a certificate chaining to one (mutual TLS) |
 //! | `protocols.<grpc\|http>.auth.bearer_token` | (no auth) | secret clients send as `Authorization: Bearer <token>`; write it as `${env:...}` |
+//! | `protocols.http.cors.allowed_origins` | `[]` (CORS off) | origins browsers may send from, `scheme://host[:port]`; `*` matches any run of characters (`https://*.example.com`); a plain `*` is refused |
+//! | `protocols.http.cors.allowed_headers` | `[]` | request headers allowed beyond the CORS-safelisted ones, `Content-Type` and `X-Requested-With` (e.g. `Authorization` with `auth`, `Content-Encoding` for gzip); `*` allows any |
+//! | `protocols.http.cors.exposed_headers` | `[]` | response headers the page may read (`Access-Control-Expose-Headers`) |
+//! | `protocols.http.cors.max_age` | `0` (no header) | `Access-Control-Max-Age` in seconds: how long browsers cache a preflight answer |
 //!
 //! The defaults listen on loopback only, as the Collector's do: set `0.0.0.0:4317` to accept
 //! data from other hosts. The two endpoints and the three URL paths must differ.
@@ -66,6 +74,28 @@
 //! is compared in constant time, and refusals are counted in
 //! `authwatch_receiver_unauthenticated_requests_total{receiver,transport}`. `validate` warns when
 //! a token would cross a non-loopback network in plaintext (no `tls`).
+//!
+//! ## CORS (browser apps)
+//!
+//! With `cors.allowed_origins`, a web page instrumented with the OpenTelemetry JavaScript SDK
+//! (`@opentelemetry/exporter-trace-otlp-http`) can export to the HTTP endpoint. As in the
+//! Collector, responses allow credentials, which is why a plain `*` is refused at `validate`:
+//!
+//! - a preflight (`OPTIONS` with `Access-Control-Request-Method`, any path) is answered before
+//!   authentication: `204` with `Access-Control-Allow-Origin: <origin>`,
+//!   `Access-Control-Allow-Credentials: true`, `Access-Control-Allow-Methods: POST`,
+//!   `Access-Control-Allow-Headers` (the requested ones) and `Access-Control-Max-Age` (with
+//!   `max_age` > 0) when the origin, the method `POST` and every requested header are allowed;
+//!   otherwise `403` without any of them, and the browser does not send the request (the
+//!   Collector answers `204` without them: the browser blocks either way, `403` makes the
+//!   refusal visible in the browser's network panel);
+//! - every other response to a request from an allowed origin, errors included (`400`, `401`,
+//!   `503`, ...), carries `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials`;
+//! - a request from another origin is served like one without `Origin` (as the Collector does):
+//!   no CORS headers, so a browser hides the response from the page;
+//! - every response carries `Vary: Origin`.
+//!
+//! Without `cors`, `OPTIONS` is answered `405` like any other method but `POST`.
 //!
 //! ## gRPC
 //!
@@ -125,7 +155,7 @@
 //!
 //! ## Not supported (yet)
 //!
-//! TLS certificate reloading, `min_version`, other authenticators (OIDC, mTLS identity mapping), CORS, `include_metadata`, compression other than gzip (zstd, snappy,
+//! TLS certificate reloading, `min_version`, other authenticators (OIDC, mTLS identity mapping), `include_metadata`, compression other than gzip (zstd, snappy,
 //! deflate, lz4), profiles, and the Collector's server timeouts and keepalive options.
 //!
 //! ## Lifecycle
@@ -152,6 +182,7 @@ pub use self::auth::AuthConfig;
 pub use crate::tls::TlsServerConfig;
 
 mod auth;
+mod cors;
 mod grpc;
 mod http;
 mod ingest;
@@ -228,6 +259,26 @@ pub struct HttpConfig {
     /// Require a bearer token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// Answer browsers' CORS preflights and add CORS headers (off unless `allowed_origins` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
+}
+
+/// `protocols.http.cors`, as the Collector's `confighttp` `cors`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to send data, e.g. `https://app.example.com` or `https://*.example.com`.
+    /// A plain `*` is refused (responses allow credentials). Empty: CORS off.
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed beyond the CORS-safelisted ones, `Content-Type` and
+    /// `X-Requested-With`; `*` allows any.
+    pub allowed_headers: Vec<String>,
+    /// Response headers a browser app may read (`Access-Control-Expose-Headers`).
+    pub exposed_headers: Vec<String>,
+    /// `Access-Control-Max-Age` in seconds: how long a browser may cache a preflight answer.
+    /// `0`: no header (browsers then cache for 5 s), as in the Collector.
+    pub max_age: u32,
 }
 
 impl Default for Protocols {
@@ -279,6 +330,7 @@ impl Default for HttpConfig {
             max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
             tls: None,
             auth: None,
+            cors: None,
         }
     }
 }
@@ -390,6 +442,22 @@ impl ComponentConfig for Config {
                         ),
                     );
                 }
+            }
+        }
+        if let Some(cors) = p.http.as_ref().and_then(|h| h.cors.as_ref()) {
+            for (i, origin) in cors.allowed_origins.iter().enumerate() {
+                if let Some(problem) = cors::origin_problem(origin) {
+                    v.error(
+                        &format!("protocols::http::cors::allowed_origins::{i}"),
+                        problem,
+                    );
+                }
+            }
+            if cors.allowed_origins.is_empty() && !cors.allowed_headers.is_empty() {
+                v.warn(
+                    "protocols::http::cors",
+                    "`allowed_headers` is set but `allowed_origins` is empty, so CORS is off; list the origins",
+                );
             }
         }
         if let Some(http) = &p.http {
