@@ -5,7 +5,7 @@
 #   spans/s accepted, cores used, peak RSS (VmHWM), request latency p50/p99 seen by the sender.
 # Also: the harness alone (generator straight into the sink, both on one core), fixed-rate runs of
 # the pass-through (10k, 100k spans/s and half of its capacity) and startup to listening with the
-# default config. See docs/performance.md.
+# default config. See the README's "Performance" section.
 #
 # Usage: scripts/bench.sh [-h]
 # Environment (defaults in brackets):

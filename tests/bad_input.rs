@@ -43,7 +43,9 @@ service:
     let valid = authwatch_testkit::traces(0, 5).encode_to_vec();
     let mut sent_valid = 0;
 
-    let mut cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    // (case, content type, content encoding, body, expected status)
+    type Case = (&'static str, &'static str, Option<&'static str>, Vec<u8>, u16);
+    let mut cases: Vec<Case> = vec![
         (
             "malformed protobuf",
             "application/x-protobuf",

@@ -213,10 +213,10 @@ fn docs_show_the_dockerfile_build_command() {
         .map(|rest| format!("cargo build{rest}"))
         .expect("the Dockerfile builds with `RUN cargo build ...`");
     assert_eq!(build, "cargo build --release --locked --bin authwatch");
-    let docs = std::fs::read_to_string(repo().join("docs/compose.md")).unwrap();
+    let docs = std::fs::read_to_string(repo().join("README.md")).unwrap();
     assert!(
         docs.contains(&build),
-        "docs/compose.md should show the Dockerfile's build command `{build}`"
+        "README.md should show the Dockerfile's build command `{build}`"
     );
     assert!(
         dockerfile.contains("USER 10001"),

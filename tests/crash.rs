@@ -4,7 +4,7 @@
 //! aside and authwatch starts and delivers new data instead of failing.
 //!
 //! No `batch` processor here: it acknowledges what it holds in memory, which a `kill -9` loses
-//! (see docs/persistent-queue.md). Receiver → persistent exporter queue acknowledges only what
+//! (see README, "Persistent sending queue"). Receiver → persistent exporter queue acknowledges only what
 //! was committed to disk.
 
 mod common;

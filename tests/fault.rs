@@ -1,7 +1,7 @@
 //! Fault test: steady load from a real OTLP/gRPC client through the binary to a backend that is
 //! stopped for 60 s and restarted. Every span acknowledged to the client arrives; duplicates can
 //! only come from requests in flight when the backend went away (at least once, see
-//! docs/persistent-queue.md).
+//! README, "Persistent sending queue").
 
 mod common;
 

@@ -524,15 +524,15 @@ async fn otlp_spec_json_examples_are_forwarded_exactly() {
     for t in [Transport::Grpc, Transport::Http] {
         assert_eq!(
             flat_spans(&via(&s.backend, t, traces_of)),
-            flat_spans(&[traces.clone()])
+            flat_spans(std::slice::from_ref(&traces))
         );
         assert_eq!(
             flat_metrics(&via(&s.backend, t, metrics_of)),
-            flat_metrics(&[metrics.clone()])
+            flat_metrics(std::slice::from_ref(&metrics))
         );
         assert_eq!(
             flat_logs(&via(&s.backend, t, logs_of)),
-            flat_logs(&[logs.clone()])
+            flat_logs(std::slice::from_ref(&logs))
         );
     }
 }

@@ -97,7 +97,7 @@ pub(crate) fn run(duration: Duration, status_page: SocketAddr, factories: &Facto
         let (outcome, ()) = tokio::join!(service, demo.drive(|line| println!("{line}")));
         match outcome {
             Ok(o) => {
-                println!("[demo] Done. Run `authwatch --config configs/auth0.yaml` to watch your own tenant.");
+                println!("[demo] Done. Run `authwatch --config configs/default.yaml --config configs/auth0.yaml` to watch your own tenant.");
                 ExitCode::from(o.exit_code() as u8)
             }
             Err(e) => {

@@ -36,7 +36,7 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `GET /` | The page (`text/html`). |
-//! | `GET /api/v1/status` | `application/json`: `{"generated_at", "title", "banner", "dependencies": [...], "probes": [...], "provider_status": [...], "alerts": {"firing", "pending", "resolved"}}` (see `docs/status_page.md`). |
+//! | `GET /api/v1/status` | `application/json`: `{"generated_at", "title", "banner", "dependencies": [...], "probes": [...], "provider_status": [...], "alerts": {"firing", "pending", "resolved"}}` (see the README's "Status page" section). |
 //!
 //! ## Behaviour
 //!

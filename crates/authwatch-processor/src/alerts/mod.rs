@@ -7,7 +7,7 @@
 //! (provider_outage, tenant_issue, application_issue, transient), the numbers behind it and the
 //! provider's status page link. Evaluation is streaming: on every incoming metrics request and
 //! on a 1s tick (for `for`, `keep_firing_for` and re-sends), so an alert fires within one
-//! second of its condition becoming true in the data. See `docs/alerts.md` for the full
+//! second of its condition becoming true in the data. See the README's "alerts connector" section for the full
 //! reference; [`prometheus_rules`] writes equivalent Prometheus rules for a fleet.
 //!
 //! ```yaml

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! The full reference (every option and default, the check types, the outcome taxonomy, every
-//! metric and span attribute) is in `docs/synthetic.md`.
+//! metric and span attribute) is in the README's "Synthetic transactions" section.
 //!
 //! Care for the tenant: runs of one check never overlap (the timeout must not exceed the
 //! interval); a `429` with `Retry-After` (or `x-ratelimit-reset`) delays the next run until then;

@@ -1,4 +1,4 @@
-//! The outcome taxonomy: one outcome per run, documented in `docs/synthetic.md`.
+//! The outcome taxonomy: one outcome per run, documented in the README's "Synthetic transactions" section.
 
 use serde::Serialize;
 
