@@ -44,7 +44,13 @@ service:
     let mut sent_valid = 0;
 
     // (case, content type, content encoding, body, expected status)
-    type Case = (&'static str, &'static str, Option<&'static str>, Vec<u8>, u16);
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+    );
     let mut cases: Vec<Case> = vec![
         (
             "malformed protobuf",

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,34 +10,9 @@ use std::time::Duration;
 use authwatch_core::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use authwatch_core::SignalKind;
 use authwatch_testkit::otlp_server::OtlpServer;
+use common::load::arrived;
 use common::*;
 use tonic::Code;
-
-/// `test.index` of every span the backend accepted, with how often it arrived.
-fn arrived(backend: &OtlpServer) -> HashMap<i64, usize> {
-    let mut seen = HashMap::new();
-    for req in backend.traces() {
-        for rs in &req.resource_spans {
-            for ss in &rs.scope_spans {
-                for s in &ss.spans {
-                    let idx = s
-                        .attributes
-                        .iter()
-                        .find(|kv| kv.key == "test.index")
-                        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                            authwatch_core::otlp::common::v1::any_value::Value::IntValue(i) => {
-                                Some(*i)
-                            }
-                            _ => None,
-                        })
-                        .expect("test.index");
-                    *seen.entry(idx).or_insert(0) += 1;
-                }
-            }
-        }
-    }
-    seen
-}
 
 fn config(
     grpc: u16,

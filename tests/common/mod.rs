@@ -2,6 +2,8 @@
 //! prints, scrape its self-telemetry, stop it with a signal.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
