@@ -236,9 +236,11 @@ pub fn load(
     if !errors.is_empty() {
         return Err(fail(errors, Vec::new()));
     }
+    let plaintext = source::plaintext_secrets(&merged);
     let expansion = expand_env(&mut merged, env);
     errors.extend(expansion.errors);
     let mut warnings = expansion.warnings;
+    warnings.extend(plaintext);
 
     let json = match serde_json::to_value(&merged) {
         Ok(j) => j,

@@ -67,6 +67,62 @@ pub fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// Config keys whose values are credentials.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "client_secret",
+    "secret",
+    "bearer_token",
+    "api_key",
+    "apikey",
+    "authorization",
+];
+
+/// Warnings for credentials written in the config in plain text rather than as `${env:NAME}`
+/// references (keys such as `password`, `client_secret`, `token`, and every value under
+/// `headers`). Run before expansion; the values themselves are never printed.
+pub fn plaintext_secrets(v: &Value) -> Vec<ConfigError> {
+    fn walk(v: &Value, path: &mut Vec<String>, under_headers: bool, out: &mut Vec<ConfigError>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, val) in m {
+                    let key = key_to_string(k);
+                    let lower = key.to_ascii_lowercase();
+                    path.push(key);
+                    let secret_key = under_headers
+                        || SECRET_KEYS
+                            .iter()
+                            .any(|s| lower == *s || lower.ends_with(&format!("_{s}")))
+                        || lower.ends_with("_token");
+                    match val {
+                        Value::String(text) if secret_key => {
+                            if !text.is_empty() && !text.contains("${") {
+                                out.push(ConfigError::new(
+                                    path.join("::"),
+                                    "looks like a credential written in plain text; use an environment variable reference such as `${env:NAME}`",
+                                ));
+                            }
+                        }
+                        _ => walk(val, path, lower == "headers", out),
+                    }
+                    path.pop();
+                }
+            }
+            Value::Sequence(seq) => {
+                for (i, val) in seq.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(val, path, false, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut Vec::new(), false, &mut out);
+    out
+}
+
 /// Something `${...}` expansion noticed but did not refuse.
 #[derive(Debug, Default)]
 pub struct Expansion {
@@ -272,6 +328,26 @@ mod tests {
         assert!(msgs[0].starts_with("a: unsupported config provider `file`"));
         assert!(msgs[1].starts_with("b: unterminated"));
         assert!(msgs[2].starts_with("c: invalid environment variable name `9X`"));
+    }
+
+    #[test]
+    fn plaintext_credentials_warn_without_showing_the_value() {
+        let v: Value = serde_yaml::from_str(
+            "receivers:\n  synthetic:\n    checks:\n      - password: hunter2\n        client_secret: ${env:S}\n        username: probe\nexporters:\n  otlphttp:\n    headers: {x-honeycomb-team: abc123, x-env: '${env:K}'}\n    auth: {bearer_token: ''}\n",
+        )
+        .unwrap();
+        let w: Vec<String> = plaintext_secrets(&v)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("receivers::synthetic::checks::0::password: looks like a credential")
+        );
+        assert!(w[1].starts_with("exporters::otlphttp::headers::x-honeycomb-team: looks like"));
+        assert!(w
+            .iter()
+            .all(|x| !x.contains("hunter2") && !x.contains("abc123")));
     }
 
     #[test]
