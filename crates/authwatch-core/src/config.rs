@@ -163,6 +163,67 @@ impl<'de> Deserialize<'de> for ListenAddr {
     }
 }
 
+/// An HTTP URL path a server listens on, such as `/v1/traces`. A missing leading `/` is added
+/// (as the Collector does); query strings, fragments, spaces, non-ASCII characters and route
+/// syntax (`{`, `}`, `*`) are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UrlPath(String);
+
+impl UrlPath {
+    /// A path known to be valid (defaults in code).
+    pub fn from_static(s: &'static str) -> Self {
+        UrlPath(s.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UrlPath {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("URL path must not be empty; write it like `/v1/traces`".to_owned());
+        }
+        if let Some(c) = t
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#' | '{' | '}' | '*'))
+        {
+            return Err(format!(
+                "invalid URL path `{t}`: `{}` is not allowed; write a plain path like `/v1/traces`",
+                c.escape_default()
+            ));
+        }
+        Ok(if t.starts_with('/') {
+            UrlPath(t.to_owned())
+        } else {
+            UrlPath(format!("/{t}"))
+        })
+    }
+}
+
+impl fmt::Display for UrlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for UrlPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UrlPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A count that must be at least one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -211,6 +272,15 @@ mod tests {
         assert_eq!(c.d, Duration::from_millis(200));
         let e = serde_json::from_str::<C>(r#"{"d":"soon"}"#).err().unwrap();
         assert!(e.to_string().contains("invalid duration `soon`"), "{e}");
+    }
+
+    #[test]
+    fn url_paths() {
+        assert_eq!("v1/x".parse::<UrlPath>().unwrap().as_str(), "/v1/x");
+        assert_eq!(" /v1/x ".parse::<UrlPath>().unwrap().to_string(), "/v1/x");
+        for bad in ["", "/a b", "/a#b", "/a?b=1", "/é", "/{id}", "/*"] {
+            assert!(bad.parse::<UrlPath>().is_err(), "{bad}");
+        }
     }
 
     #[test]

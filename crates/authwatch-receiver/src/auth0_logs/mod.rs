@@ -79,17 +79,15 @@
 //! `authwatch_receiver_accepted_log_records_total{transport="http"}` and `..._refused_...`,
 //! and the same for `metric_points`.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use authwatch_core::config::{ListenAddr, Positive, Secret};
+use authwatch_core::config::{ListenAddr, Positive, Secret, UrlPath};
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, RunError, Running,
     Signals, Validator,
 };
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -137,7 +135,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             endpoint: ListenAddr::localhost(DEFAULT_PORT),
-            path: UrlPath(DEFAULT_PATH.to_owned()),
+            path: UrlPath::from_static(DEFAULT_PATH),
             authorization: Secret::default(),
             max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
             include_user_ids: false,
@@ -150,58 +148,6 @@ impl Default for Config {
 
 // === newtypes ===
 
-/// An HTTP URL path such as `/auth0/logs`; a missing leading `/` is added.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UrlPath(String);
-
-impl UrlPath {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for UrlPath {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if t.is_empty() {
-            return Err("URL path must not be empty; write it like `/auth0/logs`".to_owned());
-        }
-        if let Some(c) = t
-            .chars()
-            .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#' | '{' | '}' | '*'))
-        {
-            return Err(format!(
-                "invalid URL path `{t}`: `{}` is not allowed; write a plain path like `/auth0/logs`",
-                c.escape_default()
-            ));
-        }
-        Ok(if t.starts_with('/') {
-            UrlPath(t.to_owned())
-        } else {
-            UrlPath(format!("/{t}"))
-        })
-    }
-}
-
-impl fmt::Display for UrlPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for UrlPath {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UrlPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 // === impl Config ===
 

@@ -163,18 +163,16 @@
 //! Both ports are bound when the receiver is built, so a port in use fails startup. On shutdown
 //! the receiver stops accepting connections, answers the requests in flight, and then ends.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use authwatch_core::config::{ListenAddr, Positive};
+use authwatch_core::config::{ListenAddr, Positive, UrlPath};
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, Router, RunError,
     Running, Settings, Signals, Validator,
 };
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -351,64 +349,6 @@ where
 
 // === newtypes ===
 
-/// An HTTP URL path such as `/v1/traces`. A missing leading `/` is added (as the Collector does);
-/// query strings, fragments, spaces and non-ASCII characters are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UrlPath(String);
-
-impl UrlPath {
-    fn from_static(s: &'static str) -> Self {
-        UrlPath(s.to_owned())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for UrlPath {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if t.is_empty() {
-            return Err("URL path must not be empty; write it like `/v1/traces`".to_owned());
-        }
-        if let Some(c) = t
-            .chars()
-            .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
-        {
-            return Err(format!(
-                "invalid URL path `{t}`: `{}` is not allowed; write a plain path like `/v1/traces`",
-                c.escape_default()
-            ));
-        }
-        Ok(if t.starts_with('/') {
-            UrlPath(t.to_owned())
-        } else {
-            UrlPath(format!("/{t}"))
-        })
-    }
-}
-
-impl fmt::Display for UrlPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for UrlPath {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UrlPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 // === impl Config ===
 
