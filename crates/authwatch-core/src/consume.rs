@@ -54,6 +54,13 @@ impl ConsumeError {
 /// returned `Ok`, the data is the consumer's responsibility.
 pub trait Consumer: Send + Sync + 'static {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>>;
+
+    /// Whether this consumer would rather get [`Signal::Encoded`] data: true for the OTLP
+    /// exporters (they write the bytes as they are) and for what only passes data on to them.
+    /// Producers use it to skip a decode or an encode; every consumer must still take both forms.
+    fn wants_encoded(&self) -> bool {
+        false
+    }
 }
 
 pub type SharedConsumer = Arc<dyn Consumer>;
@@ -75,16 +82,28 @@ impl Fanout {
 }
 
 impl Consumer for Fanout {
+    fn wants_encoded(&self) -> bool {
+        self.consumers.iter().all(|c| c.wants_encoded())
+    }
+
+    /// Consumers that want bytes share one encoding (a reference count each); the others get
+    /// the data as it came, the last of them the original and the rest copies.
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
-            let mut first_err = None;
-            let n = self.consumers.len();
+            let wants: Vec<bool> = self.consumers.iter().map(|c| c.wants_encoded()).collect();
+            let encoded = match &data {
+                Signal::Encoded(e) => Some(e.clone()),
+                _ if wants.contains(&true) => Some(data.to_encoded()),
+                _ => None,
+            };
+            let last_as_is = wants.iter().rposition(|w| !w);
             let mut data = Some(data);
+            let mut first_err = None;
             for (i, c) in self.consumers.iter().enumerate() {
-                let item = if i + 1 == n {
-                    data.take().expect("data for last consumer")
-                } else {
-                    data.as_ref().expect("data").clone()
+                let item = match (&encoded, wants[i]) {
+                    (Some(e), true) => Signal::Encoded(e.clone()),
+                    _ if Some(i) == last_as_is => data.take().expect("taken once"),
+                    _ => data.as_ref().expect("not taken yet").clone(),
                 };
                 if let Err(e) = c.consume(item).await {
                     first_err.get_or_insert(e);
@@ -115,6 +134,11 @@ impl Router {
 
     pub fn get(&self, kind: SignalKind) -> Option<&SharedConsumer> {
         self.by_kind[kind.index()].as_ref()
+    }
+
+    /// Whether the pipeline of this signal would rather get [`Signal::Encoded`] data.
+    pub fn wants_encoded_for(&self, kind: SignalKind) -> bool {
+        self.get(kind).is_some_and(|c| c.wants_encoded())
     }
 
     /// Whether some pipeline takes this signal.
@@ -183,6 +207,48 @@ mod tests {
         assert_eq!(r, Err(ConsumeError::Full));
         assert_eq!(a.load(Ordering::SeqCst), 1);
         assert_eq!(b.load(Ordering::SeqCst), 1);
+    }
+
+    /// Records whether each request came encoded; wants what it is told.
+    struct Forms {
+        wants: bool,
+        got: std::sync::Mutex<Vec<bool>>,
+    }
+
+    impl Consumer for Forms {
+        fn wants_encoded(&self) -> bool {
+            self.wants
+        }
+        fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+            self.got
+                .lock()
+                .unwrap()
+                .push(matches!(data, Signal::Encoded(_)));
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn forms(wants: bool) -> Arc<Forms> {
+        Arc::new(Forms {
+            wants,
+            got: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn fanout_hands_each_consumer_the_form_it_wants() {
+        let (bytes, decoded) = (forms(true), forms(false));
+        let f = Fanout::of(vec![bytes.clone(), decoded.clone()]);
+        assert!(!f.wants_encoded(), "not every consumer wants bytes");
+        f.consume(Signal::empty(SignalKind::Traces)).await.unwrap();
+        f.consume(Signal::empty(SignalKind::Traces).into_encoded())
+            .await
+            .unwrap();
+        assert_eq!(*bytes.got.lock().unwrap(), vec![true, true]);
+        // Decoded data stays decoded for a reader; encoded data is passed as is (it decodes).
+        assert_eq!(*decoded.got.lock().unwrap(), vec![false, true]);
+        let all = Fanout::of(vec![forms(true), forms(true)]);
+        assert!(all.wants_encoded());
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod semconv;
 pub mod signal;
 pub mod telemetry;
 pub mod validate;
+pub mod wire;
 
 pub use component::*;
 pub use consume::{ConsumeError, Consumer, Fanout, Router, SharedConsumer};
@@ -22,6 +23,7 @@ pub use id::{ComponentId, IdError, PipelineId};
 pub use registry::{AnyConfig, Factories, Factory, Kind};
 pub use signal::{Signal, SignalKind, Signals};
 pub use validate::{ConfigError, Validator};
+pub use wire::Encoded;
 
 /// The OTLP protobuf types, re-exported so that every crate uses one version.
 pub use opentelemetry_proto::tonic as otlp;

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::consume::ConsumeError;
+use crate::wire::Encoded;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -85,12 +88,14 @@ impl std::ops::BitOr for Signals {
     }
 }
 
-/// One unit of pipeline data: an OTLP export request of one signal.
+/// One unit of pipeline data: an OTLP export request of one signal, decoded or still encoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
+    /// A request as protobuf bytes (see [`crate::wire`]): what forwarding pipelines carry.
+    Encoded(Encoded),
 }
 
 impl Signal {
@@ -99,6 +104,7 @@ impl Signal {
             Signal::Traces(_) => SignalKind::Traces,
             Signal::Metrics(_) => SignalKind::Metrics,
             Signal::Logs(_) => SignalKind::Logs,
+            Signal::Encoded(e) => e.kind(),
         }
     }
 
@@ -108,6 +114,50 @@ impl Signal {
             Signal::Traces(r) => span_count(r),
             Signal::Metrics(r) => data_point_count(r),
             Signal::Logs(r) => log_record_count(r),
+            Signal::Encoded(e) => e.items(),
+        }
+    }
+
+    /// The request decoded: an [`Encoded`] one is decoded, the others are returned as they are.
+    /// Components that read or change the data call this first.
+    pub fn into_decoded(self) -> Result<Signal, ConsumeError> {
+        match self {
+            Signal::Encoded(e) => e.decode().map_err(|err| {
+                ConsumeError::Permanent(format!("cannot decode a {} request: {err}", e.kind()))
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The request's size as protobuf, in bytes (computed for a decoded request).
+    pub fn encoded_size(&self) -> usize {
+        use prost::Message;
+        match self {
+            Signal::Traces(r) => r.encoded_len(),
+            Signal::Metrics(r) => r.encoded_len(),
+            Signal::Logs(r) => r.encoded_len(),
+            Signal::Encoded(e) => e.bytes().len(),
+        }
+    }
+
+    /// The request decoded, borrowed when it already is.
+    pub fn decoded_ref(&self) -> Result<std::borrow::Cow<'_, Signal>, ConsumeError> {
+        match self {
+            Signal::Encoded(_) => self.clone().into_decoded().map(std::borrow::Cow::Owned),
+            other => Ok(std::borrow::Cow::Borrowed(other)),
+        }
+    }
+
+    /// The request as protobuf bytes: free for an [`Encoded`] request, an encode for the others.
+    pub fn to_encoded(&self) -> Encoded {
+        Encoded::encode(self)
+    }
+
+    /// The request as an [`Encoded`] signal.
+    pub fn into_encoded(self) -> Signal {
+        match self {
+            Signal::Encoded(e) => Signal::Encoded(e),
+            other => Signal::Encoded(Encoded::encode(&other)),
         }
     }
 

@@ -1,3 +1,4 @@
+mod serve;
 pub mod tls;
 
 authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs);

@@ -16,7 +16,9 @@
 //!
 //! Handshakes run concurrently, off the accept loop, each bounded by [`HANDSHAKE_TIMEOUT`] and
 //! at most [`MAX_PENDING_HANDSHAKES`] at a time, so a client that connects and says nothing holds
-//! neither the server nor other clients. A failed handshake (plaintext client, untrusted or
+//! neither the server nor other clients. The HTTP receivers serve TLS through
+//! [`crate::serve::serve_http`], which calls [`handshake`] per connection (and counts it against
+//! `max_connections`); gRPC uses [`TlsIncoming`]. A failed handshake (plaintext client, untrusted or
 //! missing client certificate) closes that connection and is logged at debug.
 
 use std::io;
@@ -281,20 +283,32 @@ async fn accept_loop(
         let tx = tx.clone();
         handshakes.spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => {
-                    debug!(peer = %peer, error = %e, "TLS handshake failed; connection closed.");
-                }
-                Err(_) => {
-                    debug!(peer = %peer, "TLS handshake timed out; connection closed.");
-                }
+            if let Some(tls) = handshake(&acceptor, tcp, peer).await {
+                let _ = tx.send((tls, peer)).await;
             }
         });
     }
     handshakes.abort_all();
+}
+
+/// Runs the server side of a TLS handshake within [`HANDSHAKE_TIMEOUT`]; `None` (logged at
+/// debug) when it fails or times out, which closes the connection.
+pub(crate) async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            debug!(peer = %peer, error = %e, "TLS handshake failed; connection closed.");
+            None
+        }
+        Err(_) => {
+            debug!(peer = %peer, "TLS handshake timed out; connection closed.");
+            None
+        }
+    }
 }
 
 impl futures::Stream for TlsIncoming {

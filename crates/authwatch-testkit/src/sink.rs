@@ -12,6 +12,7 @@ struct Inner {
     received: Mutex<Vec<Signal>>,
     answer: Mutex<Option<ConsumeError>>,
     notify: Notify,
+    wants_encoded: bool,
 }
 
 /// Records every accepted [`Signal`]; refuses with the error set by [`Sink::fail_with`].
@@ -23,6 +24,16 @@ pub struct Sink {
 impl Sink {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A sink that asks for [`Signal::Encoded`] data, as the OTLP exporters do.
+    pub fn wanting_encoded() -> Self {
+        Sink {
+            inner: Arc::new(Inner {
+                wants_encoded: true,
+                ..Inner::default()
+            }),
+        }
     }
 
     /// From now on, refuse everything with `err` (`None`: accept again).
@@ -69,6 +80,10 @@ impl Sink {
 }
 
 impl Consumer for Sink {
+    fn wants_encoded(&self) -> bool {
+        self.inner.wants_encoded
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         let answer = self.inner.answer.lock().unwrap().clone();
         if let Some(e) = answer {

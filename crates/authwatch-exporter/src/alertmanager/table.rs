@@ -386,6 +386,7 @@ pub struct AlertConsumer {
 impl Consumer for AlertConsumer {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
+            let data = data.into_decoded()?;
             let mut keys: Vec<String> = Vec::new();
             let mut ignored = 0u64;
             for r in records(&data) {

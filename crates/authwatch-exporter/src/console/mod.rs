@@ -61,7 +61,7 @@ use authwatch_core::{
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Default `summary_interval`.
 pub const DEFAULT_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
@@ -285,10 +285,11 @@ impl Consumer for Console {
         let result = if self.shutdown.is_cancelled() {
             Err(ConsumeError::Closed)
         } else {
-            match &data {
-                Signal::Metrics(m) => self.take_metrics(m),
-                Signal::Logs(l) => self.take_logs(l),
-                Signal::Traces(_) => {}
+            match data.decoded_ref().as_deref() {
+                Ok(Signal::Metrics(m)) => self.take_metrics(m),
+                Ok(Signal::Logs(l)) => self.take_logs(l),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "Console exporter cannot read a request; skipping it."),
             }
             self.telemetry.sent(data.kind(), data.item_count());
             Ok(())

@@ -15,6 +15,8 @@ pub(super) fn counts(data: &Signal) -> (usize, usize) {
         Signal::Traces(r) => r.resource_spans.len(),
         Signal::Metrics(r) => r.resource_metrics.len(),
         Signal::Logs(r) => r.resource_logs.len(),
+        // Callers decode first; an encoded request's resources are not counted.
+        Signal::Encoded(_) => 0,
     };
     (resources, data.item_count())
 }
@@ -170,6 +172,7 @@ pub(super) fn normal(data: &Signal) -> Vec<String> {
             .flat_map(|rl| &rl.scope_logs)
             .flat_map(|sl| &sl.log_records)
             .for_each(|l| out.push(log_line(l))),
+        Signal::Encoded(e) => out.push(format!("{} encoded {}", e.items(), e.kind().item_name())),
     }
     out
 }
@@ -270,6 +273,9 @@ pub(super) fn detailed(data: &Signal) -> String {
                     }
                 }
             }
+        }
+        Signal::Encoded(e) => {
+            let _ = writeln!(out, "{} encoded {}", e.items(), e.kind().item_name());
         }
     }
     out

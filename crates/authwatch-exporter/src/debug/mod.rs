@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// `debug` exporter config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,7 +121,10 @@ impl Consumer for DebugExporter {
             Err(ConsumeError::Closed)
         } else {
             if self.sampler.sample() {
-                self.write(&data);
+                match data.decoded_ref() {
+                    Ok(d) => self.write(&d),
+                    Err(e) => warn!(exporter = %self.id, error = %e, "Debug exporter cannot read a request."),
+                }
             }
             self.telemetry.sent(data.kind(), data.item_count());
             Ok(())

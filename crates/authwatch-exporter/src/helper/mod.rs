@@ -47,6 +47,10 @@ pub struct Sent {
 /// How to send one request to the destination; the only thing an exporter implements.
 pub trait Sender: Send + Sync + 'static {
     type Error: ExportError;
+    /// Whether `send` wants [`Signal::Encoded`] data (it writes protobuf bytes). The helper
+    /// hands every sender the form it wants, converting once when data is queued, so that
+    /// retries reuse it.
+    const ENCODED: bool = false;
     /// Sends `data` once (no retries: the helper retries according to the error's
     /// [`ExportError::retry`]).
     fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, Self::Error>>;
@@ -76,7 +80,7 @@ pub fn build_queued<S: Sender>(
 ) -> Built {
     let queue_impl = open_queue(&settings, queue).unwrap_or_else(|e| {
         error!(exporter = %settings.id, error = %e, "Cannot open the persistent sending queue; using a memory queue.");
-        Arc::new(MemoryQueue::new(queue.queue_size.get()))
+        Arc::new(MemoryQueue::new(queue.queue_size.get(), queue.max_size_bytes()))
     });
     build_with_queue(settings, sender, queue, retry, queue_impl)
 }
@@ -85,7 +89,10 @@ pub fn build_queued<S: Sender>(
 /// (and the queue enabled), else in memory.
 pub fn open_queue(settings: &Settings, cfg: &QueueConfig) -> Result<Arc<dyn Queue>, BuildError> {
     let Some(storage) = cfg.storage.as_ref().filter(|_| cfg.enabled) else {
-        return Ok(Arc::new(MemoryQueue::new(cfg.queue_size.get())));
+        return Ok(Arc::new(MemoryQueue::new(
+            cfg.queue_size.get(),
+            cfg.max_size_bytes(),
+        )));
     };
     let id = settings.id.to_string();
     let dir = storage.path().join(persistent::dir_name(&id));
@@ -133,6 +140,7 @@ pub fn build_with_queue<S: Sender>(
     telemetry.queue_capacity.set(queue.capacity() as i64);
     update_gauges(&telemetry, queue.as_ref());
     let consumer = Arc::new(QueuedConsumer {
+        encoded: S::ENCODED,
         queue: queue.clone(),
         block: queue_cfg.block_on_overflow,
         shutdown: settings.shutdown.clone(),
@@ -189,9 +197,20 @@ async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
     }
 }
 
+/// `data` in the form `S` wants (see [`Sender::ENCODED`]); borrowed when it already is.
+fn in_form<S: Sender>(data: &Signal) -> Result<std::borrow::Cow<'_, Signal>, ConsumeError> {
+    match (S::ENCODED, data) {
+        (true, Signal::Encoded(_)) => Ok(std::borrow::Cow::Borrowed(data)),
+        (true, _) => Ok(std::borrow::Cow::Owned(data.clone().into_encoded())),
+        (false, _) => data.decoded_ref(),
+    }
+}
+
 // === impl QueuedConsumer ===
 
 struct QueuedConsumer {
+    /// Queue requests encoded (the sender writes protobuf), else decoded.
+    encoded: bool,
     queue: Arc<dyn Queue>,
     block: bool,
     shutdown: CancellationToken,
@@ -201,6 +220,10 @@ struct QueuedConsumer {
 }
 
 impl Consumer for QueuedConsumer {
+    fn wants_encoded(&self) -> bool {
+        self.encoded
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             let kind = data.kind();
@@ -209,6 +232,19 @@ impl Consumer for QueuedConsumer {
                 self.telemetry.enqueue_failed(kind, items);
                 return Err(ConsumeError::Closed);
             }
+            // Converted once here, so that every retry reuses the form the sender wants.
+            let converted = if self.encoded {
+                Ok(data.into_encoded())
+            } else {
+                data.into_decoded()
+            };
+            let data = match converted {
+                Ok(d) => d,
+                Err(e) => {
+                    self.telemetry.enqueue_failed(kind, items);
+                    return Err(e);
+                }
+            };
             let pushed = tokio::select! {
                 r = self.queue.push(data, self.block) => r,
                 _ = self.shutdown.cancelled() => Err(PushError::Closed),
@@ -246,6 +282,10 @@ struct SyncConsumer<S> {
 }
 
 impl<S: Sender> Consumer for SyncConsumer<S> {
+    fn wants_encoded(&self) -> bool {
+        S::ENCODED
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             if self.shutdown.is_cancelled() {
@@ -304,6 +344,18 @@ impl<S: Sender> Exporter<S> {
     async fn export(&self, data: &Signal) -> Result<(), GaveUp> {
         let kind = data.kind();
         let items = data.item_count();
+        let data = match in_form::<S>(data) {
+            Ok(d) => d,
+            Err(e) => {
+                self.telemetry.send_failed(kind, items);
+                warn!(exporter = %self.id, error = %e, "Dropped a request that cannot be decoded.");
+                return Err(GaveUp {
+                    retry: Retry::No,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let data = data.as_ref();
         let started = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
         loop {

@@ -32,7 +32,7 @@ use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use authwatch_core::telemetry::ExporterTelemetry;
-use authwatch_core::Signal;
+use authwatch_core::{Signal, SignalKind};
 use futures::future::BoxFuture;
 use prost::Message;
 use redb::{Database, DatabaseError, Durability, TableDefinition};
@@ -104,18 +104,20 @@ fn checksum(head: &[u8], payload: &[u8]) -> u32 {
 
 /// One stored record: header and protobuf payload.
 pub(crate) fn encode_record(data: &Signal, enqueued_ms: u64) -> Vec<u8> {
-    let (tag, payload) = match data {
-        Signal::Traces(r) => (0u8, r.encode_to_vec()),
-        Signal::Metrics(r) => (1u8, r.encode_to_vec()),
-        Signal::Logs(r) => (2u8, r.encode_to_vec()),
+    let encoded = data.to_encoded();
+    let tag = match encoded.kind() {
+        SignalKind::Traces => 0u8,
+        SignalKind::Metrics => 1u8,
+        SignalKind::Logs => 2u8,
     };
+    let payload = encoded.bytes();
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.push(FORMAT);
     out.push(tag);
     out.extend_from_slice(&enqueued_ms.to_le_bytes());
-    let crc = checksum(&out, &payload);
+    let crc = checksum(&out, payload);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
 }
 

@@ -31,9 +31,12 @@ pub struct QueueConfig {
     /// A directory for a persistent queue that survives restarts and `kill -9` (each exporter
     /// uses the subdirectory named after its id). Unset: the queue is in memory.
     pub storage: Option<StorageDir>,
-    /// Persistent queue only: the most MiB of requests stored on disk.
+    /// The most MiB of requests queued (in memory, or stored on disk), as protobuf.
     pub max_size_mib: Positive,
 }
+
+/// A sidecar's queue should not hold more than this much memory by default.
+pub const DEFAULT_MAX_SIZE_MIB: usize = 64;
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -43,7 +46,7 @@ impl Default for QueueConfig {
             queue_size: Positive(1000),
             block_on_overflow: false,
             storage: None,
-            max_size_mib: Positive(256),
+            max_size_mib: Positive(DEFAULT_MAX_SIZE_MIB),
         }
     }
 }
@@ -152,24 +155,29 @@ pub trait Queue: Send + Sync + 'static {
 
 #[derive(Default)]
 struct State {
-    items: VecDeque<Signal>,
+    /// Requests with their size.
+    items: VecDeque<(Signal, u64)>,
+    bytes: u64,
     closed: bool,
     next_id: u64,
 }
 
-/// The in-memory [`Queue`]: what is queued is lost if the process dies.
+/// The in-memory [`Queue`]: what is queued is lost if the process dies. Bounded by a number of
+/// requests and by their size as protobuf (one request is always let into an empty queue).
 pub struct MemoryQueue {
     state: Mutex<State>,
     capacity: usize,
+    max_bytes: u64,
     readable: Notify,
     writable: Notify,
 }
 
 impl MemoryQueue {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: u64) -> Self {
         MemoryQueue {
             state: Mutex::new(State::default()),
             capacity: capacity.max(1),
+            max_bytes,
             readable: Notify::new(),
             writable: Notify::new(),
         }
@@ -183,6 +191,7 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     fn push(&self, data: Signal, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
         Box::pin(async move {
+            let size = data.encoded_size() as u64;
             let mut data = Some(data);
             loop {
                 let room = self.writable.notified();
@@ -193,9 +202,12 @@ impl Queue for MemoryQueue {
                     if s.closed {
                         return Err(PushError::Closed);
                     }
-                    if s.items.len() < self.capacity {
+                    let fits = s.items.is_empty()
+                        || (s.items.len() < self.capacity && s.bytes + size <= self.max_bytes);
+                    if fits {
                         if let Some(d) = data.take() {
-                            s.items.push_back(d);
+                            s.items.push_back((d, size));
+                            s.bytes += size;
                         }
                         drop(s);
                         self.readable.notify_one();
@@ -218,7 +230,8 @@ impl Queue for MemoryQueue {
                 ready.as_mut().enable();
                 {
                     let mut s = self.lock();
-                    if let Some(data) = s.items.pop_front() {
+                    if let Some((data, size)) = s.items.pop_front() {
+                        s.bytes -= size;
                         let id = s.next_id;
                         s.next_id += 1;
                         let more = !s.items.is_empty();
@@ -252,6 +265,10 @@ impl Queue for MemoryQueue {
     fn capacity(&self) -> usize {
         self.capacity
     }
+
+    fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
 }
 
 #[cfg(test)]
@@ -266,8 +283,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refuses_past_the_byte_limit_but_takes_one_into_an_empty_queue() {
+        let big = authwatch_testkit::trace_signal(0, 50).into_encoded();
+        let size = big.encoded_size() as u64;
+        let q = MemoryQueue::new(100, size + size / 2);
+        // Larger than the rest of the room, but the queue is empty: taken.
+        q.push(big.clone(), false).await.unwrap();
+        assert_eq!(q.bytes(), size);
+        assert_eq!(q.push(big.clone(), false).await, Err(PushError::Full));
+        // A small one still fits.
+        let small = authwatch_testkit::trace_signal(0, 1);
+        q.push(small.clone(), false).await.unwrap();
+        assert_eq!(q.bytes(), size + small.encoded_size() as u64);
+        q.pop().await.unwrap();
+        q.pop().await.unwrap();
+        assert_eq!(q.bytes(), 0);
+        // And one larger than the whole limit goes into the empty queue.
+        let q = MemoryQueue::new(100, 1);
+        q.push(big, false).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn refuses_when_full_and_keeps_order() {
-        let q = MemoryQueue::new(2);
+        let q = MemoryQueue::new(2, u64::MAX);
         q.push(authwatch_testkit::log_signal(0, 1), false)
             .await
             .unwrap();
@@ -286,7 +324,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn blocking_push_waits_for_room() {
-        let q = Arc::new(MemoryQueue::new(1));
+        let q = Arc::new(MemoryQueue::new(1, u64::MAX));
         q.push(item(), true).await.unwrap();
         let q2 = q.clone();
         let pusher = tokio::spawn(async move { q2.push(item(), true).await });
@@ -299,7 +337,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn close_wakes_blocked_pushers_and_drains() {
-        let q = Arc::new(MemoryQueue::new(1));
+        let q = Arc::new(MemoryQueue::new(1, u64::MAX));
         q.push(item(), true).await.unwrap();
         let q2 = q.clone();
         let pusher = tokio::spawn(async move { q2.push(item(), true).await });
@@ -314,7 +352,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn close_wakes_idle_consumers() {
-        let q = Arc::new(MemoryQueue::new(4));
+        let q = Arc::new(MemoryQueue::new(4, u64::MAX));
         let consumers: Vec<_> = (0..3)
             .map(|_| {
                 let q = q.clone();
@@ -330,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_consumers_take_everything_once() {
-        let q = Arc::new(MemoryQueue::new(100));
+        let q = Arc::new(MemoryQueue::new(100, u64::MAX));
         let consumers: Vec<_> = (0..4)
             .map(|_| {
                 let q = q.clone();

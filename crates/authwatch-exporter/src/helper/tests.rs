@@ -452,7 +452,7 @@ fn storage_config_decodes_validates_and_claims_the_directory() {
         cfg.resources(),
         vec![authwatch_core::Resource::Path("/var/lib/aw".into())]
     );
-    assert_eq!(QueueConfig::default().max_size_mib.get(), 256);
+    assert_eq!(QueueConfig::default().max_size_mib.get(), 64);
     assert!(QueueConfig::default().resources().is_empty());
     for bad in ["", "  "] {
         let err = serde_json::from_value::<QueueConfig>(serde_json::json!({ "storage": bad }))

@@ -319,22 +319,46 @@ impl HttpSender {
     }
 
     fn body(&self, data: &Signal) -> Result<Vec<u8>, HttpError> {
-        let raw = match (self.encoding, data) {
-            (Encoding::Proto, Signal::Traces(r)) => r.encode_to_vec(),
-            (Encoding::Proto, Signal::Metrics(r)) => r.encode_to_vec(),
-            (Encoding::Proto, Signal::Logs(r)) => r.encode_to_vec(),
-            (Encoding::Json, Signal::Traces(r)) => serde_json::to_vec(r).map_err(encode_err)?,
-            (Encoding::Json, Signal::Metrics(r)) => serde_json::to_vec(r).map_err(encode_err)?,
-            (Encoding::Json, Signal::Logs(r)) => serde_json::to_vec(r).map_err(encode_err)?,
+        let encoded;
+        let raw: &[u8] = match self.encoding {
+            Encoding::Proto => {
+                encoded = data.to_encoded();
+                encoded.bytes()
+            }
+            Encoding::Json => {
+                let decoded = data
+                    .decoded_ref()
+                    .map_err(|e| HttpError::Encode(e.to_string()))?;
+                let json = match decoded.as_ref() {
+                    Signal::Traces(r) => serde_json::to_vec(r),
+                    Signal::Metrics(r) => serde_json::to_vec(r),
+                    Signal::Logs(r) => serde_json::to_vec(r),
+                    Signal::Encoded(_) => unreachable!("decoded_ref decodes"),
+                };
+                return self.compress(json.map_err(encode_err)?);
+            }
         };
         if !self.gzip {
-            return Ok(raw);
+            return Ok(raw.to_vec());
         }
+        self.compress_slice(raw)
+    }
+
+    fn compress(&self, raw: Vec<u8>) -> Result<Vec<u8>, HttpError> {
+        if self.gzip {
+            self.compress_slice(&raw)
+        } else {
+            Ok(raw)
+        }
+    }
+
+    /// gzip at level 1: about the ratio of the default level for a fraction of the CPU.
+    fn compress_slice(&self, raw: &[u8]) -> Result<Vec<u8>, HttpError> {
         let mut enc = flate2::write::GzEncoder::new(
             Vec::with_capacity(raw.len() / 4 + 64),
-            flate2::Compression::default(),
+            flate2::Compression::fast(),
         );
-        enc.write_all(&raw)
+        enc.write_all(raw)
             .and_then(|_| enc.finish())
             .map_err(|e| HttpError::Encode(format!("gzip: {e}")))
     }
@@ -419,6 +443,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 impl Sender for HttpSender {
     type Error = HttpError;
+    const ENCODED: bool = true;
 
     fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, HttpError>> {
         Box::pin(async move {

@@ -267,7 +267,8 @@ impl Consumer for Exporter {
         let result = if self.shutdown.is_cancelled() {
             Err(ConsumeError::Closed)
         } else {
-            if let Signal::Metrics(req) = &data {
+            let decoded = data.decoded_ref();
+            if let Ok(Signal::Metrics(req)) = decoded.as_deref() {
                 let now = Instant::now();
                 let mut store = self.shared.store();
                 for rm in &req.resource_metrics {

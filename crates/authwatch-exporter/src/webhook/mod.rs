@@ -275,6 +275,7 @@ fn one_record(r: &LogRecord) -> Signal {
 impl Consumer for EventConsumer {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
+            let data = data.into_decoded()?;
             let mut wanted = Vec::new();
             let mut ignored = 0u64;
             for r in crate::alertmanager::records(&data) {

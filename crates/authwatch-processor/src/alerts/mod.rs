@@ -328,6 +328,7 @@ impl Consumer for Alerts {
                     data.kind()
                 )));
             }
+            let data = data.into_decoded()?;
             self.inner.step(Some(&data)).await;
             Ok(())
         })

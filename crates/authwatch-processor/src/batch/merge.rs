@@ -204,6 +204,7 @@ pub(crate) fn append(into: &mut Signal, from: Signal) -> Result<(), Signal> {
             append_vec(&mut a.resource_metrics, b.resource_metrics)
         }
         (Signal::Logs(a), Signal::Logs(b)) => append_vec(&mut a.resource_logs, b.resource_logs),
+        // Encoded requests are concatenated by the batch task, never merged here.
         (_, other) => return Err(other),
     }
     Ok(())
@@ -222,5 +223,7 @@ pub(crate) fn split_front(data: &mut Signal, n: usize) -> Signal {
         Signal::Logs(r) => Signal::Logs(ExportLogsServiceRequest {
             resource_logs: split_vec(&mut r.resource_logs, n),
         }),
+        // The batch task decodes an encoded batch before splitting it.
+        Signal::Encoded(e) => Signal::empty(e.kind()),
     }
 }

@@ -23,10 +23,12 @@
 //!
 //! ## Behaviour
 //!
-//! - Requests are merged by moving their items, never copying them: the resource lists are
-//!   concatenated, and a request whose first resource and scope equal the previous request's last
-//!   ones is joined to them. Items keep their order and content exactly.
-//! - A batch larger than `send_batch_max_size` is split at item granularity: a span or log list
+//! - Requests that are still protobuf bytes (what the `otlp` receiver hands a pipeline that only
+//!   forwards to OTLP exporters) are merged by concatenating their bytes: no span is decoded.
+//!   Decoded requests are merged by moving their items, never copying them: the resource lists
+//!   are concatenated, and a request whose first resource and scope equal the previous request's
+//!   last ones is joined to them. Either way items keep their order and content exactly.
+//! - A batch larger than `send_batch_max_size` is split (decoded first if it is bytes) at item granularity: a span or log list
 //!   cut in two keeps its resource and scope in both requests, and a metric cut in two keeps its
 //!   name, unit and kind (metrics are split at data-point level).
 //! - **Backpressure, no loss.** Incoming requests wait in a small bounded queue (4 requests). When
@@ -58,9 +60,10 @@ use std::time::Duration;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, ProcessorConfig,
+    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, Encoded, ProcessorConfig,
     ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
 };
+use bytes::BytesMut;
 use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -133,10 +136,12 @@ impl ProcessorConfig for Config {
         let telemetry = cx.settings.telemetry.processor(&id, &pipeline);
         let metrics = BatchMetrics::new(&cx.settings.telemetry, &id, &pipeline);
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
+        let wants_encoded = cx.next.wants_encoded();
         let consumer = Arc::new(Batcher {
             tx,
             kind,
             telemetry: telemetry.clone(),
+            wants_encoded,
         });
         let task = BatchTask {
             rx,
@@ -150,6 +155,8 @@ impl ProcessorConfig for Config {
             telemetry,
             metrics,
             pending: Signal::empty(kind),
+            wire: BytesMut::new(),
+            wants_encoded,
             pending_items: 0,
             deadline: None,
             draining_since: None,
@@ -229,9 +236,15 @@ struct Batcher {
     tx: mpsc::Sender<(Signal, usize)>,
     kind: SignalKind,
     telemetry: ProcessorTelemetry,
+    /// What the next component wants (batching takes both forms).
+    wants_encoded: bool,
 }
 
 impl Consumer for Batcher {
+    fn wants_encoded(&self) -> bool {
+        self.wants_encoded
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             if data.kind() != self.kind {
@@ -283,8 +296,13 @@ struct BatchTask {
     shutdown: CancellationToken,
     telemetry: ProcessorTelemetry,
     metrics: BatchMetrics,
-    /// The batch being filled, and its item count.
+    /// The batch being filled: decoded requests merged in `pending`, or, once an encoded request
+    /// has come, everything concatenated as protobuf in `wire` (one of the two is empty).
     pending: Signal,
+    wire: BytesMut,
+    /// Whether the next component wants batches encoded.
+    wants_encoded: bool,
+    /// Items in the pending batch.
     pending_items: usize,
     /// When the pending batch goes out regardless of size.
     deadline: Option<Instant>,
@@ -329,7 +347,23 @@ impl BatchTask {
     }
 
     async fn add(&mut self, data: Signal, n: usize) {
-        if let Err(other) = merge::append(&mut self.pending, data) {
+        let merged = match data {
+            Signal::Encoded(e) => {
+                if self.wire.is_empty() && self.pending_items > 0 {
+                    // Keep arrival order: what is pending goes first, as bytes.
+                    let pending = mem::replace(&mut self.pending, Signal::empty(self.kind));
+                    self.wire.extend_from_slice(pending.to_encoded().bytes());
+                }
+                self.wire.extend_from_slice(e.bytes());
+                Ok(())
+            }
+            decoded if !self.wire.is_empty() => {
+                self.wire.extend_from_slice(decoded.to_encoded().bytes());
+                Ok(())
+            }
+            decoded => merge::append(&mut self.pending, decoded),
+        };
+        if let Err(other) = merged {
             // `Batcher::consume` lets only this pipeline's signal in; count rather than panic.
             let kind = other.kind();
             self.telemetry.dropped(kind, n);
@@ -366,6 +400,28 @@ impl BatchTask {
     /// Sends one request of at most `send_batch_max_size` items from the front of the batch.
     async fn send_one(&mut self, trigger: Trigger) {
         let max = self.send_batch_max_size;
+        if !self.wire.is_empty() {
+            let bytes = mem::take(&mut self.wire).freeze();
+            // The next batch will likely be as large: one allocation instead of a doubling series.
+            self.wire.reserve(bytes.len());
+            let encoded = Signal::Encoded(Encoded::new(self.kind, bytes, self.pending_items));
+            if max > 0 && self.pending_items > max {
+                // Split at item granularity: decode, then take the decoded path below.
+                match encoded.into_decoded() {
+                    Ok(decoded) => self.pending = decoded,
+                    Err(e) => {
+                        self.drop_undecodable(e);
+                        return;
+                    }
+                }
+            } else {
+                let n = self.pending_items;
+                self.pending_items = 0;
+                self.record_send(n, trigger);
+                self.deliver(encoded, n).await;
+                return;
+            }
+        }
         let batch = if max > 0 && self.pending_items > max {
             merge::split_front(&mut self.pending, max)
         } else {
@@ -377,21 +433,48 @@ impl BatchTask {
         } else {
             0
         };
+        self.record_send(n, trigger);
+        self.deliver(batch, n).await;
+    }
+
+    fn record_send(&self, n: usize, trigger: Trigger) {
         self.metrics.send_size.observe(n as f64);
         match trigger {
             Trigger::Size => self.metrics.size_trigger.inc(),
             Trigger::Timeout => self.metrics.timeout_trigger.inc(),
         };
-        self.deliver(batch, n).await;
+    }
+
+    /// Concatenated requests that do not decode (cannot happen for checked input): dropped and
+    /// counted rather than retried forever.
+    fn drop_undecodable(&mut self, e: ConsumeError) {
+        self.telemetry.dropped(self.kind, self.pending_items);
+        warn!(pipeline = %self.pipeline, items = self.pending_items, error = %e, "Batch processor cannot decode a batch to split it; dropping it.");
+        self.pending_items = 0;
     }
 
     /// Hands one batch downstream, retrying retryable refusals with backoff (bounded once
     /// shutdown has begun); a permanent refusal drops it.
     async fn deliver(&mut self, batch: Signal, n: usize) {
+        // In the form the next component wants; encoded data makes each try's copy free.
+        let converted = if self.wants_encoded {
+            Ok(batch.into_encoded())
+        } else {
+            batch.into_decoded()
+        };
+        let batch = match converted {
+            Ok(b) => b,
+            Err(e) => {
+                self.telemetry.dropped(self.kind, n);
+                warn!(pipeline = %self.pipeline, items = n, error = %e, "Batch processor cannot decode a batch; dropping it.");
+                return;
+            }
+        };
         let mut backoff = RETRY_INITIAL;
         let mut tries_after_shutdown = 0;
         loop {
-            // The consumer API takes the request by value, so a retry needs its own copy.
+            // The consumer API takes the request by value, so a retry needs its own copy (a
+            // reference count for encoded data).
             let err = match self.next.consume(batch.clone()).await {
                 Ok(()) => return,
                 Err(e) => e,

@@ -130,7 +130,9 @@ fn index_of(attrs: &[KeyValue]) -> i64 {
 
 /// The `test.index` of every item, in order.
 fn indices(s: &Signal) -> Vec<i64> {
-    match s {
+    let decoded = s.decoded_ref().expect("batches decode");
+    match decoded.as_ref() {
+        Signal::Encoded(_) => unreachable!("decoded"),
         Signal::Traces(r) => r
             .resource_spans
             .iter()
@@ -172,7 +174,9 @@ fn signal(kind: SignalKind, first: u64, n: u64) -> Signal {
 
 /// Every resource and scope entry of a request carries its header.
 fn assert_headers_kept(s: &Signal) {
-    match s {
+    let decoded = s.decoded_ref().expect("batches decode");
+    match decoded.as_ref() {
+        Signal::Encoded(_) => unreachable!("decoded"),
         Signal::Traces(r) => {
             for rs in &r.resource_spans {
                 assert!(rs.resource.is_some());
@@ -509,4 +513,107 @@ async fn batch_metrics_are_registered_once() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+// === encoded requests ===
+
+#[tokio::test(start_paused = true)]
+async fn encoded_requests_are_concatenated_for_a_next_that_wants_bytes() {
+    let sink = Sink::wanting_encoded();
+    let config = Config {
+        send_batch_size: 10,
+        timeout: Duration::from_secs(3600),
+        send_batch_max_size: 0,
+    };
+    let h = start("encoded_concat", config, SignalKind::Traces, &sink).await;
+    assert!(h.consumer.wants_encoded(), "batch asks for what its next component wants");
+    // Encoded and decoded requests mixed: order is kept either way.
+    h.consumer.consume(trace_signal(0, 3).into_encoded()).await.unwrap();
+    h.consumer.consume(trace_signal(3, 3)).await.unwrap();
+    h.consumer.consume(trace_signal(6, 4).into_encoded()).await.unwrap();
+    sink.wait_for_items(SignalKind::Traces, 10, Duration::from_secs(10))
+        .await;
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    assert!(matches!(got[0], Signal::Encoded(_)), "sent as bytes: {:?}", got[0].kind());
+    assert_eq!(got[0].item_count(), 10);
+    assert_eq!(indices(&got[0]), (0..10).collect::<Vec<_>>());
+    assert!(h.has("authwatch_processor_batch_send_size_count", 1));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_decoded_pending_batch_goes_first_when_bytes_arrive() {
+    let sink = Sink::wanting_encoded();
+    let config = Config {
+        send_batch_size: 6,
+        timeout: Duration::from_secs(3600),
+        send_batch_max_size: 0,
+    };
+    let h = start("decoded_then_encoded", config, SignalKind::Logs, &sink).await;
+    h.consumer.consume(log_signal(0, 2)).await.unwrap();
+    h.consumer.consume(log_signal(2, 4).into_encoded()).await.unwrap();
+    sink.wait_for_items(SignalKind::Logs, 6, Duration::from_secs(10))
+        .await;
+    assert_eq!(all_indices(&sink), (0..6).collect::<Vec<_>>());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn encoded_batches_are_decoded_for_a_next_that_reads_them() {
+    let sink = Sink::new();
+    let config = Config {
+        send_batch_size: 5,
+        timeout: Duration::from_secs(3600),
+        send_batch_max_size: 0,
+    };
+    let h = start("encoded_for_reader", config, SignalKind::Traces, &sink).await;
+    assert!(!h.consumer.wants_encoded());
+    h.consumer.consume(trace_signal(0, 5).into_encoded()).await.unwrap();
+    sink.wait_for_items(SignalKind::Traces, 5, Duration::from_secs(10))
+        .await;
+    let got = sink.received();
+    assert!(matches!(got[0], Signal::Traces(_)), "decoded for a reader");
+    assert_eq!(indices(&got[0]), (0..5).collect::<Vec<_>>());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn encoded_batches_over_the_maximum_are_split() {
+    let sink = Sink::wanting_encoded();
+    let config = Config {
+        send_batch_size: 4,
+        timeout: Duration::from_secs(3600),
+        send_batch_max_size: 4,
+    };
+    let h = start("encoded_split", config, SignalKind::Traces, &sink).await;
+    h.consumer.consume(trace_signal(0, 10).into_encoded()).await.unwrap();
+    sink.wait_for_items(SignalKind::Traces, 8, Duration::from_secs(10))
+        .await;
+    let got = sink.received();
+    assert_eq!(got.len(), 2, "two full requests; the rest waits");
+    assert!(got.iter().all(|s| s.item_count() == 4 && matches!(s, Signal::Encoded(_))));
+    assert_eq!(all_indices(&sink), (0..8).collect::<Vec<_>>());
+    h.stop().await;
+    assert_eq!(all_indices(&sink), (0..10).collect::<Vec<_>>(), "the rest is flushed on stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn encoded_batches_are_retried_until_accepted() {
+    let sink = Sink::wanting_encoded();
+    sink.fail_with(Some(ConsumeError::Full));
+    let config = Config {
+        send_batch_size: 3,
+        timeout: Duration::from_secs(3600),
+        send_batch_max_size: 0,
+    };
+    let h = start("encoded_retry", config, SignalKind::Traces, &sink).await;
+    h.consumer.consume(trace_signal(0, 3).into_encoded()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.item_count(SignalKind::Traces), 0);
+    sink.fail_with(None);
+    sink.wait_for_items(SignalKind::Traces, 3, Duration::from_secs(10))
+        .await;
+    assert_eq!(all_indices(&sink), vec![0, 1, 2]);
+    h.stop().await;
 }

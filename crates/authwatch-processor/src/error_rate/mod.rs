@@ -376,10 +376,10 @@ struct ErrorRate {
 impl Consumer for ErrorRate {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
-            let Signal::Traces(req) = data else {
+            let kind = data.kind();
+            let Signal::Traces(req) = data.into_decoded()? else {
                 return Err(ConsumeError::Permanent(format!(
-                    "the error_rate connector takes traces, not {}",
-                    data.kind()
+                    "the error_rate connector takes traces, not {kind}"
                 )));
             };
             let records = {

@@ -73,6 +73,12 @@ struct Forward {
 }
 
 impl Consumer for Forward {
+    fn wants_encoded(&self) -> bool {
+        SignalKind::ALL
+            .into_iter()
+            .all(|k| !self.next.accepts(k) || self.next.wants_encoded_for(k))
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(self.next.route(data))
     }

@@ -294,13 +294,18 @@ impl Redaction {
             Signal::Traces(r) => self.redactor.traces(r, &mut c),
             Signal::Metrics(r) => self.redactor.metrics(r, &mut c),
             Signal::Logs(r) => self.redactor.logs(r, &mut c),
+            Signal::Encoded(_) => unreachable!("`consume` decodes first"),
         }
         c
     }
 }
 
 impl Consumer for Redaction {
-    fn consume(&self, mut data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        let mut data = match data.into_decoded() {
+            Ok(d) => d,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let counts = self.redact(&mut data);
         if counts.total() > 0 {
             for (counter, (_, n)) in self.counters.iter().zip(counts.by_rule()) {

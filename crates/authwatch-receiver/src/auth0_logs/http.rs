@@ -163,3 +163,75 @@ async fn handle(State(ep): State<Arc<Endpoint>>, req: Request) -> Response {
         Err(e) => refused(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use authwatch_core::config::{Positive, Secret};
+    use authwatch_core::{ReceiverConfig, ReceiverContext, Router, Settings};
+    use axum::http::StatusCode;
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use hyper_util::rt::TokioIo;
+
+    const HANG_GUARD: Duration = Duration::from_secs(120);
+
+    /// The webhook entry point answers an oversized streamed (chunked) body with a `413` that a
+    /// real client reads, and goes on serving.
+    #[tokio::test]
+    async fn oversized_chunked_body_gets_a_readable_413() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = super::super::Config {
+            endpoint: authwatch_core::config::ListenAddr::localhost(port),
+            authorization: Secret::new("Bearer t"),
+            max_request_body_size: Positive(64 * 1024),
+            ..Default::default()
+        };
+        let settings = Settings::new("auth0_logs".parse().unwrap());
+        let running = config
+            .build(ReceiverContext {
+                settings: settings.clone(),
+                next: Router::new(),
+            })
+            .await
+            .unwrap();
+        let task = tokio::spawn(running);
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let chunks = futures::stream::iter(
+            (0..64).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b' '; 16 * 1024])))),
+        );
+        let req = http::Request::post("/auth0/logs")
+            .header("host", "localhost")
+            .header("authorization", "Bearer t")
+            .body(http_body_util::StreamBody::new(chunks))
+            .unwrap();
+        let res = tokio::time::timeout(HANG_GUARD, sender.send_request(req))
+            .await
+            .unwrap()
+            .expect("the client must read the answer, not a reset");
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"request body is larger than 65536 bytes\n");
+        drop(sender);
+        let _ = tokio::time::timeout(HANG_GUARD, conn).await;
+        settings.shutdown.cancel();
+        tokio::time::timeout(HANG_GUARD, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -15,6 +15,10 @@
 //!     include_user_ids: false
 //!     dedupe_window: 1h
 //!     dedupe_max_entries: 100000
+//!     read_header_timeout: 10s
+//!     read_timeout: 30s
+//!     idle_timeout: 60s
+//!     max_connections: 1024
 //!     tls:                               # optional: serve HTTPS yourself
 //!       cert_file: /etc/authwatch/server.crt
 //!       key_file: /etc/authwatch/server.key
@@ -31,6 +35,10 @@
 //! | `include_user_ids` | `false` | keep personal fields (`user_id`, `user_name`, `email`, `ip`, ...) |
 //! | `dedupe_window` | `1h` | how long a `log_id` is remembered; `0s` turns dedupe off |
 //! | `dedupe_max_entries` | `100000` | most `log_id`s remembered; the oldest are forgotten first |
+//! | `read_header_timeout` | `10s` | time for a request head to arrive, from connecting (first request) or from its first byte (keep-alive); else the connection is closed; `0s`: no limit |
+//! | `read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
+//! | `idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
+//! | `max_connections` | `1024` | connections open at once (TLS handshakes included); more wait in the listen backlog until one closes |
 //! | `tls.cert_file`, `tls.key_file` | (off) | serve HTTPS with this PEM certificate chain and key (Auth0 only sends to `https://` URLs: use this or a TLS-terminating proxy) |
 //! | `tls.client_ca_file` | (off) | require client certificates signed by these CAs (mutual TLS; Auth0's log streams do not send one, so only behind a proxy that does) |
 //!
@@ -46,7 +54,8 @@
 //! | the pipelines took the batch (or every record was a duplicate) | `200` `{"accepted":N,"duplicates":M}` |
 //! | `Authorization` missing or different | `401`, nothing enters the pipeline |
 //! | body not JSON, a record not an object, bad gzip | `400` |
-//! | body larger than `max_request_body_size` (wire or inflated) | `413` |
+//! | body larger than `max_request_body_size` (wire or inflated) | `413` (the rest of the body is read and dropped, for up to 5 s and 4 MiB, so the client can read it) |
+//! | body not complete within `read_timeout` | `408`, connection closed |
 //! | `Content-Encoding` other than gzip / identity | `415` |
 //! | a pipeline is full or shutting down | `503` + `Retry-After` (Auth0 retries) |
 //! | a pipeline refused to protect the process | `429` + `Retry-After` |
@@ -91,9 +100,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::tls::{TlsIncoming, TlsServerConfig};
+use crate::tls::TlsServerConfig;
 
-mod decode;
+pub(crate) mod decode;
 mod dedupe;
 mod http;
 mod ingest;
@@ -126,6 +135,17 @@ pub struct Config {
     #[serde(with = "authwatch_core::config::duration")]
     pub dedupe_window: Duration,
     pub dedupe_max_entries: Positive,
+    /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub read_header_timeout: Duration,
+    /// Time for a request body to arrive after its head (else `408`); `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
     /// Serve HTTPS (see [`crate::tls`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
@@ -141,6 +161,10 @@ impl Default for Config {
             include_user_ids: false,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             dedupe_max_entries: Positive(DEFAULT_DEDUPE_MAX_ENTRIES),
+            read_header_timeout: crate::serve::DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: crate::serve::DEFAULT_READ_TIMEOUT,
+            idle_timeout: crate::serve::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
             tls: None,
         }
     }
@@ -169,6 +193,13 @@ impl ComponentConfig for Config {
         if let Some(tls) = &self.tls {
             tls.validate(v, "tls");
         }
+        crate::serve::validate_http_limits(
+            v,
+            "",
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+        );
     }
 
     fn resources(&self) -> Vec<Resource> {
@@ -194,6 +225,7 @@ pub(crate) struct Receiver {
     tls: Option<Arc<rustls::ServerConfig>>,
     path: UrlPath,
     endpoint: Arc<http::Endpoint>,
+    limits: crate::serve::Limits,
     shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -231,6 +263,12 @@ impl Receiver {
                 max_body: config.max_request_body_size.get(),
                 ingest,
             }),
+            limits: crate::serve::Limits::new(
+                config.read_header_timeout,
+                config.read_timeout,
+                config.idle_timeout,
+                config.max_connections.get(),
+            ),
             shutdown: cx.settings.shutdown,
         })
     }
@@ -247,23 +285,11 @@ impl Receiver {
         let listener = self.listener;
         let tls = self.tls;
         let shutdown = self.shutdown;
+        let limits = self.limits;
         Box::pin(async move {
-            let served = match tls {
-                None => {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
-                        .await
-                }
-                Some(tls) => {
-                    let incoming = TlsIncoming::new(listener, tls, shutdown.clone());
-                    axum::serve(incoming, app)
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
-                        .await
-                }
-            };
-            let r = served.map_err(|e| RunError(format!("Auth0 log stream server failed: {e}")));
+            crate::serve::serve_http(listener, tls, app, limits, shutdown).await;
             info!("Auth0 log stream receiver stopped.");
-            r
+            Ok::<(), RunError>(())
         })
     }
 }

@@ -51,6 +51,10 @@ fn config_yaml_decodes_to_struct() {
         include_user_ids: true,
         dedupe_window: Duration::from_secs(1800),
         dedupe_max_entries: Positive(5000),
+        read_header_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(90),
+        max_connections: Positive(64),
         tls: None,
     };
     assert_eq!(c, want);

@@ -1,86 +1,177 @@
-//! OTLP/gRPC: the generated tonic `TraceService`, `MetricsService` and `LogsService` servers, one
-//! small service type per signal, all feeding the same [`Ingest`].
+//! OTLP/gRPC: the `TraceService`, `MetricsService` and `LogsService` `Export` methods, served by
+//! one generic service that takes the request as bytes, all feeding the same [`Ingest`].
 
 use std::future::Future;
 
-use authwatch_core::otlp::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use authwatch_core::otlp::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use authwatch_core::otlp::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use authwatch_core::otlp::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use authwatch_core::otlp::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use authwatch_core::otlp::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use authwatch_core::RunError;
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use authwatch_core::{ConsumeError, RunError};
+use bytes::{Buf, Bytes};
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, EnabledCompressionEncodings,
+    Encoder,
+};
+use tonic::server::{NamedService, UnaryService};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::auth::BearerAuth;
-use super::ingest::{Export, Ingest};
+use super::ingest::{Decoded, Export, Ingest};
 use super::status::Problem;
-use super::GrpcConfig;
+use super::{grpc_limits, GrpcConfig};
 
-async fn export<R: Export>(
-    ingest: &Ingest,
-    request: Request<R>,
-) -> Result<Response<R::Response>, Status> {
-    ingest
-        .export(request.into_inner())
-        .await
-        .map(|rejected| Response::new(R::response(rejected)))
-        .map_err(|e| Problem::from(&e).to_grpc())
+// === impl ExportServer ===
+
+/// One OTLP gRPC service (`TraceService`, `MetricsService` or `LogsService`) whose `Export`
+/// takes the request message as bytes: [`Ingest::read_protobuf`] checks or decodes it, so a
+/// request the pipelines want as bytes is never decoded, and an undecodable one gets
+/// INVALID_ARGUMENT with the reason.
+pub(crate) struct ExportServer<R> {
+    ingest: Ingest,
+    max_decoding_message_size: usize,
+    _request: PhantomData<fn(R)>,
 }
 
-/// `opentelemetry.proto.collector.trace.v1.TraceService`.
-pub(crate) struct Traces(pub Ingest);
-/// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
-pub(crate) struct Metrics(pub Ingest);
-/// `opentelemetry.proto.collector.logs.v1.LogsService`.
-pub(crate) struct Logs(pub Ingest);
-
-#[tonic::async_trait]
-impl TraceService for Traces {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        export(&self.0, request).await
+impl<R> Clone for ExportServer<R> {
+    fn clone(&self) -> Self {
+        ExportServer {
+            ingest: self.ingest.clone(),
+            max_decoding_message_size: self.max_decoding_message_size,
+            _request: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Metrics {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        export(&self.0, request).await
+impl<R: Export> ExportServer<R> {
+    pub(crate) fn new(ingest: Ingest, max_decoding_message_size: usize) -> Self {
+        ExportServer {
+            ingest,
+            max_decoding_message_size,
+            _request: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Logs {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        export(&self.0, request).await
+impl<R: Export> NamedService for ExportServer<R> {
+    const NAME: &'static str = R::SERVICE;
+}
+
+impl<R: Export, B> tower::Service<http::Request<B>> for ExportServer<R>
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != R::PATH {
+            return Box::pin(async {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(Status::GRPC_STATUS, (Code::Unimplemented as i32).into());
+                headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                Ok(response)
+            });
+        }
+        let this = self.clone();
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let limit = this.max_decoding_message_size;
+            let mut grpc = tonic::server::Grpc::new(BytesCodec::<R::Response>::default())
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(limit), None);
+            Ok(grpc.unary(this, req).await)
+        })
+    }
+}
+
+impl<R: Export> UnaryService<Bytes> for ExportServer<R> {
+    type Response = R::Response;
+    type Future = BoxFuture<'static, Result<Response<R::Response>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        Box::pin(async move {
+            let problem = |e: ConsumeError| Problem::from(&e).to_grpc();
+            match ingest.read_protobuf::<R>(request.into_inner()) {
+                Err(e) => Err(Status::invalid_argument(format!(
+                    "cannot decode the message as protobuf {}: {e}",
+                    R::NAME
+                ))),
+                Ok(Decoded::Encoded(data)) => {
+                    ingest.export_encoded(data).await.map_err(problem)?;
+                    Ok(Response::new(R::response(None)))
+                }
+                Ok(Decoded::Decoded(req)) => {
+                    let rejected = ingest.export(req).await.map_err(problem)?;
+                    Ok(Response::new(R::response(rejected)))
+                }
+            }
+        })
+    }
+}
+
+/// The request message as it arrived (after tonic's framing and gzip); a prost response.
+struct BytesCodec<Resp>(PhantomData<fn(Resp)>);
+
+impl<Resp> Default for BytesCodec<Resp> {
+    fn default() -> Self {
+        BytesCodec(PhantomData)
+    }
+}
+
+impl<Resp: prost::Message + Send + 'static> Codec for BytesCodec<Resp> {
+    type Encode = Resp;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder<Resp>;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ResponseEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
+    }
+}
+
+struct ResponseEncoder<Resp>(PhantomData<fn(Resp)>);
+
+impl<Resp: prost::Message> Encoder for ResponseEncoder<Resp> {
+    type Item = Resp;
+    type Error = Status;
+
+    fn encode(&mut self, item: Resp, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("cannot encode the response: {e}")))
+    }
+}
+
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
     }
 }
 
@@ -120,29 +211,20 @@ pub(crate) fn serve(
 ) -> impl Future<Output = Result<(), RunError>> + Send + 'static {
     let check = authenticate(auth);
     let limit = config.max_recv_msg_size();
-    let traces = TraceServiceServer::new(Traces(ingest.clone()))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit);
-    let metrics = MetricsServiceServer::new(Metrics(ingest.clone()))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit);
-    let logs = LogsServiceServer::new(Logs(ingest))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit);
-    let router = Server::builder()
-        .max_concurrent_streams(config.max_concurrent_streams.map(|n| n.get()))
+    let traces = ExportServer::<ExportTraceServiceRequest>::new(ingest.clone(), limit);
+    let metrics = ExportServer::<ExportMetricsServiceRequest>::new(ingest.clone(), limit);
+    let logs = ExportServer::<ExportLogsServiceRequest>::new(ingest, limit);
+    let router = grpc_limits::server_builder(&config)
         .add_service(InterceptedService::new(traces, check.clone()))
         .add_service(InterceptedService::new(metrics, check.clone()))
         .add_service(InterceptedService::new(logs, check));
     async move {
         let served = match tls {
             None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 router
                     .serve_with_incoming_shutdown(
-                        TcpIncoming::from(listener).with_nodelay(Some(true)),
+                        grpc_limits::limit(&config, incoming),
                         shutdown.cancelled_owned(),
                     )
                     .await
@@ -150,7 +232,10 @@ pub(crate) fn serve(
             Some(tls) => {
                 let incoming = crate::tls::TlsIncoming::new(listener, tls, shutdown.clone());
                 router
-                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .serve_with_incoming_shutdown(
+                        grpc_limits::limit(&config, incoming),
+                        shutdown.cancelled_owned(),
+                    )
                     .await
             }
         };

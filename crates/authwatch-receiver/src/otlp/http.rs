@@ -27,7 +27,7 @@ use tracing::debug;
 
 use super::auth::BearerAuth;
 use super::cors::Cors;
-use super::ingest::{Export, Ingest};
+use super::ingest::{Decoded, Export, Ingest};
 use super::status::Problem;
 use super::HttpConfig;
 
@@ -151,7 +151,8 @@ pub(crate) fn router(
 }
 
 /// Serves the router on `listener` until `shutdown` is cancelled, then lets the requests in
-/// flight finish.
+/// flight finish. Slow, idle and surplus clients are bounded by `config`'s `read_header_timeout`,
+/// `read_timeout`, `idle_timeout` and `max_connections` (see [`crate::serve`]).
 pub(crate) fn serve(
     config: &HttpConfig,
     listener: TcpListener,
@@ -161,21 +162,10 @@ pub(crate) fn serve(
     shutdown: CancellationToken,
 ) -> impl Future<Output = Result<(), RunError>> + Send + 'static {
     let app = router(config, ingest, auth);
+    let limits = config.limits();
     async move {
-        let served = match tls {
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-            }
-            Some(tls) => {
-                let incoming = crate::tls::TlsIncoming::new(listener, tls, shutdown.clone());
-                axum::serve(incoming, app)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-            }
-        };
-        served.map_err(|e| RunError(format!("OTLP HTTP server failed: {e}")))
+        crate::serve::serve_http(listener, tls, app, limits, shutdown).await;
+        Ok(())
     }
 }
 
@@ -250,7 +240,7 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
             return problem_response(&p, Format::Protobuf);
         }
     };
-    let request = match decode::<R>(&parts.headers, body, endpoint.max_body, format).await {
+    let request = match decode::<R>(&endpoint.ingest, &parts.headers, body, endpoint.max_body, format).await {
         Ok(r) => r,
         Err(p) => {
             debug!(
@@ -262,7 +252,11 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
             return problem_response(&p, format);
         }
     };
-    match endpoint.ingest.export(request).await {
+    let exported = match request {
+        Decoded::Encoded(data) => endpoint.ingest.export_encoded(data).await.map(|()| None),
+        Decoded::Decoded(request) => endpoint.ingest.export(request).await,
+    };
+    match exported {
         Ok(rejected) => {
             let body = match format {
                 Format::Protobuf => Bytes::from(R::response(rejected).encode_to_vec()),
@@ -279,13 +273,15 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
     }
 }
 
-/// Reads, inflates and decodes the body, each step capped and mapped to a [`Problem`].
+/// Reads, inflates and decodes (or, for a pipeline that wants bytes, checks) the body, each step
+/// capped and mapped to a [`Problem`].
 async fn decode<R: Export>(
+    ingest: &Ingest,
     headers: &HeaderMap,
     body: Body,
     max_body: usize,
     format: Format,
-) -> Result<R, Problem> {
+) -> Result<Decoded<R>, Problem> {
     let encoding = Encoding::from_headers(headers)?;
     let declared = headers
         .get(CONTENT_LENGTH)
@@ -307,13 +303,15 @@ async fn decode<R: Export>(
             .into(),
     };
     match format {
-        Format::Protobuf => R::decode(plain).map_err(|e| {
-            Problem::bad_data(format!(
-                "cannot decode the body as protobuf {}: {e}",
-                R::NAME
-            ))
-        }),
-        Format::Json => R::from_json(&plain).map_err(|e| {
+        Format::Protobuf => ingest
+            .read_protobuf::<R>(plain)
+            .map_err(|e| {
+                Problem::bad_data(format!(
+                    "cannot decode the body as protobuf {}: {e}",
+                    R::NAME
+                ))
+            }),
+        Format::Json => R::from_json(&plain).map(Decoded::Decoded).map_err(|e| {
             Problem::bad_data(format!(
                 "cannot decode the body as OTLP/JSON {}: {e}",
                 R::NAME

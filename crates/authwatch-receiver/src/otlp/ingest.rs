@@ -13,7 +13,9 @@ use authwatch_core::otlp::collector::trace::v1::{
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::otlp::trace::v1::Span;
 use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::wire::{self, Encoded};
 use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 const TRACE_ID_LEN: usize = 16;
@@ -34,6 +36,9 @@ pub(crate) trait Export:
     const KIND: SignalKind;
     /// Protobuf message name, for error messages.
     const NAME: &'static str;
+    /// The gRPC service and its `Export` method's path.
+    const SERVICE: &'static str;
+    const PATH: &'static str;
 
     /// Decodes OTLP/JSON.
     fn from_json(bytes: &[u8]) -> Result<Self, String> {
@@ -97,6 +102,53 @@ impl Ingest {
     }
 }
 
+/// A protobuf request as the pipelines will get it.
+pub(crate) enum Decoded<R> {
+    /// Checked and counted, still bytes: the pipelines want it so and every item is valid.
+    Encoded(Encoded),
+    Decoded(R),
+}
+
+impl Ingest {
+    /// Checks or decodes a protobuf request. Requests the pipelines would rather get as bytes
+    /// (see [`authwatch_core::wire`]) are only walked when all their items are valid; the others
+    /// are decoded. The error (what is wrong with the bytes) is for the sender (400 /
+    /// INVALID_ARGUMENT).
+    pub(crate) fn read_protobuf<R: Export>(&self, bytes: Bytes) -> Result<Decoded<R>, String> {
+        if self.next.wants_encoded_for(R::KIND) {
+            match wire::check(R::KIND, &bytes) {
+                Some(Ok(s)) if s.invalid == 0 => {
+                    return Ok(Decoded::Encoded(Encoded::new(R::KIND, bytes, s.items)));
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                // Invalid items to drop, or a signal that is not walked: decode.
+                Some(Ok(_)) | None => {}
+            }
+        }
+        R::decode(bytes)
+            .map(Decoded::Decoded)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forwards a checked request in which every item is valid.
+    pub(crate) async fn export_encoded(&self, data: Encoded) -> Result<(), ConsumeError> {
+        let (kind, n) = (data.kind(), data.items());
+        if n == 0 {
+            return Ok(());
+        }
+        match self.next.route(Signal::Encoded(data)).await {
+            Ok(()) => {
+                self.telemetry.accepted(kind, n);
+                Ok(())
+            }
+            Err(e) => {
+                self.telemetry.refused(kind, n);
+                Err(e)
+            }
+        }
+    }
+}
+
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
         one
@@ -140,6 +192,8 @@ impl Export for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const KIND: SignalKind = SignalKind::Traces;
     const NAME: &'static str = "ExportTraceServiceRequest";
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
 
     fn drop_invalid(&mut self) -> Option<Rejected> {
@@ -172,6 +226,8 @@ impl Export for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const KIND: SignalKind = SignalKind::Metrics;
     const NAME: &'static str = "ExportMetricsServiceRequest";
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
 
     /// With the check for data the serde impls would drop silently (see `json.rs`).
@@ -202,6 +258,8 @@ impl Export for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const KIND: SignalKind = SignalKind::Logs;
     const NAME: &'static str = "ExportLogsServiceRequest";
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
 
     fn drop_invalid(&mut self) -> Option<Rejected> {

@@ -12,6 +12,14 @@
 //!         endpoint: 127.0.0.1:4317
 //!         max_recv_msg_size_mib: 4
 //!         max_concurrent_streams: 100
+//!         max_connections: 1024
+//!         timeout: 30s         # longest call, reading the message included
+//!         keepalive:
+//!           server_parameters:
+//!             time: 2h         # ping a silent client after this long
+//!             timeout: 20s     # ... and drop it if the ping is not answered
+//!             max_connection_age: 1h         # optional
+//!             max_connection_age_grace: 30s  # optional
 //!         tls:                 # optional: serve TLS
 //!           cert_file: /etc/authwatch/server.crt
 //!           key_file: /etc/authwatch/server.key
@@ -24,6 +32,10 @@
 //!         metrics_url_path: /v1/metrics
 //!         logs_url_path: /v1/logs
 //!         max_request_body_size: 20971520
+//!         read_header_timeout: 10s
+//!         read_timeout: 30s
+//!         idle_timeout: 60s
+//!         max_connections: 1024
 //!         cors:                # optional: let browser apps send OTLP/HTTP (JSON or protobuf)
 //!           allowed_origins: ["https://app.example.com", "https://*.example.com"]
 //!           allowed_headers: ["x-tenant"]
@@ -42,11 +54,21 @@
 //! | `protocols.grpc.endpoint` | `127.0.0.1:4317` | `host:port` to listen on; host is an IP address or `localhost`, `0.0.0.0` for every interface |
 //! | `protocols.grpc.max_recv_msg_size_mib` | `4` | largest request message in MiB, checked on the wire and again after decompression |
 //! | `protocols.grpc.max_concurrent_streams` | unlimited | HTTP/2 streams (concurrent RPCs) per client connection |
+//! | `protocols.grpc.max_connections` | `1024` | connections open at once; more wait until one closes |
+//! | `protocols.grpc.timeout` | `30s` | longest time one call may take, reading its message included (`CANCELLED` after it); a shorter client `grpc-timeout` wins; `0s`: no limit |
+//! | `protocols.grpc.keepalive.server_parameters.time` | `2h` | ping a client after this long without activity; `0s`: never |
+//! | `protocols.grpc.keepalive.server_parameters.timeout` | `20s` | close the connection when a ping is not answered within this long |
+//! | `protocols.grpc.keepalive.server_parameters.max_connection_age` | (none) | send `GOAWAY` once a connection is this old (calls in flight finish; clients reconnect, which spreads them over replicas) |
+//! | `protocols.grpc.keepalive.server_parameters.max_connection_age_grace` | (none) | after `max_connection_age`, close the connection even with calls in flight after this long; needs `max_connection_age` |
 //! | `protocols.http.endpoint` | `127.0.0.1:4318` | `host:port` to listen on |
 //! | `protocols.http.traces_url_path` | `/v1/traces` | path of trace exports (a missing leading `/` is added) |
 //! | `protocols.http.metrics_url_path` | `/v1/metrics` | path of metric exports |
 //! | `protocols.http.logs_url_path` | `/v1/logs` | path of log exports |
 //! | `protocols.http.max_request_body_size` | `20971520` (20 MiB) | largest request body in bytes, checked on the wire and again after decompression |
+//! | `protocols.http.read_header_timeout` | `10s` | time for a request head to arrive, from connecting (first request) or from its first byte (keep-alive); else the connection is closed; `0s`: no limit |
+//! | `protocols.http.read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
+//! | `protocols.http.idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
+//! | `protocols.http.max_connections` | `1024` | connections open at once (TLS handshakes included); more wait until one closes |
 //! | `protocols.<grpc\|http>.tls.cert_file` | (plaintext) | PEM certificate chain to serve TLS 1.2/1.3 with (rustls, ring) |
 //! | `protocols.<grpc\|http>.tls.key_file` | — | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1) |
 //! | `protocols.<grpc\|http>.tls.client_ca_file` | (no client certificates) | PEM CA certificates: clients must present a certificate chaining to one (mutual TLS) |
@@ -74,6 +96,30 @@
 //! is compared in constant time, and refusals are counted in
 //! `authwatch_receiver_unauthenticated_requests_total{receiver,transport}`. `validate` warns when
 //! a token would cross a non-loopback network in plaintext (no `tls`).
+//!
+//! ## Slow, idle and too many clients
+//!
+//! Both servers bound what a client can hold, so that slow clients cannot hold the server:
+//!
+//! - **Connections**: at most `max_connections` open at once per protocol. At the cap, new
+//!   connections are not refused: they wait in the kernel's listen backlog (their `connect`
+//!   succeeds) and are served as soon as another connection closes. A warning is logged, at
+//!   most once a minute, while HTTP is at the cap.
+//! - **HTTP**: a client that sends its request head slowly (or nothing at all after
+//!   connecting) is disconnected after `read_header_timeout`; a body not complete within
+//!   `read_timeout` of its head is answered `408 Request Timeout` and the connection closed; a
+//!   keep-alive connection without a request for `idle_timeout` is closed (`GOAWAY` on HTTP/2).
+//!   Other clients are served meanwhile. When the server closes a connection whose request body
+//!   it did not read to the end (`413`, `401`, `408`), it first reads and discards what the
+//!   client still sends, for up to 5 s and 4 MiB, so that a client writing a large body still
+//!   reads the answer instead of a connection reset.
+//! - **gRPC**: a call longer than `timeout` (a slowly sent message included) ends with
+//!   `CANCELLED`; a connection that sends nothing within 10 s of connecting (after the TLS
+//!   handshake) is closed; `keepalive.server_parameters` pings idle clients and can retire old
+//!   connections.
+//!
+//! The Collector's defaults differ (`read_header_timeout` 1m, `read_timeout` 0 = none); these
+//! suit a sidecar.
 //!
 //! ## CORS (browser apps)
 //!
@@ -156,7 +202,8 @@
 //! ## Not supported (yet)
 //!
 //! TLS certificate reloading, `min_version`, other authenticators (OIDC, mTLS identity mapping), `include_metadata`, compression other than gzip (zstd, snappy,
-//! deflate, lz4), profiles, and the Collector's server timeouts and keepalive options.
+//! deflate, lz4), profiles, HTTP `write_timeout` and `keep_alives_enabled`, gRPC
+//! `keepalive.server_parameters.max_connection_idle` and `keepalive.enforcement_policy`.
 //!
 //! ## Lifecycle
 //!
@@ -166,6 +213,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use authwatch_core::config::{ListenAddr, Positive, UrlPath};
 use authwatch_core::{
@@ -182,8 +230,9 @@ pub use crate::tls::TlsServerConfig;
 mod auth;
 mod cors;
 mod grpc;
+mod grpc_limits;
 mod http;
-mod ingest;
+pub(crate) mod ingest;
 mod json;
 mod status;
 
@@ -195,6 +244,12 @@ pub const DEFAULT_HTTP_PORT: u16 = 4318;
 pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: usize = 4;
 /// Default `max_request_body_size`: 20 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 20 * 1024 * 1024;
+/// Default `protocols.grpc.timeout`: longest time one call may take.
+pub const DEFAULT_GRPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `protocols.grpc.keepalive.server_parameters.time` (gRPC's).
+pub const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
+/// Default `protocols.grpc.keepalive.server_parameters.timeout` (gRPC's).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `otlp` receiver's config.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -233,12 +288,52 @@ pub struct GrpcConfig {
     /// HTTP/2 concurrent streams per connection; unlimited when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<NonZeroU32>,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
+    /// Longest time one call may take, reading its message included (`DEADLINE`-like); `0s`: no
+    /// limit. A shorter `grpc-timeout` from the client wins.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub timeout: Duration,
+    /// HTTP/2 keepalive, as the Collector's `configgrpc` `keepalive`.
+    pub keepalive: KeepaliveConfig,
     /// Serve over TLS (and require client certificates with `client_ca_file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+}
+
+/// `protocols.grpc.keepalive`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepaliveConfig {
+    pub server_parameters: KeepaliveServerParameters,
+}
+
+/// `protocols.grpc.keepalive.server_parameters`, as gRPC's `keepalive.ServerParameters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepaliveServerParameters {
+    /// Ping a client after this long without activity; `0s`: never.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub time: Duration,
+    /// Close the connection when a ping is not answered within this long.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub timeout: Duration,
+    /// Close a connection (`GOAWAY`, calls in flight finish) once it is this old; unset: never.
+    #[serde(
+        with = "authwatch_core::config::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_connection_age: Option<Duration>,
+    /// After `max_connection_age`, how long calls in flight may still take before the connection
+    /// is closed; unset: as long as they need.
+    #[serde(
+        with = "authwatch_core::config::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_connection_age_grace: Option<Duration>,
 }
 
 /// `protocols.http`.
@@ -251,6 +346,17 @@ pub struct HttpConfig {
     pub logs_url_path: UrlPath,
     /// Largest request body in bytes, on the wire and after decompression.
     pub max_request_body_size: Positive,
+    /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub read_header_timeout: Duration,
+    /// Time for a request body to arrive after its head (else `408`); `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; `0s`: no limit.
+    #[serde(with = "authwatch_core::config::duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
     /// Serve over TLS (and require client certificates with `client_ca_file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
@@ -305,9 +411,36 @@ impl Default for GrpcConfig {
             endpoint: ListenAddr::localhost(DEFAULT_GRPC_PORT),
             max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
             max_concurrent_streams: None,
+            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
+            timeout: DEFAULT_GRPC_TIMEOUT,
+            keepalive: KeepaliveConfig::default(),
             tls: None,
             auth: None,
         }
+    }
+}
+
+impl Default for KeepaliveServerParameters {
+    /// gRPC's defaults: ping after 2 h idle, wait 20 s for the answer, no age limit.
+    fn default() -> Self {
+        KeepaliveServerParameters {
+            time: DEFAULT_KEEPALIVE_TIME,
+            timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The server limits of [`crate::serve::serve_http`].
+    pub(crate) fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits::new(
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+            self.max_connections.get(),
+        )
     }
 }
 
@@ -326,6 +459,10 @@ impl Default for HttpConfig {
             metrics_url_path: UrlPath::from_static("/v1/metrics"),
             logs_url_path: UrlPath::from_static("/v1/logs"),
             max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
+            read_header_timeout: crate::serve::DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: crate::serve::DEFAULT_READ_TIMEOUT,
+            idle_timeout: crate::serve::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
             tls: None,
             auth: None,
             cors: None,
@@ -383,6 +520,18 @@ impl ComponentConfig for Config {
                     );
                 }
             }
+        }
+        if let Some(http) = &p.http {
+            crate::serve::validate_http_limits(
+                v,
+                "protocols::http",
+                http.read_header_timeout,
+                http.read_timeout,
+                http.idle_timeout,
+            );
+        }
+        if let Some(grpc) = &p.grpc {
+            grpc_limits::validate(grpc, v, "protocols::grpc");
         }
         if let Some(cors) = p.http.as_ref().and_then(|h| h.cors.as_ref()) {
             for (i, origin) in cors.allowed_origins.iter().enumerate() {

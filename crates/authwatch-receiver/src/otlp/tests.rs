@@ -72,6 +72,16 @@ fn config_yaml_decodes() {
                 endpoint: "0.0.0.0:14317".parse().unwrap(),
                 max_recv_msg_size_mib: Positive(16),
                 max_concurrent_streams: NonZeroU32::new(64),
+                max_connections: Positive(100),
+                timeout: Duration::from_secs(10),
+                keepalive: KeepaliveConfig {
+                    server_parameters: KeepaliveServerParameters {
+                        time: Duration::from_secs(60),
+                        timeout: Duration::from_secs(5),
+                        max_connection_age: Some(Duration::from_secs(3600)),
+                        max_connection_age_grace: Some(Duration::from_secs(30)),
+                    },
+                },
                 tls: Some(TlsServerConfig {
                     cert_file: "/etc/authwatch/server.crt".into(),
                     key_file: "/etc/authwatch/server.key".into(),
@@ -85,6 +95,10 @@ fn config_yaml_decodes() {
                 metrics_url_path: "/otlp/v1/metrics".parse().unwrap(),
                 logs_url_path: "/otlp/v1/logs".parse().unwrap(),
                 max_request_body_size: Positive(1024 * 1024),
+                read_header_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs(20),
+                idle_timeout: Duration::from_secs(120),
+                max_connections: Positive(200),
                 tls: None,
                 auth: None,
                 cors: Some(CorsConfig {
@@ -252,7 +266,10 @@ impl Harness {
     }
 
     async fn start_with(config: Config, kinds: &[SignalKind]) -> Harness {
-        let sink = Sink::new();
+        Harness::start_into(config, kinds, Sink::new()).await
+    }
+
+    async fn start_into(config: Config, kinds: &[SignalKind], sink: Sink) -> Harness {
         let settings = Settings::new(otlp_id());
         let cx = ReceiverContext {
             settings: settings.clone(),
@@ -442,15 +459,17 @@ async fn grpc_bad_payloads_are_refused_and_the_receiver_keeps_serving() {
     let h = Harness::start(loopback()).await;
     let valid = traces(0, 2).encode_to_vec();
     let zipped = gzip(&valid);
-    // (what, grpc-encoding, payload, code): grpc-go and tonic answer undecodable messages with
-    // INTERNAL; an encoding the server does not take with UNIMPLEMENTED.
+    // (what, grpc-encoding, payload, code): an undecodable message is the sender's fault
+    // (INVALID_ARGUMENT; grpc-go and tonic's generated servers say INTERNAL); a gzip stream that
+    // does not inflate is refused by tonic's framing (INTERNAL); an encoding the server does not
+    // take, UNIMPLEMENTED.
     let cases = [
-        ("malformed protobuf", None, vec![0xff; 16], Code::Internal),
+        ("malformed protobuf", None, vec![0xff; 16], Code::InvalidArgument),
         (
             "truncated protobuf",
             None,
             valid[..valid.len() - 1].to_vec(),
-            Code::Internal,
+            Code::InvalidArgument,
         ),
         (
             "truncated gzip",
@@ -559,6 +578,56 @@ async fn grpc_partial_success_drops_invalid_ids_only() {
         unreachable!()
     };
     assert_eq!(forwarded.encode_to_vec(), valid.encode_to_vec());
+}
+
+// === gRPC into a pipeline that wants bytes (pass-through to OTLP exporters) ===
+
+#[tokio::test]
+async fn grpc_hands_valid_requests_to_a_byte_pipeline_undecoded() {
+    let h = Harness::start_into(loopback(), &SignalKind::ALL, Sink::wanting_encoded()).await;
+    let mut t = TraceServiceClient::connect(h.grpc_url())
+        .await
+        .unwrap()
+        .send_compressed(CompressionEncoding::Gzip);
+    let mut m = MetricsServiceClient::connect(h.grpc_url()).await.unwrap();
+    let mut l = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    let r = t.export(traces(0, 3)).await.unwrap().into_inner();
+    assert_eq!(r, ExportTraceServiceResponse::default());
+    m.export(metrics(0, 4)).await.unwrap();
+    l.export(logs(0, 5)).await.unwrap();
+    // An empty request is answered and not forwarded.
+    t.export(ExportTraceServiceRequest::default()).await.unwrap();
+    let got = h.stop().await.received();
+    assert_eq!(got.len(), 3, "{got:?}");
+    // Traces and logs stay bytes, byte for byte what the client sent; metrics are decoded.
+    let Signal::Encoded(e) = &got[0] else {
+        panic!("traces were decoded: {:?}", got[0])
+    };
+    assert_eq!(e.items(), 3);
+    assert_eq!(&e.bytes()[..], &traces(0, 3).encode_to_vec()[..]);
+    assert_eq!(got[1], Signal::Metrics(metrics(0, 4)));
+    assert!(matches!(&got[2], Signal::Encoded(e) if e.items() == 5));
+    assert_eq!(got[2].clone().into_decoded().unwrap(), Signal::Logs(logs(0, 5)));
+}
+
+#[tokio::test]
+async fn grpc_byte_pipeline_still_drops_invalid_ids_and_refuses_garbage() {
+    let h = Harness::start_into(loopback(), &SignalKind::ALL, Sink::wanting_encoded()).await;
+    let (sent, valid) = traces_with_invalid_ids();
+    let mut t = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
+    let r = t.export(sent).await.unwrap().into_inner();
+    assert_eq!(r.partial_success.expect("partial success").rejected_spans, 3);
+    let valid_bytes = traces(0, 2).encode_to_vec();
+    for (what, payload) in [
+        ("malformed", vec![0xff; 16]),
+        ("truncated", valid_bytes[..valid_bytes.len() - 1].to_vec()),
+    ] {
+        let status = grpc_raw_call(h.grpc, TRACE_EXPORT, None, payload.into()).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(status.message().contains("ExportTraceServiceRequest"), "{status:?}");
+    }
+    let got = h.stop().await.received();
+    assert_eq!(got, vec![Signal::Traces(valid)], "only the valid spans, decoded to drop the rest");
 }
 
 #[tokio::test]
@@ -2080,4 +2149,21 @@ fn cors_origin_globs() {
         warnings[0].to_string(),
         "protocols::http::cors: `allowed_headers` is set but `allowed_origins` is empty, so CORS is off; list the origins"
     );
+}
+
+#[tokio::test]
+async fn http_protobuf_into_a_byte_pipeline_is_checked_not_decoded() {
+    let h = Harness::start_into(loopback(), &SignalKind::ALL, Sink::wanting_encoded()).await;
+    let body = traces(0, 4).encode_to_vec();
+    let r = post(h.http, "/v1/traces", &[PB, GZ], &gzip(&body)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(h.http, "/v1/traces", &[PB], &body[..body.len() - 2]).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let json = serde_json::to_vec(&logs(0, 2)).unwrap();
+    let r = post(h.http, "/v1/logs", &[JS], &json).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = h.stop().await.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(&got[0], Signal::Encoded(e) if e.items() == 4 && e.bytes()[..] == body[..]));
+    assert!(matches!(&got[1], Signal::Logs(_)), "JSON is decoded");
 }

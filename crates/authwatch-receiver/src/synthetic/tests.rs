@@ -515,7 +515,7 @@ async fn run_receiver(check: Check, timeout: Duration, signals: Signals) -> (Exp
         match s {
             Signal::Traces(t) => exported.traces.push(t),
             Signal::Metrics(m) => exported.metrics.push(m),
-            Signal::Logs(_) => panic!("no logs expected"),
+            Signal::Logs(_) | Signal::Encoded(_) => panic!("no logs or encoded data expected"),
         }
     }
     (exported, sink)
