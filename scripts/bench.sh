@@ -6,6 +6,12 @@
 # Also: the harness alone (generator straight into the sink, both on one core), fixed-rate runs of
 # the pass-through (10k, 100k spans/s and half of its capacity) and startup to listening with the
 # default config. See the README's "Performance" section.
+# Rows not in the default set (ROWS="soak overload cardinality probes"):
+#   soak         pass-through at SOAK_RATE spans/s for SOAK_SECONDS, RSS every 10 s: first/last/max, slope
+#   overload     2x the pass-through's capacity offered, memory_limiter first: max RSS, refusal rate
+#   cardinality  full pipeline at CARD_RATE spans/s with N distinct hosts and routes (N in CARD_N)
+#   probes       PROBES synthetic http checks every 1 s against the sink, authwatch on one core:
+#                schedule lag p50/p99 from authwatch_synthetic_schedule_lag_seconds
 #
 # Usage: scripts/bench.sh [-h]
 # Environment (defaults in brackets):
@@ -15,11 +21,16 @@
 #   ROWS ["harness passthrough passthrough_gzip full full_gzip rates startup"] what to run,
 #   PROFILE [0] 1: also record `perf` profiles of the pass-through rows (needs linux-perf),
 #   OUT [target/bench] where configs, logs and per-run results go,
-#   AW_BIN, LG_BIN: use these authwatch and authwatch-loadgen binaries instead of building.
+#   AW_BIN, LG_BIN: use these authwatch and authwatch-loadgen binaries instead of building,
+#   SOAK_SECONDS [600], SOAK_RATE [100000],
+#   OVERLOAD_SECONDS [30], CAPACITY [measured: median pass-through spans/s out, or a short run],
+#   ML_LIMIT_MIB [256], ML_SPIKE_MIB [64], ML_CHECK [1s] the memory_limiter of the overload row,
+#   CARD_N ["10 1000 100000"], CARD_RATE [50000], CARD_SECONDS [DURATION],
+#   PROBES [1000], PROBE_SECONDS [60].
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -35,11 +46,23 @@ GEN_CPU=${GEN_CPU:-1}
 ROWS=${ROWS:-"harness passthrough passthrough_gzip full full_gzip rates startup"}
 PROFILE=${PROFILE:-0}
 OUT=${OUT:-target/bench}
+SOAK_SECONDS=${SOAK_SECONDS:-600}
+SOAK_RATE=${SOAK_RATE:-100000}
+OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-30}
+ML_LIMIT_MIB=${ML_LIMIT_MIB:-256}
+ML_SPIKE_MIB=${ML_SPIKE_MIB:-64}
+ML_CHECK=${ML_CHECK:-1s}
+CARD_N=${CARD_N:-"10 1000 100000"}
+CARD_RATE=${CARD_RATE:-50000}
+CARD_SECONDS=${CARD_SECONDS:-$DURATION}
+PROBES=${PROBES:-1000}
+PROBE_SECONDS=${PROBE_SECONDS:-60}
 
 # Ports: authwatch's OTLP/gRPC receiver, the sink (gRPC and HTTP), authwatch's own endpoints.
 RX=127.0.0.1:24317
 SINK_GRPC=127.0.0.1:24417
 SINK_HTTP=127.0.0.1:24418
+AW_METRICS=127.0.0.1:24888
 
 for tool in taskset jq awk; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is required (apt-get install util-linux jq gawk)" >&2; exit 1; }
@@ -138,6 +161,54 @@ if has error_rate && has alerts; then
   fi
 fi
 
+# The pass-through with memory_limiter first (the overload row).
+sed -e "s/^  batch: {}/  memory_limiter: { check_interval: $ML_CHECK, limit_mib: $ML_LIMIT_MIB, spike_limit_mib: $ML_SPIKE_MIB }\n  batch: {}/" \
+  -e 's/processors: \[batch\]/processors: [memory_limiter, batch]/' \
+  "$OUT/configs/passthrough.yaml" >"$OUT/configs/overload.yaml"
+
+# PROBES http checks every second against the sink's GET /probe (the probes row).
+write_probe_config() {
+  {
+    cat <<EOF
+receivers:
+  synthetic:
+    interval: 1s
+    timeout: 1s
+    initial_delay: 1s
+    jitter: 1s
+    checks:
+EOF
+    for i in $(seq 1 "$PROBES"); do
+      printf '      - { name: check%d, type: http, url: "http://%s/probe" }\n' "$i" "$SINK_HTTP"
+    done
+    cat <<EOF
+processors:
+  batch: {}
+exporters:
+  otlp:
+    endpoint: http://$SINK_GRPC
+    tls:
+      insecure: true
+    compression: none
+service:
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      address: $AW_METRICS
+  pipelines:
+    traces:
+      receivers: [synthetic]
+      processors: [batch]
+      exporters: [otlp]
+    metrics:
+      receivers: [synthetic]
+      processors: [batch]
+      exporters: [otlp]
+EOF
+  } >"$OUT/configs/probes.yaml"
+}
+
 # --- helpers -------------------------------------------------------------------------------------
 
 STARTED=()
@@ -157,11 +228,51 @@ wait_port() { # host:port
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Appends "seconds-since-start RSS-KiB" lines to a file every `every` seconds while pid lives.
+sample_rss() { # pid every file
+  local pid=$1 every=$2 file=$3 t0
+  t0=$(date +%s.%N)
+  : >"$file"
+  while kill -0 "$pid" 2>/dev/null; do
+    awk -v t0="$t0" -v now="$(date +%s.%N)" '/^VmRSS:/ {printf "%.1f %d\n", now - t0, $2}' \
+      "/proc/$pid/status" >>"$file" 2>/dev/null || break
+    sleep "$every"
+  done
+}
+
+# first/last/max of an RSS sample file, and the least-squares slope from 60 s on (all samples if
+# fewer than 3 are that late), in MiB per minute.
+rss_summary() { # file
+  awk 'NR == 1 { first = $2 } { t[NR] = $1; v[NR] = $2; if ($2 > max) max = $2; last = $2 }
+    END {
+      if (NR == 0) { print "no RSS samples"; exit }
+      late = 0; for (i = 1; i <= NR; i++) if (t[i] >= 60) late++
+      lo = (late >= 3) ? 60 : 0
+      for (i = 1; i <= NR; i++) if (t[i] >= lo) { m++; sx += t[i]; sy += v[i]; sxx += t[i] * t[i]; sxy += t[i] * v[i] }
+      d = m * sxx - sx * sx; slope = (m > 1 && d != 0) ? (m * sxy - sx * sy) / d : 0
+      printf "RSS first %.1f MiB, last %.1f MiB, max %.1f MiB; slope %+.3f MiB/min (%d samples from %d s on)",
+        first / 1024, last / 1024, max / 1024, slope * 60 / 1024, m, lo }' "$1"
+}
+
+# p50 and p99 of a Prometheus histogram (upper bounds of the buckets they fall in) and the mean.
+histogram_quantiles() { # metrics-text-file metric-name
+  awk -v name="$2" '
+    function q(p,   i) { for (i = 1; i <= n; i++) if (cum[i] >= p * count) return bound[i]; return "+Inf" }
+    index($0, name "_bucket{") == 1 {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n++; bound[n] = le; cum[n] = $NF }
+    index($0, name "_count") == 1 { count = $NF }
+    index($0, name "_sum") == 1 { sum = $NF }
+    END {
+      if (count == 0) { print "no samples"; exit }
+      printf "%d runs; p50 <= %s s, p99 <= %s s, mean %.4f s", count, q(0.5), q(0.99), sum / count }' "$1"
+}
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-start_sink() { # out.json
+start_sink() { # out.json [seconds]
   taskset -c "$GEN_CPU" "$LG" sink --grpc "$SINK_GRPC" --http "$SINK_HTTP" \
-    --duration "$((DURATION + WARMUP + 60))s" --json >"$1" 2>/dev/null &
+    --duration "${2:-$((DURATION + WARMUP + 60))}s" --json >"$1" 2>/dev/null &
   SINK_PID=$!
   STARTED+=("$SINK_PID")
   wait_port "$SINK_GRPC"
@@ -251,6 +362,100 @@ row() { # row label
     "$(median "$1" p50_ms)" "$(median "$1" p99_ms)" "$(median "$1" errors)"
 }
 
+# Pass-through at SOAK_RATE for SOAK_SECONDS, RSS every 10 s.
+run_soak() {
+  local tag="$OUT/runs/soak.1" pid sampler
+  start_sink "$tag.sink.json" "$((SOAK_SECONDS + 120))"
+  taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/passthrough.yaml" 2>"$tag.log" &
+  pid=$!
+  STARTED+=("$pid")
+  wait_port "$RX"
+  sample_rss "$pid" 10 "$tag.rss" &
+  sampler=$!
+  STARTED+=("$sampler")
+  send "$RX" "$SOAK_SECONDS" --rate "$SOAK_RATE" >"$tag.send.json"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  stop "$pid"
+  stop "$SINK_PID"
+  SOAK="$(jq -r '"\(.spans_per_s / 1000 | floor)k spans/s accepted, \(.errors) errors"' "$tag.send.json"); $(rss_summary "$tag.rss")"
+}
+
+# 2x the pass-through's capacity, with memory_limiter, for OVERLOAD_SECONDS; RSS every 100 ms.
+run_overload() {
+  local tag="$OUT/runs/overload.1" capacity rate pid sampler c0 c1 t0 t1 alive=yes
+  capacity=${CAPACITY:-$(median passthrough spans_per_s)}
+  if [[ $capacity == "-" ]]; then
+    echo "overload: measuring the pass-through's capacity first (closed loop, ${DURATION}s)" >&2
+    run_authwatch capacity passthrough 1
+    capacity=$(median capacity spans_per_s)
+  fi
+  rate=$(awk -v c="$capacity" 'BEGIN { printf "%d", 2 * c }')
+  start_sink "$tag.sink.json" "$((OVERLOAD_SECONDS + 120))"
+  taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/overload.yaml" 2>"$tag.log" &
+  pid=$!
+  STARTED+=("$pid")
+  wait_port "$RX"
+  sample_rss "$pid" 0.1 "$tag.rss" &
+  sampler=$!
+  STARTED+=("$sampler")
+  t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid")
+  # Four times the usual workers, so that the paced sender keeps offering while answers slow down.
+  taskset -c "$GEN_CPU" "$LG" send --endpoint "$RX" --duration "${OVERLOAD_SECONDS}s" --rate "$rate" \
+    --spans-per-request "$SPANS" --concurrency "$((CONCURRENCY * 4))" --connections "$CONNECTIONS" \
+    --json >"$tag.send.json"
+  c1=$(cpu_ticks "$pid")
+  t1=$(date +%s.%N)
+  kill -0 "$pid" 2>/dev/null || alive=NO
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  stop "$pid"
+  stop "$SINK_PID"
+  OVERLOAD=$(jq -r --argjson cap "$capacity" --argjson limit "$ML_LIMIT_MIB" --argjson spike "$ML_SPIKE_MIB" \
+    --arg alive "$alive" --arg rss "$(rss_summary "$tag.rss")" \
+    --arg cores "$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" '
+    ((.requests_ok + .errors) * .spans_per_request / .elapsed_s) as $offered |
+    (.requests_ok + .errors) as $all |
+    "capacity \($cap / 1000 | floor)k spans/s, offered \($offered / 1000 | floor)k spans/s, accepted \(.spans_per_s / 1000 | floor)k spans/s; " +
+    "refused \(.errors) of \($all) requests (\(if $all > 0 then (.errors * 1000 / $all | floor) / 10 else 0 end)%) \(.error_kinds | tostring); " +
+    "\($rss) (limit_mib \($limit), soft limit \($limit - $spike)); \($cores) cores; alive at the end: \($alive)"' "$tag.send.json")
+}
+
+# PROBES http checks at 1 s for PROBE_SECONDS, authwatch on one core.
+run_probes() {
+  local tag="$OUT/runs/probes.1" pid c0 c1 t0 t1 hwm
+  write_probe_config
+  if ! "$AW" validate --config "$OUT/configs/probes.yaml" >"$tag.validate" 2>&1; then
+    echo "bench.sh: the probes config does not validate, skipping it:" >&2
+    cat "$tag.validate" >&2
+    PROBES_RESULT="config does not validate (see $tag.validate)"
+    return
+  fi
+  start_sink "$tag.sink.json" "$((PROBE_SECONDS + 60))"
+  taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/probes.yaml" 2>"$tag.log" &
+  pid=$!
+  STARTED+=("$pid")
+  wait_port "$AW_METRICS"
+  t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid")
+  sleep "$PROBE_SECONDS"
+  c1=$(cpu_ticks "$pid")
+  t1=$(date +%s.%N)
+  if command -v curl >/dev/null; then
+    curl -sf "http://$AW_METRICS/metrics" >"$tag.metrics" || true
+  else
+    exec 3<>"/dev/tcp/${AW_METRICS%:*}/${AW_METRICS##*:}"
+    printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$AW_METRICS" >&3
+    cat <&3 >"$tag.metrics"
+    exec 3<&-
+  fi
+  hwm=$(vmhwm_kib "$pid")
+  stop "$pid"
+  stop "$SINK_PID"
+  PROBES_RESULT="$PROBES checks at 1 s for ${PROBE_SECONDS}s: schedule lag $(histogram_quantiles "$tag.metrics" authwatch_synthetic_schedule_lag_seconds); $(jq -r --argjson s "$PROBE_SECONDS" '"\(.probe_requests) probe requests served (\(.probe_requests / $s | floor)/s)"' "$tag.sink.json"); $(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f cores", (b - a) / t / (e - s) }'); peak RSS $((hwm / 1024)) MiB"
+}
+
 # --- runs ----------------------------------------------------------------------------------------
 
 want() { [[ " $ROWS " == *" $1 "* ]]; }
@@ -276,6 +481,37 @@ if want rates; then
   done
 fi
 
+CARDS=""
+if want cardinality; then
+  if [[ $FULL_OK == 1 ]]; then
+    for n in $CARD_N; do
+      echo "full pipeline with $n hosts and $n routes at $CARD_RATE spans/s" >&2
+      run_authwatch "card_$n" full 1 --rate "$CARD_RATE" --hosts "$n" --routes "$n"
+      CARDS="$CARDS $n"
+    done
+  else
+    echo "bench.sh: cardinality needs the full pipeline (error_rate, alerts), skipping it" >&2
+  fi
+fi
+
+SOAK="-"
+if want soak; then
+  echo "soak: pass-through at $SOAK_RATE spans/s for ${SOAK_SECONDS}s" >&2
+  run_soak
+fi
+
+OVERLOAD="-"
+if want overload; then
+  echo "overload: 2x capacity with memory_limiter for ${OVERLOAD_SECONDS}s" >&2
+  run_overload
+fi
+
+PROBES_RESULT="-"
+if want probes; then
+  echo "probes: $PROBES http checks at 1 s for ${PROBE_SECONDS}s" >&2
+  run_probes
+fi
+
 STARTUP="-"
 if want startup; then
   echo "startup (default config)" >&2
@@ -298,8 +534,12 @@ if [[ $FULL_OK == 1 ]]; then
   want full_gzip && row full_gzip "+ $(has redaction && echo 'redaction + ')error_rate + alerts, gzip export"
 fi
 for rate in $RATES; do row "rate_$rate" "pass-through at $rate spans/s offered"; done
+for n in $CARDS; do row "card_$n" "full pipeline, $n hosts x $n routes at $CARD_RATE spans/s offered"; done
 want harness && row harness "harness: generator -> sink, one core"
 want startup && echo && echo "startup to listening, default config (gRPC and HTTP ports): $STARTUP"
+want soak && echo && echo "soak (pass-through at $SOAK_RATE spans/s, ${SOAK_SECONDS}s): $SOAK"
+want overload && echo && echo "overload (2x capacity; memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s): $OVERLOAD"
+want probes && echo && echo "probes: $PROBES_RESULT"
 if [[ $PROFILE == 1 ]]; then
   echo
   echo "perf profiles (top symbols, self time): $OUT/runs/*.perf.txt"

@@ -236,3 +236,51 @@ pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A process's resident set size in KiB (`VmRSS` in `/proc/PID/status`); `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Samples a process's RSS every `every` on a thread until [`RssSampler::finish`].
+pub struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Duration, u64)>>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut samples = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    samples.push((t0.elapsed(), kib));
+                }
+                std::thread::sleep(every);
+            }
+            samples
+        });
+        RssSampler { stop, thread }
+    }
+
+    /// Stops sampling; returns (time since start, RSS KiB) pairs.
+    pub fn finish(self) -> Vec<(Duration, u64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("RSS sampler thread")
+    }
+}
+
+impl Authwatch {
+    /// Whether the process is still running (it has not exited or been killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}

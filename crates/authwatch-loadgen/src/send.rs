@@ -50,9 +50,18 @@ pub struct Args {
     /// Compress requests with gzip.
     #[arg(long)]
     gzip: bool,
-    /// Distinct requests generated at start and cycled through.
+    /// Distinct requests generated at start and cycled through (raised, when `--hosts` or
+    /// `--routes` ask for more values than they hold, until every value appears).
     #[arg(long, default_value_t = 16)]
     distinct: usize,
+    /// Distinct `server.address` values (`t<i>.us.auth0.com`); 0: the default mix of 4 Auth0
+    /// tenants and Entra ID.
+    #[arg(long, default_value_t = 0)]
+    hosts: usize,
+    /// Distinct endpoints (`/api/v2/route<j>`, kept as they are by `error_rate`'s templating);
+    /// 0: the default mix of 6 Auth0 endpoints.
+    #[arg(long, default_value_t = 0)]
+    routes: usize,
     /// Per-request timeout.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     timeout: Duration,
@@ -152,8 +161,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let addr = loopback(args.endpoint.as_deref().unwrap_or(default_port))?;
 
+    let cardinality = authwatch_loadgen::spans::Cardinality {
+        hosts: args.hosts,
+        routes: args.routes,
+    };
+    let distinct = distinct_requests(
+        args.distinct,
+        args.spans_per_request,
+        args.hosts.max(args.routes),
+    );
     let bodies: Vec<Bytes> =
-        authwatch_loadgen::spans::requests(args.distinct.max(1), args.spans_per_request)
+        authwatch_loadgen::spans::requests_with(distinct, args.spans_per_request, cardinality)
             .into_iter()
             .map(|r| {
                 let raw = r.encode_to_vec();
@@ -278,6 +296,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "concurrency": args.concurrency,
             "connections": args.connections,
             "offered_rate": args.rate,
+            "hosts": args.hosts,
+            "routes": args.routes,
+            "distinct_requests": distinct,
             "elapsed_s": elapsed.as_secs_f64(),
             "requests_ok": total.ok,
             "spans_ok": spans,
@@ -313,8 +334,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests to generate: `asked`, or enough for `values` distinct values to all appear, at most
+/// 4096 (2M spans of 512).
+fn distinct_requests(asked: usize, spans_per_request: usize, values: usize) -> usize {
+    let needed = values.div_ceil(spans_per_request.max(1));
+    asked.max(needed).clamp(1, 4096)
+}
+
 fn gzip(raw: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(raw)?;
     enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_requests_for_every_value() {
+        assert_eq!(distinct_requests(16, 512, 0), 16);
+        assert_eq!(distinct_requests(16, 512, 1000), 16);
+        assert_eq!(distinct_requests(16, 512, 100_000), 196);
+        assert_eq!(distinct_requests(0, 512, 0), 1);
+        assert_eq!(distinct_requests(16, 1, 10_000_000), 4096);
+    }
 }

@@ -1,6 +1,8 @@
 //! The sink: accepts OTLP exports over gRPC and HTTP, counts the spans of trace exports on the
 //! wire (no decoding into structures), answers success, and ignores metrics and logs exports
-//! (counted as requests). Stops after `--duration`, or on SIGINT/SIGTERM, and prints what it saw.
+//! (counted as requests). On HTTP it also answers `GET /probe` with `200 ok` (counted), a target
+//! for the `synthetic` receiver's `http` checks in the probe benchmark. Stops after
+//! `--duration`, or on SIGINT/SIGTERM, and prints what it saw.
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -50,6 +52,7 @@ struct Counters {
     trace_requests: AtomicU64,
     other_requests: AtomicU64,
     bad_requests: AtomicU64,
+    probe_requests: AtomicU64,
     first_last: Mutex<Option<(Instant, Instant)>>,
 }
 
@@ -125,6 +128,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .route("/v1/traces", post(http_traces))
             .route("/v1/metrics", post(http_other))
             .route("/v1/logs", post(http_other))
+            .route("/probe", get(http_probe))
             .layer(DefaultBodyLimit::max(MAX_MESSAGE))
             .with_state(counters.clone());
         let mut rx = stop.subscribe();
@@ -169,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let trace_requests = counters.trace_requests.load(Ordering::Relaxed);
     let other_requests = counters.other_requests.load(Ordering::Relaxed);
     let bad = counters.bad_requests.load(Ordering::Relaxed);
+    let probes = counters.probe_requests.load(Ordering::Relaxed);
     if args.json {
         let summary = serde_json::json!({
             "stopped": reason,
@@ -177,13 +182,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "trace_requests": trace_requests,
             "other_requests": other_requests,
             "bad_requests": bad,
+            "probe_requests": probes,
             "window_s": window.as_secs_f64(),
             "spans_per_s": rate,
         });
         println!("{summary}");
     } else {
         println!(
-            "sink ({reason}): {spans} spans in {trace_requests} trace requests over {:.2} s ({rate:.0} spans/s); {other_requests} metrics/logs requests; {bad} malformed",
+            "sink ({reason}): {spans} spans in {trace_requests} trace requests over {:.2} s ({rate:.0} spans/s); {other_requests} metrics/logs requests; {bad} malformed; {probes} probe requests",
             window.as_secs_f64()
         );
     }
@@ -236,6 +242,11 @@ async fn http_other(
 ) -> (StatusCode, [(&'static str, &'static str); 1]) {
     counters.other_requests.fetch_add(1, Ordering::Relaxed);
     (StatusCode::OK, [("content-type", "application/x-protobuf")])
+}
+
+async fn http_probe(State(counters): State<Arc<Counters>>) -> (StatusCode, &'static str) {
+    counters.probe_requests.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::OK, "ok")
 }
 
 // === impl GrpcSink ===

@@ -37,11 +37,24 @@ const AUTH0_CALLS: [(&str, &str); 6] = [
     ("POST", "/oauth/revoke"),
 ];
 
+/// How many distinct values the cardinality-bearing attributes take; `0` keeps the realistic
+/// default mix (4 Auth0 tenants, 6 Auth0 endpoints, one Entra ID endpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cardinality {
+    /// Distinct `server.address` values (`t<i>.us.auth0.com`).
+    pub hosts: usize,
+    /// Distinct endpoints (`/api/v2/route<j>`, a path the `error_rate` connector keeps as it is).
+    pub routes: usize,
+}
+
 /// A deterministic source of requests.
 #[derive(Debug, Clone)]
 pub struct Generator {
     rng: u64,
     base_nanos: u64,
+    cardinality: Cardinality,
+    /// Spans generated so far (and the offset of the first): spreads hosts and routes evenly.
+    counter: u64,
 }
 
 impl Generator {
@@ -54,6 +67,19 @@ impl Generator {
         Generator {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             base_nanos: now,
+            cardinality: Cardinality::default(),
+            counter: 0,
+        }
+    }
+
+    /// A generator whose spans call `cardinality.hosts` hosts and `cardinality.routes` routes,
+    /// taken in turn starting at span number `offset` (so that consecutive generators cover
+    /// every value before repeating one).
+    pub fn with_cardinality(seed: u64, cardinality: Cardinality, offset: u64) -> Self {
+        Generator {
+            cardinality,
+            counter: offset,
+            ..Generator::new(seed)
         }
     }
 
@@ -120,7 +146,28 @@ impl Generator {
     }
 
     fn span(&mut self, i: u64) -> Span {
-        let (method, host, path) = if self.below(10) == 0 {
+        let n = self.counter;
+        self.counter += 1;
+        let Cardinality { hosts, routes } = self.cardinality;
+        let (method, host, path) = if hosts > 0 || routes > 0 {
+            let host = if hosts > 0 {
+                // A stride coprime with most counts, so hosts and routes do not move in step.
+                format!("t{}.us.auth0.com", n.wrapping_mul(7919) % hosts as u64)
+            } else {
+                format!(
+                    "{}.us.auth0.com",
+                    TENANTS[self.below(TENANTS.len() as u64) as usize]
+                )
+            };
+            let path = if routes > 0 {
+                format!("/api/v2/route{}", n % routes as u64)
+            } else {
+                AUTH0_CALLS[self.below(AUTH0_CALLS.len() as u64) as usize]
+                    .1
+                    .replace("{id}", "me")
+            };
+            ("GET", host, path)
+        } else if self.below(10) == 0 {
             (
                 "POST",
                 "login.microsoftonline.com".to_string(),
@@ -207,8 +254,20 @@ fn kv_int(key: &str, value: i64) -> KeyValue {
 
 /// `n` different requests of `spans` spans each (seeds `0..n`): what the sender cycles through.
 pub fn requests(n: usize, spans: usize) -> Vec<ExportTraceServiceRequest> {
+    requests_with(n, spans, Cardinality::default())
+}
+
+/// [`requests`] with the given number of distinct hosts and routes, spread evenly over all the
+/// spans (every value appears once `n * spans` reaches the count).
+pub fn requests_with(
+    n: usize,
+    spans: usize,
+    cardinality: Cardinality,
+) -> Vec<ExportTraceServiceRequest> {
     (0..n as u64)
-        .map(|seed| Generator::new(seed).request(spans))
+        .map(|seed| {
+            Generator::with_cardinality(seed, cardinality, seed * spans as u64).request(spans)
+        })
         .collect()
 }
 
@@ -241,6 +300,42 @@ mod tests {
             .count();
         assert_eq!(failed, with_error_type);
         assert!(spans.iter().all(|s| s.kind == SpanKind::Client as i32));
+    }
+
+    #[test]
+    fn cardinality_covers_every_host_and_route() {
+        use std::collections::HashSet;
+        let c = Cardinality {
+            hosts: 100,
+            routes: 1000,
+        };
+        let reqs = requests_with(4, 300, c);
+        let (mut hosts, mut routes) = (HashSet::new(), HashSet::new());
+        for s in reqs
+            .iter()
+            .flat_map(|r| &r.resource_spans[0].scope_spans[0].spans)
+        {
+            if let Some(Value::StringValue(h)) = attr(s, "server.address") {
+                hosts.insert(h.clone());
+            }
+            if let Some(Value::StringValue(u)) = attr(s, "url.full") {
+                routes.insert(u.rsplit('/').next().unwrap_or_default().to_string());
+            }
+        }
+        assert_eq!(hosts.len(), 100);
+        assert_eq!(routes.len(), 1000);
+        assert!(routes.iter().all(|r| r.starts_with("route")));
+        // Without it, the default mix: the four tenants and Entra ID.
+        let d = requests_with(2, 500, Cardinality::default());
+        let hosts: HashSet<String> = d
+            .iter()
+            .flat_map(|r| &r.resource_spans[0].scope_spans[0].spans)
+            .filter_map(|s| match attr(s, "server.address") {
+                Some(Value::StringValue(h)) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hosts.len(), TENANTS.len() + 1, "{hosts:?}");
     }
 
     #[test]

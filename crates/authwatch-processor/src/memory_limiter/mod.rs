@@ -32,18 +32,29 @@
 //!
 //! - The **soft limit** is the limit minus the spike limit. Memory is read when the processor is
 //!   built and then every `check_interval`.
-//! - While the last reading is at or above the soft limit, every request is refused with
-//!   "refused to protect the process, retry after `check_interval`" (retryable) and counted as
-//!   refused. A warning is logged once when refusing starts and once when it stops.
 //! - Below the soft limit, requests pass to the next component untouched.
+//! - When memory crosses the soft limit, or grows while above it, every request is refused with
+//!   "refused to protect the process, retry after `check_interval`" (retryable: OTLP receivers
+//!   answer RESOURCE_EXHAUSTED / 429) and counted as refused.
+//! - The reading is the resident set size, and the allocator keeps most freed memory resident to
+//!   reuse it, so after a burst it can stay above the soft limit with no data left. Therefore,
+//!   above the soft limit, once memory has not grown for 5 checks while refusing, data is let in
+//!   again; if memory then grows, refusing resumes and the next try waits twice as long (up to 64
+//!   checks); if it does not, the allocator is reusing what it kept and data keeps flowing.
+//! - At or above the hard limit every request is refused.
+//! - A warning is logged when refusing starts from below the soft limit, and once when data
+//!   is let in again (below the soft limit, or because memory stopped growing); the tries in
+//!   between are logged at debug.
 //! - When memory cannot be read (not Linux), data always passes and a warning is logged once.
-//! - Rust has no garbage collector to force, so the hard limit only sets the soft limit.
+//! - Rust has no garbage collector to force; glibc's `malloc_trim` would be the equivalent and is
+//!   not called (it needs `unsafe`).
 //!
 //! ## Telemetry
 //!
 //! `authwatch_processor_{accepted,refused}_{spans,metric_points,log_records}_total`, labelled
 //! `processor` and `pipeline`.
 
+mod gate;
 mod memory;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,15 +64,16 @@ use std::time::Duration;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig,
-    ProcessorContext, RunError, SharedConsumer, Signal, Validator,
+    BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig, ProcessorContext,
+    RunError, SharedConsumer, Signal, Validator,
 };
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use gate::{Gate, Transition};
 pub use memory::{total_memory_bytes, MemorySource, ProcessRss};
 
 /// The `memory_limiter` processor's configuration.
@@ -131,10 +143,7 @@ pub(crate) struct Limits {
 
 impl Config {
     /// Works out the limits; `total` is asked for the total memory only for percentages.
-    pub(crate) fn limits(
-        &self,
-        total: impl FnOnce() -> Option<u64>,
-    ) -> Result<Limits, BuildError> {
+    pub(crate) fn limits(&self, total: impl FnOnce() -> Option<u64>) -> Result<Limits, BuildError> {
         let (hard, spike) = if self.limit_mib > 0 {
             let hard = self.limit_mib.saturating_mul(MIB);
             (hard, self.spike_limit_mib.saturating_mul(MIB))
@@ -235,9 +244,11 @@ impl Config {
         let mut checker = Checker {
             source,
             limits,
+            gate: Gate::new(limits),
             refusing: Arc::new(AtomicBool::new(false)),
             pipeline: pipeline.clone(),
             unreadable_warned: false,
+            episode: false,
         };
         checker.check();
         info!(
@@ -250,10 +261,7 @@ impl Config {
             refusing: checker.refusing.clone(),
             next: cx.next,
             retry_after: self.check_interval,
-            telemetry: cx
-                .settings
-                .telemetry
-                .processor(&cx.settings.id, &pipeline),
+            telemetry: cx.settings.telemetry.processor(&cx.settings.id, &pipeline),
         });
         let task = checker.run(self.check_interval, cx.settings.shutdown);
         Ok(Built {
@@ -265,13 +273,18 @@ impl Config {
 
 // === impl Checker ===
 
-/// The background task: reads memory every `check_interval` and flips the refusing flag.
+/// The background task: reads memory every `check_interval` and sets the refusing flag.
 struct Checker {
     source: Arc<dyn MemorySource>,
     limits: Limits,
+    gate: Gate,
     refusing: Arc<AtomicBool>,
     pipeline: String,
     unreadable_warned: bool,
+    /// Refusing started from below the soft limit and has not been followed by data let in
+    /// for good yet: the start and the end of an episode are logged at warn, tries in between
+    /// at debug.
+    episode: bool,
 }
 
 impl Checker {
@@ -284,30 +297,36 @@ impl Checker {
             self.refusing.store(false, Ordering::Relaxed);
             return;
         };
-        let refuse = used >= self.limits.soft;
-        let was = self.refusing.swap(refuse, Ordering::Relaxed);
-        if refuse && !was {
-            warn!(
-                pipeline = %self.pipeline,
-                used_mib = used / MIB,
-                soft_limit_mib = self.limits.soft / MIB,
-                "Memory use is above the soft limit; refusing data."
-            );
-        } else if was && !refuse {
-            warn!(
-                pipeline = %self.pipeline,
-                used_mib = used / MIB,
-                soft_limit_mib = self.limits.soft / MIB,
-                "Memory use is below the soft limit again; accepting data."
-            );
+        let change = self.gate.observe(used);
+        self.refusing.store(self.gate.refusing(), Ordering::Relaxed);
+        let (used_mib, soft_limit_mib, limit_mib) =
+            (used / MIB, self.limits.soft / MIB, self.limits.hard / MIB);
+        let pipeline = &self.pipeline;
+        match change {
+            Transition::Unchanged => {}
+            Transition::Refusing | Transition::HardLimit if !self.episode => {
+                self.episode = true;
+                warn!(%pipeline, used_mib, soft_limit_mib, limit_mib, "Memory use is above the soft limit; refusing data.");
+            }
+            Transition::Refusing | Transition::HardLimit => {
+                debug!(%pipeline, used_mib, soft_limit_mib, limit_mib, "Memory use grew above the soft limit; refusing data.");
+            }
+            Transition::Trying => {
+                debug!(%pipeline, used_mib, soft_limit_mib, "Memory use stopped growing while data was refused; letting data in again.");
+            }
+            Transition::Reusing if self.episode => {
+                self.episode = false;
+                warn!(%pipeline, used_mib, soft_limit_mib, "Memory use stays above the soft limit but no longer grows (the allocator keeps freed memory for reuse); accepting data.");
+            }
+            Transition::Reusing => {}
+            Transition::BelowSoft => {
+                self.episode = false;
+                warn!(%pipeline, used_mib, soft_limit_mib, "Memory use is below the soft limit again; accepting data.");
+            }
         }
     }
 
-    async fn run(
-        mut self,
-        every: Duration,
-        shutdown: CancellationToken,
-    ) -> Result<(), RunError> {
+    async fn run(mut self, every: Duration, shutdown: CancellationToken) -> Result<(), RunError> {
         // A zero interval is refused by `validate`; never let it spin or panic here.
         let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -335,6 +354,10 @@ struct Limiter {
 }
 
 impl Consumer for Limiter {
+    fn wants_encoded(&self) -> bool {
+        self.next.wants_encoded()
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         let kind = data.kind();
         if self.refusing.load(Ordering::Relaxed) {

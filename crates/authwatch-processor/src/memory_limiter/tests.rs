@@ -45,8 +45,8 @@ fn percentages_above_100_are_refused_at_their_path() {
         e.to_string(),
         "limit_percentage: 150 is not a percentage: write a whole number from 0 to 100"
     );
-    let e = decode_config::<Config>(serde_json::json!({"spike_limit_percentage": 1000}))
-        .unwrap_err();
+    let e =
+        decode_config::<Config>(serde_json::json!({"spike_limit_percentage": 1000})).unwrap_err();
     assert_eq!(e.path, "spike_limit_percentage");
 }
 
@@ -278,6 +278,34 @@ async fn passes_below_refuses_above_and_recovers() {
     assert!(h.metric(
         r#"authwatch_processor_accepted_spans_total{processor="memory_limiter",pipeline="traces"} 6"#
     ));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_that_stays_high_but_flat_does_not_refuse_for_ever() {
+    // What glibc does after a burst: the data is gone, the RSS stays where the burst left it.
+    let memory = Arc::new(FakeMemory::default());
+    memory.set_mib(50);
+    let sink = Sink::new();
+    let h = start(&mib(100, 0), memory.clone(), &sink);
+    memory.set_mib(85);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(h.consumer.consume(trace_signal(0, 1)).await.is_err());
+    // Flat for the hold (5 checks): let in again, though still above the soft limit (80 MiB).
+    tokio::time::sleep(Duration::from_secs(u64::from(gate::INITIAL_HOLD))).await;
+    h.consumer.consume(trace_signal(1, 1)).await.unwrap();
+    // Memory grows again: refused from the next check on.
+    memory.set_mib(90);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.consumer.consume(trace_signal(2, 1)).await,
+        Err(ConsumeError::Throttled(Duration::from_secs(1)))
+    );
+    // At the hard limit it refuses however long memory stays flat.
+    memory.set_mib(100);
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    assert!(h.consumer.consume(trace_signal(3, 1)).await.is_err());
+    assert_eq!(sink.item_count(SignalKind::Traces), 1);
     h.stop().await;
 }
 

@@ -46,7 +46,7 @@ mod assert;
 mod board;
 mod client;
 mod emit;
-mod jwt;
+pub(crate) mod jwt;
 mod outcome;
 mod probe;
 mod run;
@@ -55,6 +55,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -800,6 +802,7 @@ impl ReceiverConfig for Config {
 
     async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
         let telemetry = cx.settings.telemetry.receiver(&cx.settings.id, "synthetic");
+        let lag = schedule_lag(&cx.settings.telemetry, &cx.settings.id.to_string());
         let mut runners = Vec::new();
         for check in &self.checks {
             let (interval, timeout) = self.schedule_of(check);
@@ -819,6 +822,7 @@ impl ReceiverConfig for Config {
             jitter: self.jitter,
             blocked_backoff: self.blocked_backoff,
             interval: Duration::ZERO,
+            lag: Some(lag),
         };
         let id = settings.id.to_string();
         Ok(Box::pin(async move {
@@ -856,6 +860,35 @@ struct Schedule {
     initial_delay: Duration,
     jitter: Duration,
     blocked_backoff: Duration,
+    /// Where to record how late each run starts (`authwatch_synthetic_schedule_lag_seconds`).
+    lag: Option<Histogram>,
+}
+
+/// Bucket bounds of the schedule lag, in seconds: fine around the 50 ms drift target.
+const LAG_BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+type LagFamily = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
+
+fn lag_histogram() -> Histogram {
+    Histogram::new(LAG_BUCKETS)
+}
+
+/// This receiver's series of `authwatch_synthetic_schedule_lag_seconds`: how long after its
+/// planned time each run of a check started (timer and scheduling delay; the planned time
+/// already includes jitter, `Retry-After` and `blocked_backoff`).
+fn schedule_lag(telemetry: &authwatch_core::telemetry::Telemetry, receiver: &str) -> Histogram {
+    let family: LagFamily = telemetry.metric(
+        "synthetic_schedule_lag_seconds",
+        "How late synthetic check runs started compared with their schedule",
+        || LagFamily::new_with_constructor(lag_histogram),
+    );
+    let series = family
+        .get_or_create(&vec![("receiver".to_owned(), receiver.to_owned())])
+        .clone();
+    series
 }
 
 /// What a run asks of the scheduler.
@@ -932,6 +965,13 @@ async fn run_schedule<P: Probe>(
             biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(planned) => {}
+        }
+        if let Some(lag) = &schedule.lag {
+            lag.observe(
+                Instant::now()
+                    .saturating_duration_since(planned)
+                    .as_secs_f64(),
+            );
         }
         let backoff = probe.run_once().await;
         let now = Instant::now();

@@ -233,6 +233,7 @@ async fn schedule_honours_interval_retry_after_and_blocking() {
         initial_delay: Duration::from_secs(1),
         jitter: Duration::ZERO,
         blocked_backoff: Duration::from_secs(300),
+        lag: None,
     };
     let calls = Arc::new(Mutex::new(Vec::new()));
     let mut probe = Scripted {
@@ -272,6 +273,7 @@ async fn schedule_stops_on_shutdown_after_the_run_in_flight() {
         initial_delay: Duration::ZERO,
         jitter: Duration::from_secs(5),
         blocked_backoff: Duration::from_secs(300),
+        lag: None,
     };
     let calls = Arc::new(Mutex::new(Vec::new()));
     let mut probe = Scripted {
@@ -288,6 +290,42 @@ async fn schedule_stops_on_shutdown_after_the_run_in_flight() {
     });
     run_schedule(&schedule, &shutdown, &mut probe).await;
     assert!(calls.lock().unwrap().len() <= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn schedule_records_how_late_each_run_starts() {
+    let telemetry = authwatch_core::telemetry::Telemetry::new();
+    let schedule = Schedule {
+        interval: Duration::from_secs(10),
+        initial_delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+        blocked_backoff: Duration::from_secs(300),
+        lag: Some(schedule_lag(&telemetry, "synthetic/x")),
+    };
+    let mut probe = Scripted {
+        calls: Arc::new(Mutex::new(Vec::new())),
+        backoffs: vec![],
+        running: Arc::new(AtomicUsize::new(0)),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        stop.cancel();
+    });
+    run_schedule(&schedule, &shutdown, &mut probe).await;
+    // Runs at 0, 10, 20 and 30 s, each on time (the paused clock has no timer delay).
+    let text = telemetry.encode();
+    assert!(
+        text.contains(
+            r#"authwatch_synthetic_schedule_lag_seconds_count{receiver="synthetic/x"} 4"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"authwatch_synthetic_schedule_lag_seconds_bucket{le="0.002",receiver="synthetic/x"} 4"#),
+        "{text}"
+    );
 }
 
 // === helpers for runs against the OAuth2 server ===
