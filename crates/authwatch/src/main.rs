@@ -4,11 +4,6 @@
 
 mod demo;
 
-/// mimalloc: the pipeline allocates and frees many small strings per decoded span, from several
-/// threads, and glibc keeps freed memory resident (which `memory_limiter` reads as RSS).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
