@@ -54,3 +54,5 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "== fuzz smoke: every cargo-fuzz target replays its corpus, then fuzzes briefly (scripts/fuzz.sh)"
+SMOKE_SECONDS=${SMOKE_SECONDS:-10} bash scripts/fuzz.sh smoke

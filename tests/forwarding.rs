@@ -386,8 +386,25 @@ async fn sdk_telemetry_arrives_unchanged_through_both_exporters() {
         assert!(attr(&l.attributes, "test.name").is_some());
     }
 
-    // Self-telemetry agrees with what was sent and delivered.
-    let m = scrape(s.metrics).await;
+    // Self-telemetry agrees with what was sent and delivered. An exporter counts a request once
+    // it has read the backend's answer, which can come just after the backend stored the data.
+    let sent_total = |m: &str| {
+        ["otlp", "otlphttp"]
+            .iter()
+            .flat_map(|e| {
+                ["spans", "metric_points", "log_records"].map(move |item| {
+                    format!("authwatch_exporter_sent_{item}_total{{exporter=\"{e}\"}}")
+                })
+            })
+            .map(|series| sample(m, &series))
+            .sum::<f64>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut m = scrape(s.metrics).await;
+    while sent_total(&m) < 2.0 * (50.0 + 4.0 + 10.0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = scrape(s.metrics).await;
+    }
     let r = |item: &str, t: &str| {
         sample(
             &m,

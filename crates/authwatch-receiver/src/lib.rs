@@ -1,3 +1,5 @@
+#[doc(hidden)]
+pub mod fuzzing;
 mod serve;
 pub mod tls;
 

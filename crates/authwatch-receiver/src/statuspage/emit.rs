@@ -160,7 +160,15 @@ fn to_nanos(
     frac: u64,
     offset_s: i64,
 ) -> Option<u64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // Four-digit years only: an RFC 2822 date may carry any number of digits, and a year
+    // beyond 9999 would overflow the day arithmetic below.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_s;
@@ -266,5 +274,21 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2021-13-03T03:07:24Z"), None);
+    }
+
+    /// Found writing the `statuspage` fuzz target, which reproduces it: a feed date with a huge
+    /// year overflowed (a panic in debug builds, a wrong time in release ones).
+    #[test]
+    fn huge_years_are_not_times() {
+        assert_eq!(parse_time("Wed, 03 Nov 999999999999 03:07:24 GMT"), None);
+        assert_eq!(
+            parse_time("03 Nov 9223372036854775807 03:07:24 +0000"),
+            None
+        );
+        assert_eq!(parse_time("Fri, 31 Dec 9999 23:59:59 GMT"), None);
+        assert_eq!(
+            parse_time("Wed, 03 Nov 2021 03:07:24 GMT"),
+            Some(1_635_908_844_000_000_000)
+        );
     }
 }

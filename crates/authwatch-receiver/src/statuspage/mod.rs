@@ -88,9 +88,9 @@ use authwatch_core::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tracing::{info, Instrument};
 
-mod emit;
+pub(crate) mod emit;
 mod fetch;
-mod parse;
+pub(crate) mod parse;
 mod poller;
 
 pub(crate) use emit::parse_rfc3339;

@@ -1,0 +1,165 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: thin `pub` wrappers over the
+//! crate-private decoders, so the fuzzers run exactly the code the receivers run. Not an API:
+//! hidden from the docs and free to change with the code it wraps.
+
+use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use authwatch_core::otlp::logs::v1::LogRecord;
+use authwatch_core::SignalKind;
+
+use crate::otlp::ingest::Export;
+use crate::statuspage::Format;
+use crate::synthetic::TokenValidation;
+
+/// What the OTLP receiver dropped from a request as invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub count: usize,
+    pub message: String,
+}
+
+fn drop_one<R: Export>(req: &mut R) -> Option<Rejected> {
+    let rejected = req.drop_invalid();
+    // Both response encodings, as the transports build them.
+    let _ = R::response(rejected.clone());
+    let _ = R::response_json(rejected.as_ref());
+    rejected.map(|r| Rejected {
+        count: r.count,
+        message: r.message,
+    })
+}
+
+/// One decoded OTLP export request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OtlpRequest {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+/// The OTLP receiver's invalid-item dropping (`Export::drop_invalid`), in place, plus building
+/// the partial-success responses.
+pub fn otlp_drop_invalid(req: &mut OtlpRequest) -> Option<Rejected> {
+    match req {
+        OtlpRequest::Traces(r) => drop_one(r),
+        OtlpRequest::Metrics(r) => drop_one(r),
+        OtlpRequest::Logs(r) => drop_one(r),
+    }
+}
+
+/// The OTLP receiver's JSON decoding of one request (`Export::from_json`: serde, plus the
+/// metrics check in `otlp/json.rs`).
+pub fn otlp_from_json(kind: SignalKind, body: &[u8]) -> Result<OtlpRequest, String> {
+    Ok(match kind {
+        SignalKind::Traces => OtlpRequest::Traces(ExportTraceServiceRequest::from_json(body)?),
+        SignalKind::Metrics => OtlpRequest::Metrics(ExportMetricsServiceRequest::from_json(body)?),
+        SignalKind::Logs => OtlpRequest::Logs(ExportLogsServiceRequest::from_json(body)?),
+    })
+}
+
+/// The `auth0_logs` receiver's body decoding, then each event as a log record (with and
+/// without `include_user_ids`). Returns the records without user ids.
+pub fn auth0_decode(body: &[u8]) -> Result<Vec<LogRecord>, String> {
+    use crate::auth0_logs::decode::{decode_body, record};
+    let events = decode_body(body).map_err(|e| e.to_string())?;
+    Ok(events
+        .iter()
+        .map(|e| {
+            let _ = record(e, true, 0);
+            record(e, false, 0)
+        })
+        .collect())
+}
+
+/// Keys the `auth0_logs` receiver drops at any depth unless `include_user_ids` is on.
+pub use crate::auth0_logs::decode::PERSONAL_FIELDS as AUTH0_PERSONAL_FIELDS;
+
+/// The attribute limit of one Auth0 record: the flattened fields plus type, category and id.
+pub const AUTH0_MAX_ATTRIBUTES: usize = 129;
+
+/// One incident of a parsed status document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusIncident {
+    pub active: bool,
+    pub impact: String,
+    pub status: String,
+    pub updated_at: String,
+    /// `updated_at` as Unix nanoseconds, when it is RFC 3339 or RFC 2822.
+    pub updated_unix_nano: Option<u64>,
+}
+
+/// A parsed status document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSnapshot {
+    pub indicator: i64,
+    /// (id, name, level) of each kept component.
+    pub components: Vec<(String, String, i64)>,
+    pub incidents: Vec<StatusIncident>,
+}
+
+/// The `statuspage` receiver's document parsing (`summary.json`, Atom, RSS), keeping only
+/// `components` when not empty, and the time parsing applied to each incident.
+pub fn statuspage_parse(
+    format: Format,
+    body: &[u8],
+    components: &[String],
+) -> Result<StatusSnapshot, String> {
+    let s = crate::statuspage::parse::parse(format, body, components).map_err(|e| e.to_string())?;
+    Ok(StatusSnapshot {
+        indicator: s.indicator,
+        components: s
+            .components
+            .into_iter()
+            .map(|c| (c.id, c.name, c.level))
+            .collect(),
+        incidents: s
+            .incidents
+            .into_iter()
+            .map(|i| StatusIncident {
+                active: i.is_active(),
+                updated_unix_nano: crate::statuspage::emit::parse_time(&i.updated_at),
+                impact: i.impact,
+                status: i.status,
+                updated_at: i.updated_at,
+            })
+            .collect(),
+    })
+}
+
+/// Why the synthetic receiver refused a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRefused {
+    /// The low-cardinality `error.type`.
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+/// The synthetic receiver's token validation as `validate` runs it: header and algorithm,
+/// key by `kid` from the JWKS document `jwks`, signature and registered claims, then
+/// `require_claims`. Returns the checked claims.
+pub fn jwt_validate(
+    token: &str,
+    jwks: &[u8],
+    cfg: &TokenValidation,
+) -> Result<Vec<(String, String)>, TokenRefused> {
+    use crate::synthetic::jwt;
+    let refused = |f: jwt::TokenFailure| TokenRefused {
+        error_type: f.error_type,
+        message: f.message,
+    };
+    let header = jwt::header(token, cfg).map_err(refused)?;
+    let keys = jwt::parse_jwks(jwks).map_err(|message| TokenRefused {
+        error_type: "jwks_invalid",
+        message,
+    })?;
+    let Some(key) = jwt::find_key(&keys, header.kid.as_deref()) else {
+        return Err(TokenRefused {
+            error_type: "jwks_unknown_kid",
+            message: "no key in the JWKS matches the token's kid".into(),
+        });
+    };
+    jwt::verify(token, &header, key, cfg)
+        .and_then(|claims| jwt::check_claims(&claims, cfg))
+        .map_err(refused)
+}
