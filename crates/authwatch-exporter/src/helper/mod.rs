@@ -7,10 +7,15 @@
 //! With `sending_queue.storage` set the queue is persistent (see [`persistent`]): exporters
 //! build through [`try_build_queued`], which opens it and fails the build if it cannot.
 //!
+//! With `sending_queue.batch` set, one batcher takes the queued requests instead of the
+//! workers, merges those of one signal into larger requests and sends them, still at most
+//! `num_consumers` at once; a batch's queue records are done together (see [`batch`]).
+//!
 //! Shutdown: once `settings.shutdown` is cancelled the exporter refuses new data with
 //! [`ConsumeError::Closed`]; the workers send (and keep retrying) everything already queued,
 //! then the task returns. The service enforces its deadline by dropping the task.
 
+pub mod batch;
 pub mod config;
 pub mod persistent;
 pub mod queue;
@@ -23,13 +28,16 @@ use std::time::Duration;
 use authwatch_core::health::{ComponentStatus, Health};
 use authwatch_core::telemetry::ExporterTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal,
+    BuildError, Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal, SignalKind,
 };
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
 
+use batch::{BatchMetrics, Batcher, Pending, Trigger};
+
+pub use batch::{BatchConfig, Sizer};
 pub use config::Compression;
 pub use persistent::PersistentQueue;
 pub use queue::{MemoryQueue, PushError, Queue, QueueConfig, Queued, StorageDir};
@@ -149,13 +157,28 @@ pub fn build_with_queue<S: Sender>(
         storage_warn: RateLimit::default(),
     });
     let workers = queue_cfg.num_consumers.get();
+    let batch = queue_cfg
+        .batch
+        .clone()
+        .map(|cfg| (cfg, BatchMetrics::new(&settings.telemetry, &settings.id)));
     let shutdown = settings.shutdown.clone();
     let id = settings.id.clone();
     let task = async move {
         let span = tracing::info_span!("component", kind = "exporter", id = %id);
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            set.spawn(worker(exporter.clone(), queue.clone()).instrument(span.clone()));
+        match batch {
+            // One batcher feeds up to `workers` concurrent sends.
+            Some((cfg, metrics)) => {
+                set.spawn(
+                    batch_worker(exporter.clone(), queue.clone(), cfg, workers, metrics)
+                        .instrument(span.clone()),
+                );
+            }
+            None => {
+                for _ in 0..workers {
+                    set.spawn(worker(exporter.clone(), queue.clone()).instrument(span.clone()));
+                }
+            }
         }
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         loop {
@@ -195,6 +218,136 @@ async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
         queue.done(item.id);
         update_gauges(&exporter.telemetry, queue.as_ref());
     }
+}
+
+/// The `sending_queue.batch` consumer: takes requests from the queue into [`Batcher`], sends
+/// each ready batch as one request (at most `workers` at once), and marks its records done
+/// together once it was sent or given up on. See [`batch`].
+async fn batch_worker<S: Sender>(
+    exporter: Arc<Exporter<S>>,
+    queue: Arc<dyn Queue>,
+    cfg: BatchConfig,
+    workers: usize,
+    metrics: BatchMetrics,
+) {
+    let mut batcher = Batcher::new(cfg);
+    let mut sends = tokio::task::JoinSet::new();
+    let mut panic = None;
+    let mut next = queue.pop();
+    loop {
+        let due = batcher.next_deadline();
+        let ready: Vec<(Pending, Trigger)> = tokio::select! {
+            got = &mut next => {
+                let Some(item) = got else { break };
+                next = queue.pop();
+                update_gauges(&exporter.telemetry, queue.as_ref());
+                match into_form::<S>(item.data) {
+                    Ok(data) => batcher.add(item.id, data, Instant::now()),
+                    Err((kind, items, e)) => {
+                        exporter.undecodable(kind, items, &e);
+                        queue.done(item.id);
+                        Vec::new()
+                    }
+                }
+            }
+            _ = sleep_until_some(due) => batcher
+                .due(Instant::now())
+                .into_iter()
+                .map(|p| (p, Trigger::Timeout))
+                .collect(),
+        };
+        for (p, trigger) in ready {
+            send_batch(
+                &exporter, &queue, &metrics, &mut sends, workers, &mut panic, p, trigger,
+            )
+            .await;
+        }
+    }
+    for p in batcher.drain() {
+        send_batch(
+            &exporter,
+            &queue,
+            &metrics,
+            &mut sends,
+            workers,
+            &mut panic,
+            p,
+            Trigger::Shutdown,
+        )
+        .await;
+    }
+    while let Some(r) = sends.join_next().await {
+        keep_panic(r, &mut panic);
+    }
+    if let Some(p) = panic {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Waits until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+type Panic = Box<dyn std::any::Any + Send>;
+
+fn keep_panic(r: Result<(), tokio::task::JoinError>, panic: &mut Option<Panic>) {
+    if let Err(e) = r {
+        if e.is_panic() && panic.is_none() {
+            *panic = Some(e.into_panic());
+        }
+    }
+}
+
+/// Sends one batch in its own task once fewer than `workers` are being sent.
+#[allow(clippy::too_many_arguments)]
+async fn send_batch<S: Sender>(
+    exporter: &Arc<Exporter<S>>,
+    queue: &Arc<dyn Queue>,
+    metrics: &BatchMetrics,
+    sends: &mut tokio::task::JoinSet<()>,
+    workers: usize,
+    panic: &mut Option<Panic>,
+    p: Pending,
+    trigger: Trigger,
+) {
+    while let Some(r) = sends.try_join_next() {
+        keep_panic(r, panic);
+    }
+    while sends.len() >= workers {
+        match sends.join_next().await {
+            Some(r) => keep_panic(r, panic),
+            None => break,
+        }
+    }
+    let data = batch::merge(p.parts);
+    metrics.sending(&data, trigger);
+    let exporter = exporter.clone();
+    let queue = queue.clone();
+    let ids = p.ids;
+    sends.spawn(
+        async move {
+            // Failures are counted, logged and reported inside.
+            let _ = exporter.export(&data).await;
+            for id in ids {
+                queue.done(id);
+            }
+            update_gauges(&exporter.telemetry, queue.as_ref());
+        }
+        .in_current_span(),
+    );
+}
+
+/// `data` converted to the form `S` wants; on failure its signal, item count and the error.
+fn into_form<S: Sender>(data: Signal) -> Result<Signal, (SignalKind, usize, ConsumeError)> {
+    if S::ENCODED {
+        return Ok(data.into_encoded());
+    }
+    let (kind, items) = (data.kind(), data.item_count());
+    data.into_decoded().map_err(|e| (kind, items, e))
 }
 
 /// `data` in the form `S` wants (see [`Sender::ENCODED`]); borrowed when it already is.
@@ -347,8 +500,7 @@ impl<S: Sender> Exporter<S> {
         let data = match in_form::<S>(data) {
             Ok(d) => d,
             Err(e) => {
-                self.telemetry.send_failed(kind, items);
-                warn!(exporter = %self.id, error = %e, "Dropped a request that cannot be decoded.");
+                self.undecodable(kind, items, &e);
                 return Err(GaveUp {
                     retry: Retry::No,
                     message: e.to_string(),
@@ -413,6 +565,12 @@ impl<S: Sender> Exporter<S> {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Counts and logs a request dropped because it cannot be decoded.
+    fn undecodable(&self, kind: SignalKind, items: usize, e: &ConsumeError) {
+        self.telemetry.send_failed(kind, items);
+        warn!(exporter = %self.id, error = %e, "Dropped a request that cannot be decoded.");
     }
 
     fn failed(&self, message: &str) {

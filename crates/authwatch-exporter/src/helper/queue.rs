@@ -16,6 +16,8 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
 
+use super::batch::BatchConfig;
+
 /// `sending_queue` settings (the Collector's names and defaults; the queue counts requests).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +35,9 @@ pub struct QueueConfig {
     pub storage: Option<StorageDir>,
     /// The most MiB of requests queued (in memory, or stored on disk), as protobuf.
     pub max_size_mib: Positive,
+    /// Batch queued requests into larger ones as they are taken from the queue (unset: each
+    /// request is sent as it was queued). See [`super::batch`].
+    pub batch: Option<BatchConfig>,
 }
 
 /// A sidecar's queue should not hold more than this much memory by default.
@@ -47,6 +52,7 @@ impl Default for QueueConfig {
             block_on_overflow: false,
             storage: None,
             max_size_mib: Positive(DEFAULT_MAX_SIZE_MIB),
+            batch: None,
         }
     }
 }
@@ -59,6 +65,15 @@ impl QueueConfig {
                 &format!("{at}::storage"),
                 "is ignored while the queue is disabled (`enabled: false`)",
             );
+        }
+        if let Some(batch) = &self.batch {
+            if !self.enabled {
+                v.warn(
+                    &format!("{at}::batch"),
+                    "is ignored while the queue is disabled (`enabled: false`)",
+                );
+            }
+            batch.validate(v, &format!("{at}::batch"));
         }
     }
 

@@ -15,7 +15,17 @@
 //!     headers: { x-api-key: "${env:API_KEY}" }   # gRPC metadata; values are secrets
 //!     compression: gzip                 # gzip | none
 //!     timeout: 5s                       # per attempt
-//!     sending_queue: { enabled: true, num_consumers: 10, queue_size: 1000, block_on_overflow: false }
+//!     sending_queue:
+//!       enabled: true
+//!       num_consumers: 10               # requests (or batches) sent at once
+//!       queue_size: 1000                # requests waiting
+//!       block_on_overflow: false        # when full: false = refuse (retryable), true = wait
+//!       storage: /var/lib/authwatch/queue # optional: a persistent queue (README, "Persistent sending queue")
+//!       batch:                          # optional: batch after the queue; `batch: {}` = these defaults
+//!         flush_timeout: 200ms          # send a batch this long after its first request...
+//!         min_size: 8192                # ...or once it holds this much
+//!         max_size: 0                   # the most one batch holds; 0 = no maximum (never split)
+//!         sizer: items                  # items | bytes | requests
 //!     retry_on_failure: { enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s, multiplier: 1.5, randomization_factor: 0.5 }
 //! ```
 //!
@@ -27,6 +37,21 @@
 //! fraction of the CPU), and requests that arrived as protobuf are sent as they are, never
 //! decoded. Partial successes are logged (rate limited) and their rejected items
 //! counted as `send_failed`.
+//!
+//! **`sending_queue.batch`** (off unless set; `batch: {}` turns it on with the defaults above,
+//! the Collector's) merges queued requests of one signal into one request after the queue:
+//! a batch is sent once it holds `min_size` (spans, data points or log records with
+//! `sizer: items`; protobuf bytes with `bytes`; queued requests with `requests`), or
+//! `flush_timeout` after its first request, whichever comes first. `max_size` (0: none) caps a
+//! batch; a single larger request is sent alone, not split. At most `num_consumers` batches are
+//! sent at once; a failed batch is retried whole. Its queue records are deleted together once
+//! it was sent or given up on, so with `storage` a `kill -9` loses no batch: it is sent again
+//! after the restart (at least once). Prefer it to a `batch` processor in front of a persistent
+//! queue, which acknowledges what it holds in memory. Protobuf
+//! requests are merged by concatenating their bytes, without decoding. Self-telemetry:
+//! `authwatch_exporter_queue_batch_send_size` and `..._send_size_bytes` (histograms per sent
+//! batch), `authwatch_exporter_queue_batch_{size,timeout}_trigger_send_total` (why a batch was
+//! sent; shutdown counts as timeout).
 
 mod call;
 mod tls;

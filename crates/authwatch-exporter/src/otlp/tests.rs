@@ -9,6 +9,7 @@ use authwatch_testkit::{log_signal, logs, metric_signal, metrics, trace_signal, 
 use super::*;
 use crate::helper::tests::fixtures::*;
 use crate::helper::tests::metric;
+use crate::helper::{BatchConfig, Sizer};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -51,6 +52,12 @@ fn full_config_decodes() {
             num_consumers: Positive(4),
             queue_size: Positive(500),
             block_on_overflow: true,
+            batch: Some(BatchConfig {
+                flush_timeout: Duration::from_secs(1),
+                min_size: 1000,
+                max_size: 5000,
+                sizer: Sizer::Items,
+            }),
             ..QueueConfig::default()
         },
         retry_on_failure: RetryConfig {

@@ -16,9 +16,9 @@
 //! ```
 //!
 //! By default one request is posted per transition: when an alert fires and when it resolves.
-//! Each event is queued and retried on its own; with `sending_queue.storage` the queued events
-//! survive a restart. No response, 408, 429 and 5xx are retried
-//! (`Retry-After` honoured); any other 4xx is permanent. Log records that are not alert events,
+//! Each event is queued and retried on its own (so `sending_queue.batch` is refused); with
+//! `sending_queue.storage` the queued events survive a restart. No response, 408, 429 and 5xx
+//! are retried (`Retry-After` honoured); any other 4xx is permanent. Log records that are not alert events,
 //! and pending events and re-sends unless asked for, are not posted; they are counted in
 //! `authwatch_exporter_ignored_log_records_total{exporter}`. The token and header values never
 //! appear in errors or logs.
@@ -197,6 +197,12 @@ impl ComponentConfig for Config {
         validate_headers(&self.headers, v, false);
         self.retry_on_failure.validate(v, "retry_on_failure");
         self.sending_queue.validate(v, "sending_queue");
+        if self.sending_queue.batch.is_some() {
+            v.error(
+                "sending_queue::batch",
+                "is not supported: each alert event is posted and retried on its own; remove it",
+            );
+        }
     }
 
     fn resources(&self) -> Vec<authwatch_core::Resource> {
