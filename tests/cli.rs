@@ -194,6 +194,49 @@ service:
     }
 }
 
+/// A `batch` processor in front of an exporter with a persistent queue loses what it holds on a
+/// `kill -9`: `validate` warns and points to `sending_queue.batch`; the config stays valid.
+#[test]
+fn validate_warns_about_a_batch_processor_in_front_of_a_persistent_queue() {
+    let scratch = Scratch::new("batch-warning");
+    let config = |processors: &str, queue: &str| {
+        format!(
+            "
+receivers: {{otlp: {{protocols: {{grpc: {{endpoint: '127.0.0.1:0'}}}}}}}}
+processors: {{batch: {{}}}}
+exporters:
+  otlp: {{endpoint: 'http://127.0.0.1:4317', sending_queue: {queue}}}
+  debug: {{}}
+service:
+  telemetry: {{metrics: {{level: none}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [{processors}], exporters: [debug, otlp]}}
+"
+        )
+    };
+    let storage = scratch.0.join("queue");
+    let persistent = format!("{{storage: '{}'}}", storage.display());
+    let batching = format!("{{storage: '{}', batch: {{}}}}", storage.display());
+    let cases = [
+        ("warned", config("batch", &persistent), true),
+        ("memory queue", config("batch", "{}"), false),
+        ("exporter batching", config("", &batching), false),
+    ];
+    for (name, yaml, warned) in cases {
+        let cfg = scratch.write(&format!("{}.yaml", name.replace(' ', "-")), &yaml);
+        let (code, out, err) = run_cli(&["validate", "--config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let line = "warning: service::pipelines::traces: processor \"batch\" acknowledges data while it \
+                    holds it only in memory, so a kill -9 loses what it holds although exporter \"otlp\" \
+                    keeps its sending queue on disk; remove \"batch\" from this pipeline and batch in the \
+                    exporter with `sending_queue.batch` instead";
+        assert_eq!(err.contains(line), warned, "{name}:\n{err}");
+        if !warned {
+            assert!(!err.contains("sending_queue.batch"), "{name}:\n{err}");
+        }
+    }
+}
+
 // `authwatch` with no arguments (the default ports) is tested in `first_run.rs`, serialized
 // with the first-run test there.
 

@@ -75,6 +75,20 @@ impl std::fmt::Display for Resource {
     }
 }
 
+/// Where a component keeps data it has already acknowledged to whoever sent it, as far as a
+/// crash is concerned. The service warns when a pipeline holds in memory what one of its
+/// exporters would otherwise keep on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Holds {
+    /// It passes data on before answering (or keeps nothing that matters after a crash).
+    #[default]
+    Nothing,
+    /// In memory: a `kill -9` loses it (a `batch` processor, a memory sending queue).
+    Memory,
+    /// On disk: it survives a crash (a persistent sending queue).
+    Disk,
+}
+
 /// What the service hands every component's `build`.
 #[derive(Clone)]
 pub struct Settings {
@@ -142,6 +156,10 @@ pub trait ComponentConfig: DeserializeOwned + Serialize + Default + Send + Sync 
     /// Ports and files this instance claims.
     fn resources(&self) -> Vec<Resource> {
         Vec::new()
+    }
+    /// Where this instance keeps acknowledged data (see [`Holds`]).
+    fn holds(&self) -> Holds {
+        Holds::Nothing
     }
 }
 

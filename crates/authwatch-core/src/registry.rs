@@ -68,6 +68,7 @@ impl fmt::Display for Kind {
 pub trait DynComponent: Send + Sync {
     fn validate_dyn(&self, v: &mut Validator);
     fn resources_dyn(&self) -> Vec<Resource>;
+    fn holds_dyn(&self) -> Holds;
     /// The config with defaults filled in and secrets redacted (for `print-config`).
     fn to_value(&self) -> serde_json::Value;
     /// The concrete config, for tools that know its type (`authwatch rules`, `authwatch probe`).
@@ -80,6 +81,9 @@ impl<C: ComponentConfig> DynComponent for C {
     }
     fn resources_dyn(&self) -> Vec<Resource> {
         self.resources()
+    }
+    fn holds_dyn(&self) -> Holds {
+        self.holds()
     }
     fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)

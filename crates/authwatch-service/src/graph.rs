@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use authwatch_core::{
-    AnyConfig, ComponentId, ConfigError, Kind, PipelineId, Resource, SignalKind, Signals,
+    AnyConfig, ComponentId, ConfigError, Holds, Kind, PipelineId, Resource, SignalKind, Signals,
 };
 
 use crate::config::{Loaded, MetricsLevel};
@@ -172,6 +172,35 @@ pub fn check(l: &Loaded) -> Checks {
                     format!("references exporter \"{e}\" which is not configured"),
                 );
             }
+        }
+    }
+
+    // A processor that acknowledges what it holds in memory in front of an exporter that keeps
+    // its queue on disk: a kill -9 loses what the processor holds.
+    for (pid, p) in &l.service.pipelines {
+        let holds = |comp: Option<&crate::config::Component>, h: Holds| {
+            comp.is_some_and(|c| c.config.as_component().holds_dyn() == h)
+        };
+        let in_memory: Vec<&ComponentId> = p
+            .processors
+            .iter()
+            .filter(|id| holds(l.processors.get(*id), Holds::Memory))
+            .collect();
+        let on_disk: Vec<&ComponentId> = p
+            .exporters
+            .iter()
+            .filter(|id| holds(l.exporters.get(*id), Holds::Disk))
+            .collect();
+        if let (Some(proc_), Some(exp)) = (in_memory.first(), on_disk.first()) {
+            c.warnings.push(ConfigError::new(
+                format!("service::pipelines::{pid}"),
+                format!(
+                    "processor \"{proc_}\" acknowledges data while it holds it only in memory, so a kill -9 \
+                     loses what it holds although exporter \"{exp}\" keeps its sending queue on disk; \
+                     remove \"{proc_}\" from this pipeline and batch in the exporter with \
+                     `sending_queue.batch` instead"
+                ),
+            ));
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use authwatch_core::config::Positive;
-use authwatch_core::{Resource, Signal, Validator};
+use authwatch_core::{Holds, Resource, Signal, Validator};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
@@ -74,6 +74,16 @@ impl QueueConfig {
                 );
             }
             batch.validate(v, &format!("{at}::batch"));
+        }
+    }
+
+    /// Where the queue keeps what it has acknowledged: on disk with `storage` (and the queue
+    /// enabled), else in memory.
+    pub fn holds(&self) -> Holds {
+        if self.enabled && self.storage.is_some() {
+            Holds::Disk
+        } else {
+            Holds::Memory
         }
     }
 

@@ -47,7 +47,7 @@
 //! sent at once; a failed batch is retried whole. Its queue records are deleted together once
 //! it was sent or given up on, so with `storage` a `kill -9` loses no batch: it is sent again
 //! after the restart (at least once). Prefer it to a `batch` processor in front of a persistent
-//! queue, which acknowledges what it holds in memory. Protobuf
+//! queue, which acknowledges what it holds in memory (`authwatch validate` warns). Protobuf
 //! requests are merged by concatenating their bytes, without decoding. Self-telemetry:
 //! `authwatch_exporter_queue_batch_send_size` and `..._send_size_bytes` (histograms per sent
 //! batch), `authwatch_exporter_queue_batch_{size,timeout}_trigger_send_total` (why a batch was
@@ -247,6 +247,10 @@ impl ComponentConfig for Config {
 
     fn resources(&self) -> Vec<authwatch_core::Resource> {
         self.sending_queue.resources()
+    }
+
+    fn holds(&self) -> authwatch_core::Holds {
+        self.sending_queue.holds()
     }
 }
 

@@ -208,6 +208,10 @@ impl ComponentConfig for Config {
     fn resources(&self) -> Vec<authwatch_core::Resource> {
         self.sending_queue.resources()
     }
+
+    fn holds(&self) -> authwatch_core::Holds {
+        self.sending_queue.holds()
+    }
 }
 
 impl ExporterConfig for Config {

@@ -126,6 +126,11 @@ impl ComponentConfig for Config {
             );
         }
     }
+
+    /// Requests are acknowledged once they are in the batch, which lives in memory.
+    fn holds(&self) -> authwatch_core::Holds {
+        authwatch_core::Holds::Memory
+    }
 }
 
 impl ProcessorConfig for Config {
