@@ -19,6 +19,8 @@ use crate::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use crate::signal::{Signal, SignalKind};
 
+pub mod raw;
+
 /// An export request of one signal as protobuf bytes, with its item count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Encoded {
@@ -308,11 +310,25 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Most varints (field keys, short lengths) are one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    #[cold]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos + i).ok_or(BAD_VARINT)?;
@@ -328,6 +344,7 @@ impl<'a> Reader<'a> {
         Err(BAD_VARINT)
     }
 
+    #[inline]
     fn skip(&mut self, n: u64) -> Result<(), WireError> {
         let left = (self.buf.len() - self.pos) as u64;
         if n > left {
@@ -337,6 +354,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], WireError> {
         let len = self.varint()?;
         let start = self.pos;
@@ -345,6 +363,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A field key: (tag, wire type), checked as prost's `decode_key` does.
+    #[inline(always)]
     fn key(&mut self) -> Result<(u32, u64), WireError> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
