@@ -14,8 +14,8 @@ use std::time::Duration;
 use authwatch_core::consume::FnConsumer;
 use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use authwatch_core::{
-    ComponentId, ConnectorConfig, ConnectorContext, ProcessorConfig, ProcessorContext, Router,
-    Settings, SharedConsumer, Signal,
+    ComponentId, ConnectorConfig, ConnectorContext, Encoded, ProcessorConfig, ProcessorContext,
+    Router, Settings, SharedConsumer, Signal,
 };
 use authwatch_processor::{batch, error_rate, redaction};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -36,6 +36,12 @@ fn requests(n: usize) -> Vec<ExportTraceServiceRequest> {
 }
 
 /// A batch processor feeding a consumer that reports the items of every request it gets.
+fn encoded(reqs: &[ExportTraceServiceRequest]) -> Vec<Encoded> {
+    reqs.iter()
+        .map(|r| Encoded::encode(&Signal::Traces(r.clone())))
+        .collect()
+}
+
 fn batcher(
     rt: &Runtime,
     config: batch::Config,
@@ -161,6 +167,16 @@ fn bench_error_rate(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same spans as bytes: what a pipeline that also forwards them hands the connector.
+    let encoded = encoded(&reqs);
+    group.bench_function("consume_encoded_512", |b| {
+        b.iter(|| {
+            i += 1;
+            let e = encoded[i % encoded.len()].clone();
+            rt.block_on(consumer.consume(Signal::Encoded(e)))
+                .expect("error_rate accepts")
+        })
+    });
     group.finish();
 }
 
@@ -200,6 +216,16 @@ fn bench_redaction(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    // The same spans as bytes (the downstream sink takes either form).
+    let encoded = encoded(&reqs);
+    group.bench_function("default_rules_encoded_512", |b| {
+        b.iter(|| {
+            i += 1;
+            let e = encoded[i % encoded.len()].clone();
+            rt.block_on(consumer.consume(Signal::Encoded(e)))
+                .expect("redaction accepts")
+        })
     });
     group.finish();
 }

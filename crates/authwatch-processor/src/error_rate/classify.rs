@@ -1,11 +1,11 @@
 //! Per-span work: read the attributes that matter by reference, match a dependency, classify the
 //! outcome and template the endpoint. Nothing here allocates except the caller's scratch buffer.
 
+use authwatch_core::otlp::common::v1::{any_value, AnyValue};
 use authwatch_core::otlp::trace::v1::{span, status, Span};
 use authwatch_core::semconv;
 use serde::{Deserialize, Serialize};
 
-use super::util::{attr_i64, attr_str};
 use super::Dependency;
 
 /// `synthetic.check`: set by the `synthetic` receiver on its spans (probe runs).
@@ -92,7 +92,7 @@ impl Source {
 }
 
 /// The attributes of one span that matter, borrowed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct SpanView<'a> {
     pub server_address: Option<&'a str>,
     pub url_full: Option<&'a str>,
@@ -121,44 +121,69 @@ impl<'a> SpanView<'a> {
             ..Default::default()
         };
         for kv in &span.attributes {
-            let val = &kv.value;
-            match kv.key.as_str() {
-                semconv::SERVER_ADDRESS => v.server_address = attr_str(val),
-                semconv::URL_FULL => v.url_full = attr_str(val),
-                semconv::URL_TEMPLATE => v.url_template = attr_str(val),
-                "url.path" => v.url_path = attr_str(val),
-                semconv::PEER_SERVICE => v.peer_service = attr_str(val),
-                semconv::RPC_SERVICE => v.rpc_service = attr_str(val),
-                "rpc.method" => v.rpc_method = attr_str(val),
-                semconv::HTTP_RESPONSE_STATUS_CODE | "http.status_code" => {
-                    v.status_code = attr_i64(val)
-                }
-                "rpc.grpc.status_code" => v.grpc_status = attr_i64(val),
-                semconv::ERROR_TYPE => v.error_type = attr_str(val),
-                semconv::OAUTH_ERROR | "auth0.error" => v.oauth_error = attr_str(val),
-                semconv::EXCEPTION_TYPE => v.exception_type = attr_str(val),
-                SYNTHETIC_CHECK => v.synthetic_check = attr_str(val),
-                SYNTHETIC_OUTCOME => v.synthetic_outcome = attr_str(val),
-                _ => {}
-            }
+            v.attribute(kv.key.as_bytes(), Scalar::of(&kv.value));
         }
-        // Exceptions and OAuth errors recorded as span events (`exception` event convention).
-        if v.exception_type.is_none() || v.oauth_error.is_none() {
+        if v.wants_events() {
             for ev in &span.events {
                 for kv in &ev.attributes {
-                    match kv.key.as_str() {
-                        semconv::EXCEPTION_TYPE if v.exception_type.is_none() => {
-                            v.exception_type = attr_str(&kv.value)
-                        }
-                        semconv::OAUTH_ERROR | "auth0.error" if v.oauth_error.is_none() => {
-                            v.oauth_error = attr_str(&kv.value)
-                        }
-                        _ => {}
-                    }
+                    v.event_attribute(kv.key.as_bytes(), Scalar::of(&kv.value));
                 }
             }
         }
         v
+    }
+
+    /// Takes one span attribute; a later one with the same key wins. Keys are compared as
+    /// bytes, so encoded spans need no UTF-8 check of keys the connector does not read.
+    pub fn attribute(&mut self, key: &[u8], val: Scalar<'a>) {
+        let is = |k: &str| key == k.as_bytes();
+        if is(semconv::SERVER_ADDRESS) {
+            self.server_address = val.str();
+        } else if is(semconv::URL_FULL) {
+            self.url_full = val.str();
+        } else if is(semconv::URL_TEMPLATE) {
+            self.url_template = val.str();
+        } else if is("url.path") {
+            self.url_path = val.str();
+        } else if is(semconv::PEER_SERVICE) {
+            self.peer_service = val.str();
+        } else if is(semconv::RPC_SERVICE) {
+            self.rpc_service = val.str();
+        } else if is("rpc.method") {
+            self.rpc_method = val.str();
+        } else if is(semconv::HTTP_RESPONSE_STATUS_CODE) || is("http.status_code") {
+            self.status_code = val.int();
+        } else if is("rpc.grpc.status_code") {
+            self.grpc_status = val.int();
+        } else if is(semconv::ERROR_TYPE) {
+            self.error_type = val.str();
+        } else if is(semconv::OAUTH_ERROR) || is("auth0.error") {
+            self.oauth_error = val.str();
+        } else if is(semconv::EXCEPTION_TYPE) {
+            self.exception_type = val.str();
+        } else if is(SYNTHETIC_CHECK) {
+            self.synthetic_check = val.str();
+        } else if is(SYNTHETIC_OUTCOME) {
+            self.synthetic_outcome = val.str();
+        }
+    }
+
+    /// Whether span events could still add something: exceptions and OAuth errors recorded
+    /// as span events (`exception` event convention).
+    pub fn wants_events(&self) -> bool {
+        self.exception_type.is_none() || self.oauth_error.is_none()
+    }
+
+    /// Takes one span event attribute; the first one with a value wins.
+    pub fn event_attribute(&mut self, key: &[u8], val: Scalar<'a>) {
+        let is = |k: &str| key == k.as_bytes();
+        if is(semconv::EXCEPTION_TYPE) {
+            if self.exception_type.is_none() {
+                self.exception_type = val.str();
+            }
+        } else if (is(semconv::OAUTH_ERROR) || is("auth0.error")) && self.oauth_error.is_none() {
+            self.oauth_error = val.str();
+        }
     }
 
     pub fn source(&self) -> Source {
@@ -184,13 +209,82 @@ impl<'a> SpanView<'a> {
     }
 }
 
+/// An attribute value as the connector reads it, by reference, from a decoded or an encoded span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// A string's bytes: read as UTF-8 only when the connector keeps it.
+    Str(&'a [u8]),
+    Int(i64),
+    Double(f64),
+    /// Absent, or a type the connector does not read (bool, bytes, array, map).
+    Other,
+}
+
+impl<'a> Scalar<'a> {
+    pub fn of(v: &'a Option<AnyValue>) -> Self {
+        match v.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => Scalar::Str(s.as_bytes()),
+            Some(any_value::Value::IntValue(i)) => Scalar::Int(*i),
+            Some(any_value::Value::DoubleValue(d)) => Scalar::Double(*d),
+            _ => Scalar::Other,
+        }
+    }
+
+    pub fn str(self) -> Option<&'a str> {
+        match self {
+            Scalar::Str(s) => std::str::from_utf8(s).ok(),
+            _ => None,
+        }
+    }
+
+    /// An integer, or a string of digits as some SDKs send, or a whole double.
+    pub fn int(self) -> Option<i64> {
+        match self {
+            Scalar::Int(i) => Some(i),
+            Scalar::Str(s) => std::str::from_utf8(s).ok()?.parse().ok(),
+            Scalar::Double(d) if d.fract() == 0.0 => Some(d as i64),
+            _ => None,
+        }
+    }
+}
+
+/// What the connector reads of a span besides its attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpanFacts {
+    /// `SpanKind` as its number.
+    pub kind: i32,
+    /// No parent span id.
+    pub root: bool,
+    /// End minus start, in seconds (0 when the end is before the start).
+    pub seconds: f64,
+}
+
+impl SpanFacts {
+    pub fn of(span: &Span) -> Self {
+        SpanFacts::new(
+            span.kind,
+            span.parent_span_id.is_empty(),
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+        )
+    }
+
+    pub fn new(kind: i32, root: bool, start_unix_nano: u64, end_unix_nano: u64) -> Self {
+        SpanFacts {
+            kind,
+            root,
+            seconds: end_unix_nano.saturating_sub(start_unix_nano) as f64 / 1e9,
+        }
+    }
+}
+
 /// Whether the span is one the connector looks at: a probe's root span, or a span of a configured
 /// kind that is not part of a probe.
-pub fn is_candidate(span: &Span, view: &SpanView<'_>, kinds: &[SpanKindName]) -> bool {
+pub fn is_candidate(facts: &SpanFacts, view: &SpanView<'_>, kinds: &[SpanKindName]) -> bool {
     if view.synthetic_check.is_some() {
-        return span.parent_span_id.is_empty();
+        return facts.root;
     }
-    kinds.iter().any(|k| k.code() == span.kind)
+    kinds.iter().any(|k| k.code() == facts.kind)
 }
 
 /// Span kinds as written in the config.
@@ -302,7 +396,10 @@ fn contains_ignore_case(hay: &str, needle: &str) -> bool {
 
 /// `(host, path)` of an absolute URL, by reference; the path without query or fragment.
 pub fn split_url(url: &str) -> (Option<&str>, &str) {
-    let rest = match url.find("://") {
+    // A byte search: `str::find` with a string needle sets up a two-way searcher per call.
+    let scheme_end = memchr::memchr_iter(b':', url.as_bytes())
+        .find(|&i| url.as_bytes()[i + 1..].starts_with(b"//"));
+    let rest = match scheme_end {
         Some(i) => &url[i + 3..],
         None => return (None, strip_query(url)),
     };
@@ -326,6 +423,12 @@ fn strip_query(p: &str) -> &str {
 /// Case-insensitive glob with `*` (any run of characters, dots included).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // `*.auth0.com`, the usual form: a suffix test, no backtracking.
+    if let Some(suffix) = p.strip_prefix(b"*") {
+        if !suffix.contains(&b'*') {
+            return t.len() >= suffix.len() && t[t.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+        }
+    }
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ti < t.len() {
@@ -441,7 +544,9 @@ pub fn is_id(seg: &str) -> bool {
     if b.iter().all(u8::is_ascii_digit) {
         return true;
     }
-    if seg.contains('|') || seg.contains("%7C") || seg.contains("%7c") {
+    let escaped_pipe = memchr::memchr_iter(b'%', b)
+        .any(|i| b[i + 1..].starts_with(b"7C") || b[i + 1..].starts_with(b"7c"));
+    if b.contains(&b'|') || escaped_pipe {
         return true;
     }
     let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');

@@ -82,8 +82,17 @@
 //! when a group appears or comes back after `resolve_after`, with attributes `dependency`,
 //! `endpoint`, `error.class`, `error_group.fingerprint`, `.state`, `.key`, `.first_seen`,
 //! `.last_seen` (RFC 3339), `.count`, `.services` (array), `.share`.
+//!
+//! ## Cost
+//!
+//! The connector takes spans as protobuf bytes and reads only what it needs (the attributes
+//! above, kind, parent, times, status, `service.name`), so a pipeline that also forwards the
+//! spans never decodes them. Decoded spans are read the same way.
 
 pub(crate) mod classify;
+mod encoded;
+#[cfg(test)]
+mod encoded_tests;
 pub(crate) mod state;
 pub(crate) mod util;
 
@@ -373,19 +382,38 @@ struct ErrorRate {
     inner: Arc<Inner>,
 }
 
+impl ErrorRate {
+    /// Counts the spans of a request, read from its bytes when it comes encoded.
+    fn record(&self, data: Signal) -> Result<Vec<state::GroupRecord>, ConsumeError> {
+        let now = self.inner.clock.elapsed();
+        let kind = data.kind();
+        match data {
+            Signal::Traces(req) => Ok(self.inner.lock().record_traces(&req, now)),
+            Signal::Encoded(e) if kind == SignalKind::Traces => self
+                .inner
+                .lock()
+                .record_traces_encoded(e.bytes(), now)
+                .ok_or_else(|| {
+                    ConsumeError::Permanent(
+                        "the error_rate connector got traces that are not valid protobuf".into(),
+                    )
+                }),
+            _ => Err(ConsumeError::Permanent(format!(
+                "the error_rate connector takes traces, not {kind}"
+            ))),
+        }
+    }
+}
+
 impl Consumer for ErrorRate {
+    /// Spans are read from their bytes: a pipeline that also forwards them never decodes them.
+    fn wants_encoded(&self) -> bool {
+        true
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
-            let kind = data.kind();
-            let Signal::Traces(req) = data.into_decoded()? else {
-                return Err(ConsumeError::Permanent(format!(
-                    "the error_rate connector takes traces, not {kind}"
-                )));
-            };
-            let records = {
-                let now = self.inner.clock.elapsed();
-                self.inner.lock().record_traces(&req, now)
-            };
+            let records = self.record(data)?;
             if !records.is_empty() && self.inner.next.accepts(SignalKind::Logs) {
                 let n = records.len();
                 let logs = records

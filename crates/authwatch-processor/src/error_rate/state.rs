@@ -15,10 +15,13 @@ use authwatch_core::otlp::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use authwatch_core::semconv;
+use rustc_hash::FxHashMap;
 
 use super::classify::{
-    classify, endpoint_template, is_candidate, ErrorClass, Source, SpanKindName, SpanView,
+    classify, endpoint_template, is_candidate, ErrorClass, Source, SpanFacts, SpanKindName,
+    SpanView,
 };
+use super::encoded;
 use super::util::{kv_bool, kv_f64, kv_i64, kv_str, kv_str_array, Clock};
 use super::{Config, Dependency, Temporality};
 
@@ -171,11 +174,13 @@ pub struct State {
     endpoints: Interner,
     services: Interner,
     error_keys: Interner,
-    series: HashMap<SeriesKey, SeriesData>,
+    // Maps keyed by interned ids (small integers the sender cannot choose) use FxHash; the
+    // interners, keyed by strings from spans, keep the std hasher's DoS resistance.
+    series: FxHashMap<SeriesKey, SeriesData>,
     /// Per dependency and source, one ring per configured window.
     rings: Vec<Vec<Ring>>,
-    groups: HashMap<GroupKey, Group>,
-    endpoint_requests: HashMap<(u16, u32), u64>,
+    groups: FxHashMap<GroupKey, Group>,
+    endpoint_requests: FxHashMap<(u16, u32), u64>,
     scratch: String,
     last_flush: Duration,
     clock: Clock,
@@ -187,6 +192,7 @@ pub struct State {
 }
 
 /// One error-group record to emit.
+#[derive(Debug, PartialEq)]
 pub struct GroupRecord {
     pub event: GroupEvent,
     pub at: Duration,
@@ -218,10 +224,10 @@ impl State {
             endpoints: Interner::default(),
             services: Interner::default(),
             error_keys: Interner::default(),
-            series: HashMap::new(),
+            series: FxHashMap::default(),
             rings,
-            groups: HashMap::new(),
-            endpoint_requests: HashMap::new(),
+            groups: FxHashMap::default(),
+            endpoint_requests: FxHashMap::default(),
             scratch: String::with_capacity(64),
             last_flush: Duration::ZERO,
             clock,
@@ -248,23 +254,49 @@ impl State {
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
                     let view = SpanView::of(span);
-                    if !is_candidate(span, &view, &self.kinds) {
-                        continue;
-                    }
-                    let Some(dep) = self.dependencies.iter().position(|d| d.matches(&view)) else {
-                        continue;
-                    };
-                    let secs = span
-                        .end_time_unix_nano
-                        .saturating_sub(span.start_time_unix_nano) as f64
-                        / 1e9;
-                    if let Some(rec) = self.record(dep as u16, &view, service_id, secs, now) {
-                        out.push(rec);
-                    }
+                    self.observe(&view, &SpanFacts::of(span), service_id, now, &mut out);
                 }
             }
         }
         out
+    }
+
+    /// [`State::record_traces`] on an encoded `ExportTraceServiceRequest`, reading only the
+    /// fields the connector needs. `None` when the bytes are not a valid request (the spans
+    /// before the fault are counted).
+    pub fn record_traces_encoded(&mut self, req: &[u8], now: Duration) -> Option<Vec<GroupRecord>> {
+        let mut out = Vec::new();
+        for rs in encoded::messages(req, 1) {
+            let rs = rs?;
+            let service = encoded::service_name(rs)?.unwrap_or(UNKNOWN_SERVICE);
+            let service_id = self.services.get_or_insert(service);
+            for ss in encoded::messages(rs, 2) {
+                for span in encoded::messages(ss?, 2) {
+                    let (view, facts) = encoded::span(span?)?;
+                    self.observe(&view, &facts, service_id, now, &mut out);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn observe(
+        &mut self,
+        view: &SpanView<'_>,
+        facts: &SpanFacts,
+        service_id: u32,
+        now: Duration,
+        out: &mut Vec<GroupRecord>,
+    ) {
+        if !is_candidate(facts, view, &self.kinds) {
+            return;
+        }
+        let Some(dep) = self.dependencies.iter().position(|d| d.matches(view)) else {
+            return;
+        };
+        if let Some(rec) = self.record(dep as u16, view, service_id, facts.seconds, now) {
+            out.push(rec);
+        }
     }
 
     fn record(

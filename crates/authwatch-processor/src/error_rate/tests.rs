@@ -315,6 +315,8 @@ fn dependencies_match_by_glob_prefix_peer_and_rpc() {
     assert!(!glob_match("*.auth0.com", "auth0.com.evil.io"));
     assert!(glob_match("login.*.example.com", "login.eu.example.com"));
     assert!(glob_match("*", "anything"));
+    assert!(glob_match("*.auth0.com", ".auth0.com") && !glob_match("*.auth0.com", "auth0.com"));
+    assert!(glob_match("*a*b", "xxaYYb") && !glob_match("*a*b", "xxbYYa"));
     let d = Dependency {
         name: "idp".into(),
         server_address: vec!["*.auth0.com".into()],

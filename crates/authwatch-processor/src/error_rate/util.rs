@@ -141,16 +141,6 @@ pub fn attr_str(v: &Option<AnyValue>) -> Option<&str> {
     }
 }
 
-/// The integer value of an attribute (an integer, or a string of digits as some SDKs send).
-pub fn attr_i64(v: &Option<AnyValue>) -> Option<i64> {
-    match v.as_ref()?.value.as_ref()? {
-        any_value::Value::IntValue(i) => Some(*i),
-        any_value::Value::StringValue(s) => s.parse().ok(),
-        any_value::Value::DoubleValue(d) if d.fract() == 0.0 => Some(*d as i64),
-        _ => None,
-    }
-}
-
 /// Finds a string attribute by key.
 pub fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| attr_str(&kv.value))

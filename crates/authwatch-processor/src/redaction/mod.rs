@@ -59,6 +59,13 @@
 //! Allowed keys are checked first and skip every rule. Values are scanned only when a cheap
 //! byte test says a rule could match, so ordinary spans cost one pass over their keys.
 //!
+//! Where the next component takes protobuf bytes (the OTLP exporters, `batch` in front of them,
+//! the `error_rate` connector), traces and logs are redacted in their bytes: the same rules walk
+//! the encoded strings, a request with nothing to redact is passed on as it came, and only the
+//! messages around a redacted value are rewritten. A blocked key whose value is not a plain
+//! string, bytes or boolean makes the processor decode that request and redact it the owned way.
+//! Metrics are always decoded.
+//!
 //! ## Self-telemetry
 //!
 //! `authwatch_processor_redactions_total{processor,pipeline,rule}` counts redacted values by
@@ -75,9 +82,10 @@
 use std::sync::Arc;
 
 use authwatch_core::telemetry::ProcessorTelemetry;
+use authwatch_core::wire::Encoded;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig, ProcessorContext,
-    SharedConsumer, Signal, Validator,
+    SharedConsumer, Signal, SignalKind, Validator,
 };
 use futures::future::BoxFuture;
 use prometheus_client::metrics::counter::Counter;
@@ -85,8 +93,10 @@ use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tracing::info;
 
+mod encoded;
 mod rules;
 
+use encoded::NeedsDecode;
 use rules::{Counts, Redactor};
 
 /// Default `blocked_keys`.
@@ -288,25 +298,54 @@ struct Redaction {
 }
 
 impl Redaction {
-    fn redact(&self, data: &mut Signal) -> Counts {
-        let mut c = Counts::default();
+    fn redact(&self, data: &mut Signal, c: &mut Counts) {
         match data {
-            Signal::Traces(r) => self.redactor.traces(r, &mut c),
-            Signal::Metrics(r) => self.redactor.metrics(r, &mut c),
-            Signal::Logs(r) => self.redactor.logs(r, &mut c),
-            Signal::Encoded(_) => unreachable!("`consume` decodes first"),
+            Signal::Traces(r) => self.redactor.traces(r, c),
+            Signal::Metrics(r) => self.redactor.metrics(r, c),
+            Signal::Logs(r) => self.redactor.logs(r, c),
+            Signal::Encoded(_) => unreachable!("decoded first"),
         }
-        c
+    }
+
+    /// Redacts encoded traces and logs as bytes; metrics, and bytes the walk cannot keep to
+    /// the owned rules for, are decoded first.
+    fn redact_any(&self, data: Signal, c: &mut Counts) -> Result<Signal, ConsumeError> {
+        if let Signal::Encoded(e) = &data {
+            let walked = match e.kind() {
+                SignalKind::Traces => self.redactor.encoded_traces(e.bytes(), c),
+                SignalKind::Logs => self.redactor.encoded_logs(e.bytes(), c),
+                SignalKind::Metrics => Err(NeedsDecode),
+            };
+            match walked {
+                Ok(None) => return Ok(data),
+                Ok(Some(bytes)) => {
+                    return Ok(Signal::Encoded(Encoded::new(
+                        e.kind(),
+                        bytes.into(),
+                        e.items(),
+                    )))
+                }
+                Err(NeedsDecode) => *c = Counts::default(),
+            }
+        }
+        let mut data = data.into_decoded()?;
+        self.redact(&mut data, c);
+        Ok(data)
     }
 }
 
 impl Consumer for Redaction {
+    /// Traces and logs are redacted as bytes, so the form the next component wants is kept.
+    fn wants_encoded(&self) -> bool {
+        self.next.wants_encoded()
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        let mut data = match data.into_decoded() {
+        let mut counts = Counts::default();
+        let data = match self.redact_any(data, &mut counts) {
             Ok(d) => d,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        let counts = self.redact(&mut data);
         if counts.total() > 0 {
             for (counter, (_, n)) in self.counters.iter().zip(counts.by_rule()) {
                 if n > 0 {
@@ -319,5 +358,7 @@ impl Consumer for Redaction {
     }
 }
 
+#[cfg(test)]
+mod encoded_tests;
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,11 @@ fn norm(b: u8) -> u8 {
     }
 }
 
+/// Two normalized bytes as an index into the endings bitmap.
+fn ending(a: u8, b: u8) -> usize {
+    (usize::from(a) << 8) | usize::from(b)
+}
+
 fn normalize(s: &str) -> Vec<u8> {
     s.trim().bytes().map(norm).collect()
 }
@@ -72,12 +77,17 @@ pub(crate) struct Redactor {
     action: Action,
     /// Normalized blocked keys.
     blocked_keys: Vec<Vec<u8>>,
+    /// The normalized last two bytes of every blocked key, as a bitmap: most keys end
+    /// otherwise and are cleared with one lookup. `None` when a blocked key is one byte long.
+    blocked_endings: Option<Box<[u64; 1024]>>,
     /// Normalized allowed keys.
     allowed_keys: Vec<Vec<u8>>,
     /// Lowercase query parameter names.
     query_params: Vec<Vec<u8>>,
     json_fields: Option<Regex>,
     jwt: Regex,
+    /// `eyJ`, the start of every JWT, searched before the regex runs.
+    jwt_start: memchr::memmem::Finder<'static>,
     credential: Regex,
     blocked_values: Vec<Regex>,
 }
@@ -103,9 +113,20 @@ impl Redactor {
                 alternatives.join("|")
             ))?)
         };
+        let blocked_endings = if blocked_keys.iter().all(|k| k.len() >= 2) {
+            let mut bits = Box::new([0u64; 1024]);
+            for k in &blocked_keys {
+                let e = ending(k[k.len() - 2], k[k.len() - 1]);
+                bits[e / 64] |= 1 << (e % 64);
+            }
+            Some(bits)
+        } else {
+            None
+        };
         Ok(Redactor {
             action: config.action,
             blocked_keys,
+            blocked_endings,
             allowed_keys: config.allowed_keys.iter().map(|k| normalize(k)).collect(),
             query_params: config
                 .blocked_query_params
@@ -115,6 +136,7 @@ impl Redactor {
                 .collect(),
             json_fields,
             jwt: Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")?,
+            jwt_start: memchr::memmem::Finder::new(b"eyJ").into_owned(),
             credential: Regex::new(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})")?,
             blocked_values: config
                 .blocked_values
@@ -126,7 +148,7 @@ impl Redactor {
 
     /// What a secret becomes: `[REDACTED]`, or `sha256:` and the first 16 hex digits of its
     /// SHA-256 with `action: hash`.
-    fn replacement(&self, secret: &[u8]) -> String {
+    pub(crate) fn replacement(&self, secret: &[u8]) -> String {
         match self.action {
             Action::Mask => REDACTED.to_owned(),
             Action::Hash => {
@@ -141,8 +163,8 @@ impl Redactor {
         }
     }
 
-    fn key_is_allowed(&self, key: &str) -> bool {
-        let k = key.as_bytes();
+    pub(crate) fn key_is_allowed(&self, key: impl AsRef<[u8]>) -> bool {
+        let k = key.as_ref();
         self.allowed_keys
             .iter()
             .any(|a| a.len() == k.len() && a.iter().zip(k).all(|(a, b)| *a == norm(*b)))
@@ -150,8 +172,17 @@ impl Redactor {
 
     /// Whether `key` is a blocked key, or ends with one after a `.`, `_` or `-`
     /// (`http.request.header.authorization`, `db.password`, `x-api-key`).
-    pub(crate) fn key_is_blocked(&self, key: &str) -> bool {
-        let k = key.as_bytes();
+    pub(crate) fn key_is_blocked(&self, key: impl AsRef<[u8]>) -> bool {
+        let k = key.as_ref();
+        if let Some(bits) = &self.blocked_endings {
+            if k.len() < 2 {
+                return false;
+            }
+            let e = ending(norm(k[k.len() - 2]), norm(k[k.len() - 1]));
+            if bits[e / 64] & (1 << (e % 64)) == 0 {
+                return false;
+            }
+        }
         self.blocked_keys.iter().any(|b| {
             if b.len() > k.len() {
                 return false;
@@ -314,9 +345,39 @@ impl Redactor {
         }
     }
 
+    /// Whether any rule of [`Redactor::text`] could apply to `b`: the disjunction of the byte
+    /// tests that gate each rule, so `false` means `text` returns `None`. One pass over the
+    /// bytes, so encoded strings need no UTF-8 check to be skipped.
+    pub(crate) fn might_redact(&self, b: &[u8]) -> bool {
+        if !self.blocked_values.is_empty() {
+            return true;
+        }
+        let (mut quote, mut colon) = (false, false);
+        for (i, &x) in b.iter().enumerate() {
+            match x {
+                b'=' if !self.query_params.is_empty() => return true,
+                b'"' => quote = true,
+                b':' => colon = true,
+                b'e' if b[i + 1..].starts_with(b"yJ") => return true,
+                b'b' | b'B' => {
+                    let rest = &b[i + 1..];
+                    let starts = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
+                    if starts(b"earer") || starts(b"asic") {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        quote && colon && self.json_fields.is_some()
+    }
+
     /// Redacts the secrets inside free text; `None` when nothing changed.
     pub(crate) fn text(&self, s: &str, c: &mut Counts) -> Option<String> {
         let bytes = s.as_bytes();
+        if !self.might_redact(bytes) {
+            return None;
+        }
         let mut out: Cow<'_, str> = Cow::Borrowed(s);
         if bytes.contains(&b'=') && !self.query_params.is_empty() {
             if let Some(n) = self.query(&out, c) {
@@ -340,7 +401,7 @@ impl Redactor {
                 }
             }
         }
-        if contains(out.as_bytes(), b"eyJ") {
+        if self.jwt_start.find(out.as_bytes()).is_some() {
             let mut n = 0;
             let r = self.jwt.replace_all(&out, |cap: &Captures<'_>| {
                 n += 1;
@@ -449,11 +510,11 @@ fn looks_like_credential(s: &str) -> bool {
     })
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
+/// Case-insensitive search of a lowercase ASCII `needle`: candidates by their first letter.
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let first = needle[0];
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
+        hay.get(i..i + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }

@@ -447,3 +447,35 @@ async fn the_processor_redacts_counts_and_forwards() {
         r#"authwatch_processor_redactions_total{processor="redaction",pipeline="traces",rule="query"} 2"#
     ));
 }
+
+/// The prefilter may only skip strings no rule would change: `might_redact == false` must mean
+/// `text == None`, for every cut of strings that hold each kind of secret.
+#[test]
+fn the_prefilter_never_skips_a_secret() {
+    let hash: Config = decode_config(serde_json::json!({ "action": "hash" })).unwrap();
+    let with_values: Config =
+        decode_config(serde_json::json!({ "blocked_values": ["4[0-9]{15}"] })).unwrap();
+    let samples = [
+        format!("see https://h/cb?code=abc&state=1 and {JWT}"),
+        r#"{"client_secret" : "s3cr3t", "Authorization":"Bearer abcdefgh1234"}"#.to_owned(),
+        "BEARER ABCDEFGH.1234 Basic dXNlcjpwYXNz token=t card 4111111111111111".to_owned(),
+        "plain words: nothing here, bearer of news, basic".to_owned(),
+    ];
+    for config in [Config::default(), hash, with_values] {
+        let r = Redactor::new(&config).unwrap();
+        let mut hits = 0;
+        for s in &samples {
+            for start in 0..s.len() {
+                for end in start..=s.len() {
+                    let Some(cut) = s.get(start..end) else { continue };
+                    if r.might_redact(cut.as_bytes()) {
+                        hits += 1;
+                    } else {
+                        assert_eq!(r.text(cut, &mut Counts::default()), None, "skipped {cut:?}");
+                    }
+                }
+            }
+        }
+        assert!(hits > 1000, "{hits}");
+    }
+}
