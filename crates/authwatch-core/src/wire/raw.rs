@@ -143,6 +143,7 @@ pub struct Splice<'a> {
 }
 
 impl<'a> Splice<'a> {
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Splice {
             buf,
@@ -161,6 +162,7 @@ impl<'a> Splice<'a> {
     }
 
     /// The rewritten message, or `None` when nothing was replaced.
+    #[inline]
     pub fn finish(self) -> Option<Vec<u8>> {
         let mut out = self.out?;
         out.extend_from_slice(&self.buf[self.copied..]);

@@ -346,30 +346,28 @@ impl Redactor {
     }
 
     /// Whether any rule of [`Redactor::text`] could apply to `b`: the disjunction of the byte
-    /// tests that gate each rule, so `false` means `text` returns `None`. One pass over the
-    /// bytes, so encoded strings need no UTF-8 check to be skipped.
+    /// tests that gate each rule, so `false` means `text` returns `None`. Two SIMD scans for
+    /// the rare bytes the gates start from (`=`, `"`, the `J` of `eyJ`; `b`/`B`), so encoded
+    /// strings need no UTF-8 check to be skipped.
     pub(crate) fn might_redact(&self, b: &[u8]) -> bool {
         if !self.blocked_values.is_empty() {
             return true;
         }
-        let (mut quote, mut colon) = (false, false);
-        for (i, &x) in b.iter().enumerate() {
-            match x {
-                b'=' if !self.query_params.is_empty() => return true,
-                b'"' => quote = true,
-                b':' => colon = true,
-                b'e' if b[i + 1..].starts_with(b"yJ") => return true,
-                b'b' | b'B' => {
-                    let rest = &b[i + 1..];
-                    let starts = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
-                    if starts(b"earer") || starts(b"asic") {
-                        return true;
-                    }
-                }
+        let query = !self.query_params.is_empty();
+        let json = self.json_fields.is_some();
+        for i in memchr::memchr3_iter(b'=', b'"', b'J', b) {
+            match b[i] {
+                b'=' if query => return true,
+                b'"' if json && memchr::memchr(b':', b).is_some() => return true,
+                b'J' if i >= 2 && &b[i - 2..i] == b"ey" => return true,
                 _ => {}
             }
         }
-        quote && colon && self.json_fields.is_some()
+        memchr::memchr2_iter(b'b', b'B', b).any(|i| {
+            let rest = &b[i + 1..];
+            let starts = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
+            starts(b"earer") || starts(b"asic")
+        })
     }
 
     /// Redacts the secrets inside free text; `None` when nothing changed.
