@@ -33,11 +33,11 @@
 //! | `windows` | `[1m, 5m, 30m, 1h, 6h]` | Sliding windows of `authwatch.dependency.error_ratio`. |
 //! | `metrics_flush_interval` | `15s` | How often metrics are emitted (and once more at shutdown). |
 //! | `aggregation_temporality` | `cumulative` | `cumulative` or `delta` for the counters and the histogram. |
-//! | `aggregation_cardinality_limit` | `2000` | Most series (dependency × endpoint × class × service × source); calls of new series beyond it go to an overflow series per dependency, class and source marked `otel.metric.overflow: true` (without `endpoint` and `service.name`). `0`: no limit. |
+//! | `aggregation_cardinality_limit` | `2000` | Most series (dependency × endpoint × class × service × source); calls of new series beyond it go to an overflow series per dependency, class and source marked `otel.metric.overflow: true` (without `endpoint` and `service.name`). It also caps the endpoints and the services remembered, so memory stays bounded however many distinct URLs the spans carry; error groups of endpoints past the cap are named `{other}`. `0`: no limit. |
 //! | `histogram.buckets` | the HTTP semconv advisory buckets, 5ms … 10s | Bucket bounds in seconds, strictly increasing. |
 //! | `error_groups.enabled` | `true` | Group errors and emit new and regressed groups as log records. |
 //! | `error_groups.resolve_after` | `1h` | A group quiet this long is resolved; seeing it again is a regression. |
-//! | `error_groups.max_groups` | `1000` | Most groups remembered; the one seen least recently is forgotten first. |
+//! | `error_groups.max_groups` | `1000` | Most groups remembered; the one seen least recently is forgotten first. At most 4× as many distinct error keys are remembered; keys past that group as `{other}`. |
 //!
 //! ## Classification
 //!

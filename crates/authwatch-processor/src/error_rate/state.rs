@@ -32,6 +32,9 @@ const MAX_GROUP_SERVICES: usize = 32;
 /// Buckets per window ring (windows up to 5m get 1s buckets).
 const RING_BUCKETS: u64 = 300;
 const OVERFLOW: u32 = u32::MAX;
+/// Error keys remembered per error group allowed (`error_groups.max_groups`): groups are
+/// forgotten and new ones made, so the keys they name may outnumber them.
+const ERROR_KEYS_PER_GROUP: usize = 4;
 
 /// Identifies one output series; `Copy` so that lookups never allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,17 +134,33 @@ pub enum GroupEvent {
     Regressed,
 }
 
-/// An interned string table: lookups by `&str` never allocate.
+/// An interned string table: lookups by `&str` never allocate. With a `cap`, strings beyond it
+/// get [`OVERFLOW`] instead of an id, so memory stays bounded whatever the spans carry.
 #[derive(Debug, Default)]
 struct Interner {
     ids: HashMap<String, u32>,
     names: Vec<String>,
+    /// Most strings kept; 0 = no limit.
+    cap: usize,
 }
 
+/// The name of the [`OVERFLOW`] id: endpoints, services or error keys past their cap.
+const OTHER: &str = "{other}";
+
 impl Interner {
+    fn with_cap(cap: usize) -> Self {
+        Interner {
+            cap,
+            ..Default::default()
+        }
+    }
+
     fn get_or_insert(&mut self, s: &str) -> u32 {
         if let Some(id) = self.ids.get(s) {
             return *id;
+        }
+        if self.cap > 0 && self.names.len() >= self.cap {
+            return OVERFLOW;
         }
         let id = self.names.len() as u32;
         self.names.push(s.to_owned());
@@ -153,6 +172,9 @@ impl Interner {
         self.ids.get(s).copied()
     }
     fn name(&self, id: u32) -> &str {
+        if id == OVERFLOW {
+            return OTHER;
+        }
         self.names.get(id as usize).map_or("", String::as_str)
     }
 }
@@ -221,9 +243,11 @@ impl State {
             groups_enabled: cfg.error_groups.enabled,
             resolve_after: cfg.error_groups.resolve_after,
             max_groups: cfg.error_groups.max_groups.get(),
-            endpoints: Interner::default(),
-            services: Interner::default(),
-            error_keys: Interner::default(),
+            // Each endpoint and service has at least one series, so more of them than series
+            // could not be told apart anyway; error keys only name groups.
+            endpoints: Interner::with_cap(cfg.aggregation_cardinality_limit),
+            services: Interner::with_cap(cfg.aggregation_cardinality_limit),
+            error_keys: Interner::with_cap(ERROR_KEYS_PER_GROUP * cfg.error_groups.max_groups.get()),
             series: FxHashMap::default(),
             rings,
             groups: FxHashMap::default(),
@@ -324,7 +348,10 @@ impl State {
             endpoint,
             service,
         };
-        if !self.series.contains_key(&key) && self.limit > 0 && self.series_len() >= self.limit {
+        let interned_overflow = endpoint == OVERFLOW || service == OVERFLOW;
+        if interned_overflow
+            || (!self.series.contains_key(&key) && self.limit > 0 && self.series_len() >= self.limit)
+        {
             key.endpoint = OVERFLOW;
             key.service = OVERFLOW;
             self.overflowed += 1;
@@ -360,6 +387,16 @@ impl State {
             return None;
         }
         self.record_group(dep, endpoint, class, view, service, before, now)
+    }
+
+    /// Endpoints, services and error keys interned (tests: they stay under their caps).
+    #[cfg(test)]
+    pub fn interned(&self) -> (usize, usize, usize) {
+        (
+            self.endpoints.names.len(),
+            self.services.names.len(),
+            self.error_keys.names.len(),
+        )
     }
 
     /// Series other than overflow ones.

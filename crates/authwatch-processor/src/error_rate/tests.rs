@@ -674,3 +674,31 @@ async fn publishes_dependencies_and_error_groups_on_the_board_at_flush() {
     token.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[test]
+fn endpoints_services_and_error_keys_stay_under_their_caps() {
+    let mut c = cfg();
+    c.aggregation_cardinality_limit = 5;
+    c.error_groups.max_groups = decode_config::<Config>(serde_json::json!({ "error_groups": { "max_groups": 2 } }))
+        .unwrap()
+        .error_groups
+        .max_groups;
+    let mut st = State::new(&c, Clock::new());
+    for round in 0..4 {
+        let spans = (0..50)
+            .map(|i| {
+                let s = http(AUTH0, &format!("/p{round}-{i}/x"), Some(500));
+                with(s, vec![kv("oauth.error", &format!("e{round}-{i}"))])
+            })
+            .collect();
+        st.record_traces(&req(&format!("svc{round}"), spans), Duration::from_secs(round));
+    }
+    let (endpoints, services, keys) = st.interned();
+    assert!(endpoints <= 5 && services <= 5 && keys <= 8, "{endpoints} {services} {keys}");
+    // Every call is still counted, the ones past the caps in the overflow series.
+    let m = st.metrics(Duration::from_secs(4));
+    let rq = points(&m, semconv::DEPENDENCY_REQUESTS);
+    assert_eq!(rq.iter().map(|p| p.1).sum::<f64>(), 200.0, "{rq:?}");
+    assert!(rq.iter().any(|(a, n)| a.contains("otel.metric.overflow=true") && *n >= 195.0), "{rq:?}");
+    assert_eq!(st.window_totals(0, Source::Traffic, 0, Duration::from_secs(4)), (200, 200));
+}
