@@ -10,12 +10,12 @@ use authwatch_core::otlp::trace::v1::Status;
 use authwatch_core::config::REDACTED;
 use authwatch_core::registry::decode_config;
 use authwatch_core::wire::raw::put_len_field;
-use authwatch_core::{PipelineId, Settings};
 use authwatch_testkit::{kv, kv_int, logs, traces, Sink};
 use prost::Message;
 
 use super::encoded::NeedsDecode;
 use super::rules::{Counts, Redactor};
+use super::tests::processor;
 use super::*;
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
@@ -313,20 +313,6 @@ fn bytes_that_are_not_protobuf_are_left_to_the_decoder() {
         r.encoded_traces(&bytes, &mut Counts::default()),
         Err(NeedsDecode)
     );
-}
-
-async fn processor(sink: &Sink) -> (Built, authwatch_core::telemetry::Telemetry) {
-    let settings = Settings::new("redaction".parse().unwrap());
-    let telemetry = settings.telemetry.clone();
-    let built = Config::default()
-        .build(ProcessorContext {
-            settings,
-            pipeline: "traces".parse::<PipelineId>().unwrap(),
-            next: sink.shared(),
-        })
-        .await
-        .unwrap();
-    (built, telemetry)
 }
 
 #[tokio::test]

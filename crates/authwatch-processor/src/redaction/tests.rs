@@ -413,9 +413,8 @@ fn logs_bodies_and_metric_attributes_are_covered() {
     assert_eq!(c.query, 1);
 }
 
-#[tokio::test]
-async fn the_processor_redacts_counts_and_forwards() {
-    let sink = Sink::new();
+/// A default `redaction` processor of pipeline `traces` feeding `sink`, and its telemetry.
+pub(super) async fn processor(sink: &Sink) -> (Built, authwatch_core::telemetry::Telemetry) {
     let settings = Settings::new("redaction".parse().unwrap());
     let telemetry = settings.telemetry.clone();
     let built = Config::default()
@@ -426,6 +425,13 @@ async fn the_processor_redacts_counts_and_forwards() {
         })
         .await
         .unwrap();
+    (built, telemetry)
+}
+
+#[tokio::test]
+async fn the_processor_redacts_counts_and_forwards() {
+    let sink = Sink::new();
+    let (built, telemetry) = processor(&sink).await;
     let mut req = traces(0, 2);
     req.resource_spans[0].scope_spans[0].spans[0]
         .attributes
