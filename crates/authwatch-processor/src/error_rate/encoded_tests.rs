@@ -152,7 +152,7 @@ fn ss_span(req: &[u8]) -> Vec<u8> {
 fn counts_and_records_from_bytes_equal_those_from_decoded_spans() {
     let cfg = Config::default();
     let clock = Clock::new();
-    let (mut owned, mut bytes) = (State::new(&cfg, clock.clone()), State::new(&cfg, clock));
+    let (mut owned, mut bytes) = (State::new(&cfg, clock), State::new(&cfg, clock));
     let mut g = Generator::new(42);
     let mut records = 0;
     for i in 0..40u64 {
