@@ -10,6 +10,7 @@ use authwatch_core::otlp::trace::v1::Status;
 use authwatch_core::config::REDACTED;
 use authwatch_core::registry::decode_config;
 use authwatch_core::wire::raw::put_len_field;
+use authwatch_core::SignalKind;
 use authwatch_testkit::{kv, kv_int, logs, traces, Sink};
 use prost::Message;
 
@@ -380,5 +381,28 @@ async fn the_processor_keeps_encoded_data_encoded() {
             r#"authwatch_processor_redactions_total{{processor="redaction",pipeline="traces",rule="{rule}"}} {n}"#
         );
         assert!(text.contains(&line), "{line} not in {text}");
+    }
+}
+
+/// The fuzz target's entry point on requests full of secrets. With `AUTHWATCH_WRITE_FUZZ_SEEDS`
+/// set to a folder, the inputs are also written there as seeds for `fuzz/corpus/redaction`
+/// (selector byte: even = traces, odd = logs).
+#[test]
+fn the_fuzzing_entry_point_agrees_on_secret_bearing_requests() {
+    let seeds = std::env::var_os("AUTHWATCH_WRITE_FUZZ_SEEDS").map(std::path::PathBuf::from);
+    let mut rng = Rng(0xfeed);
+    for i in 0..40 {
+        let (kind, selector, body) = if i % 2 == 0 {
+            (SignalKind::Traces, 0u8, random_traces(&mut rng).encode_to_vec())
+        } else {
+            (SignalKind::Logs, 1u8, random_logs(&mut rng).encode_to_vec())
+        };
+        crate::fuzzing::redaction_agrees(kind, &body);
+        if let Some(dir) = &seeds {
+            std::fs::create_dir_all(dir).unwrap();
+            let mut input = vec![selector];
+            input.extend_from_slice(&body);
+            std::fs::write(dir.join(format!("seed-{i:02}")), input).unwrap();
+        }
     }
 }

@@ -358,6 +358,47 @@ impl Consumer for Redaction {
     }
 }
 
+/// What `crate::fuzzing` needs of the crate-private rules.
+pub(crate) mod fuzzing {
+    use super::encoded::NeedsDecode;
+    use super::rules::Redactor;
+    use super::Config;
+    use authwatch_core::SignalKind;
+
+    pub(crate) enum Walked {
+        Same,
+        Changed(Vec<u8>),
+        Decode,
+    }
+
+    /// The default rules, and `hash` with an allowed key and a `blocked_values` pattern.
+    pub(crate) fn redactors() -> [(&'static str, Redactor); 2] {
+        let hash: Config = serde_json::from_value(serde_json::json!({
+            "action": "hash",
+            "allowed_keys": ["allowed.password"],
+            "blocked_values": ["4[0-9]{15}"],
+        }))
+        .expect("a valid config");
+        [
+            ("default", Redactor::new(&Config::default()).expect("default rules")),
+            ("hash", Redactor::new(&hash).expect("hash rules")),
+        ]
+    }
+
+    pub(crate) fn walk(r: &Redactor, kind: SignalKind, body: &[u8]) -> Walked {
+        let mut c = Default::default();
+        let walked = match kind {
+            SignalKind::Traces => r.encoded_traces(body, &mut c),
+            _ => r.encoded_logs(body, &mut c),
+        };
+        match walked {
+            Ok(None) => Walked::Same,
+            Ok(Some(b)) => Walked::Changed(b),
+            Err(NeedsDecode) => Walked::Decode,
+        }
+    }
+}
+
 #[cfg(test)]
 mod encoded_tests;
 #[cfg(test)]
