@@ -97,9 +97,46 @@ where
             let mut grpc = tonic::server::Grpc::new(BytesCodec::<R::Response>::default())
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(limit), None);
-            Ok(grpc.unary(this, req).await)
+            Ok(senders_fault(grpc.unary(this, req).await))
         })
     }
+}
+
+/// tonic refuses a request it cannot unframe before the message reaches [`BytesDecoder`]: a gzip
+/// stream that does not inflate or a frame cut short with INTERNAL, a message over
+/// `max_recv_msg_size_mib` on the wire with OUT_OF_RANGE. Both are the sender's fault and sending
+/// the same bytes again cannot help, but OTLP clients retry OUT_OF_RANGE, and INTERNAL reads as
+/// ours. So they become INVALID_ARGUMENT and RESOURCE_EXHAUSTED without `RetryInfo` (what OTLP
+/// clients do not retry, and what grpc-go answers for an oversized message). tonic's other
+/// INTERNAL (a compressed frame without `grpc-encoding`) stays: the gRPC spec requires it.
+fn senders_fault(response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response; // not trailers-only: the call reached the service
+    };
+    let message = status.message();
+    let refined = match status.code() {
+        Code::Internal
+            if message.starts_with("Error decompressing")
+                || message.starts_with("Unexpected EOF") =>
+        {
+            Status::invalid_argument(format!(
+                "cannot read the request message (a gzip stream that does not inflate, or a gRPC \
+                 frame cut short): {message}"
+            ))
+        }
+        Code::OutOfRange => Status::resource_exhausted(format!(
+            "{message}: send smaller requests (the sender's batch size) or raise \
+             max_recv_msg_size_mib"
+        )),
+        _ => return response,
+    };
+    let mut refused = refined.into_http::<tonic::body::Body>();
+    if let Some(accept) = response.headers().get("grpc-accept-encoding") {
+        refused
+            .headers_mut()
+            .insert("grpc-accept-encoding", accept.clone());
+    }
+    refused
 }
 
 impl<R: Export> UnaryService<Bytes> for ExportServer<R> {

@@ -146,9 +146,10 @@
 //! ## gRPC
 //!
 //! The `opentelemetry.proto.collector.{trace,metrics,logs}.v1` `Export` services, over HTTP/2
-//! (cleartext, or TLS with `tls`). Requests may be gzip-compressed (`grpc-encoding: gzip`). A message larger than
-//! `max_recv_msg_size_mib` is refused with `OUT_OF_RANGE`, and a compressed message that would
-//! inflate beyond it with `RESOURCE_EXHAUSTED`, before it is inflated any further.
+//! (cleartext, or TLS with `tls`). Requests may be gzip-compressed (`grpc-encoding: gzip`). A
+//! message larger than `max_recv_msg_size_mib`, on the wire or once inflated, is refused with
+//! `RESOURCE_EXHAUSTED` without `RetryInfo` (as grpc-go; a compressed message is refused before
+//! it is inflated any further).
 //!
 //! ## HTTP
 //!
@@ -178,15 +179,18 @@
 //! | a pipeline refused to protect the process (throttled) | `RESOURCE_EXHAUSTED` + `RetryInfo` | `429` + `Retry-After` (seconds) |
 //! | no pipeline takes this signal from this receiver | `UNIMPLEMENTED` | `404` |
 //! | the pipeline refused the data for good | `INVALID_ARGUMENT` | `400` |
-//! | the body is not valid protobuf / JSON, or truncated | `INTERNAL` (as grpc-go) | `400` |
-//! | bad or truncated gzip, unsupported `Content-Encoding` | `INTERNAL` / `UNIMPLEMENTED` | `400` |
-//! | message or body larger than the limit | `OUT_OF_RANGE` (on the wire), `RESOURCE_EXHAUSTED` (inflated) | `413` |
+//! | the body is not valid protobuf / JSON, or truncated | `INVALID_ARGUMENT` (grpc-go says `INTERNAL`) | `400` |
+//! | bad or truncated gzip, a gRPC frame cut short | `INVALID_ARGUMENT` | `400` |
+//! | unsupported `grpc-encoding` / `Content-Encoding` | `UNIMPLEMENTED` (the gRPC spec) | `400` |
+//! | a compressed gRPC frame without `grpc-encoding` | `INTERNAL` (the gRPC spec) | — |
+//! | message or body larger than the limit | `RESOURCE_EXHAUSTED`, no `RetryInfo` | `413` |
 //! | `Content-Type` other than protobuf or JSON | — | `415` |
 //! | unknown path / method other than `POST` | `UNIMPLEMENTED` | `404` / `405` |
 //!
 //! OTLP clients retry `UNAVAILABLE`, `RESOURCE_EXHAUSTED` with `RetryInfo`, `429` and `503`,
-//! honouring the hint. They also retry `OUT_OF_RANGE`, so a gRPC client whose batches are over
-//! `max_recv_msg_size_mib` keeps failing: lower its batch size or raise the limit.
+//! honouring the hint, and nothing else here: a request over the limit is not retried (tonic
+//! says `OUT_OF_RANGE`, which OTLP clients would retry, so the receiver answers
+//! `RESOURCE_EXHAUSTED` instead); lower the sender's batch size or raise the limit.
 //! Every HTTP 4xx/5xx for an OTLP path carries a `google.rpc.Status` body, encoded like the
 //! request (protobuf when the content type was not understood); `400` for bad data includes a
 //! `google.rpc.BadRequest` detail.

@@ -401,8 +401,11 @@ async fn grpc_accepts_gzip_and_enforces_the_message_limit() {
     let mut big = traces(100, 1);
     big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(2 << 20);
     let mut plain = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
+    // RESOURCE_EXHAUSTED without RetryInfo (as grpc-go): OTLP clients retry OUT_OF_RANGE.
     let e = plain.export(big.clone()).await.unwrap_err();
-    assert_status(&e, Code::OutOfRange);
+    assert_status(&e, Code::ResourceExhausted);
+    assert!(e.message().contains("max_recv_msg_size_mib"), "{e:?}");
+    assert!(e.details().is_empty(), "no RetryInfo: {e:?}");
     // ...and, compressed to a few KiB, still over it once inflated.
     let e = t.export(big).await.unwrap_err();
     assert_status(&e, Code::ResourceExhausted);
@@ -418,15 +421,25 @@ async fn grpc_raw_call(
     encoding: Option<&str>,
     payload: Bytes,
 ) -> tonic::Status {
+    let mut frame = Vec::with_capacity(payload.len() + 5);
+    frame.push(u8::from(encoding.is_some()));
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&payload);
+    grpc_raw_body(addr, path, encoding, frame).await
+}
+
+/// Sends `body` as the request body of a gRPC call, framing and all, and returns its status.
+async fn grpc_raw_body(
+    addr: SocketAddr,
+    path: &str,
+    encoding: Option<&str>,
+    frame: Vec<u8>,
+) -> tonic::Status {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut frame = Vec::with_capacity(payload.len() + 5);
-    frame.push(u8::from(encoding.is_some()));
-    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&payload);
     let mut req = ::http::Request::builder()
         .method("POST")
         .uri(format!("http://{addr}{path}"))
@@ -459,10 +472,9 @@ async fn grpc_bad_payloads_are_refused_and_the_receiver_keeps_serving() {
     let h = Harness::start(loopback()).await;
     let valid = traces(0, 2).encode_to_vec();
     let zipped = gzip(&valid);
-    // (what, grpc-encoding, payload, code): an undecodable message is the sender's fault
-    // (INVALID_ARGUMENT; grpc-go and tonic's generated servers say INTERNAL); a gzip stream that
-    // does not inflate is refused by tonic's framing (INTERNAL); an encoding the server does not
-    // take, UNIMPLEMENTED.
+    // (what, grpc-encoding, payload, code): an undecodable message or a gzip stream that does not
+    // inflate is the sender's fault (INVALID_ARGUMENT; grpc-go and tonic's generated servers say
+    // INTERNAL); an encoding the server does not take is UNIMPLEMENTED (the gRPC spec).
     let cases = [
         ("malformed protobuf", None, vec![0xff; 16], Code::InvalidArgument),
         (
@@ -475,7 +487,13 @@ async fn grpc_bad_payloads_are_refused_and_the_receiver_keeps_serving() {
             "truncated gzip",
             Some("gzip"),
             zipped[..zipped.len() / 2].to_vec(),
-            Code::Internal,
+            Code::InvalidArgument,
+        ),
+        (
+            "not gzip at all",
+            Some("gzip"),
+            valid.clone(),
+            Code::InvalidArgument,
         ),
         (
             "unsupported encoding",
@@ -489,6 +507,45 @@ async fn grpc_bad_payloads_are_refused_and_the_receiver_keeps_serving() {
         assert_eq!(status.code(), code, "{what}: {status:?}");
     }
     let ok = grpc_raw_call(h.grpc, TRACE_EXPORT, Some("gzip"), zipped.into()).await;
+    assert_eq!(ok.code(), Code::Ok, "{ok:?}");
+    assert_eq!(
+        h.stop().await.received(),
+        vec![Signal::Traces(traces(0, 2))]
+    );
+}
+
+#[tokio::test]
+async fn grpc_broken_framing_is_refused_with_the_right_code() {
+    let h = Harness::start(loopback()).await;
+    let valid = traces(0, 2).encode_to_vec();
+    let framed = |flag: u8, declared: usize, payload: &[u8]| {
+        let mut frame = vec![flag];
+        frame.extend_from_slice(&u32::try_from(declared).unwrap().to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    };
+    // (what, grpc-encoding, body, code)
+    let cases = [
+        (
+            "a frame cut short",
+            None,
+            framed(0, valid.len() + 100, &valid),
+            Code::InvalidArgument,
+        ),
+        ("a frame header cut short", None, vec![0, 0, 0], Code::InvalidArgument),
+        // The gRPC spec: "MUST fail with INTERNAL status".
+        (
+            "compressed flag without grpc-encoding",
+            None,
+            framed(1, valid.len(), &valid),
+            Code::Internal,
+        ),
+    ];
+    for (what, encoding, body, code) in cases {
+        let status = grpc_raw_body(h.grpc, TRACE_EXPORT, encoding, body).await;
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+    }
+    let ok = grpc_raw_body(h.grpc, TRACE_EXPORT, None, framed(0, valid.len(), &valid)).await;
     assert_eq!(ok.code(), Code::Ok, "{ok:?}");
     assert_eq!(
         h.stop().await.received(),
