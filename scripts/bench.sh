@@ -4,8 +4,9 @@
 #   CPU µs per span  (authwatch's utime+stime from /proc/PID/stat over the measured run / spans accepted)
 #   spans/s accepted, cores used, peak RSS (VmHWM), request latency p50/p99 seen by the sender.
 # Also: the harness alone (generator straight into the sink, both on one core), fixed-rate runs of
-# the pass-through (10k, 100k spans/s and half of its capacity) and startup to listening with the
-# default config. See the README's "Performance" section.
+# the pass-through (10k, 100k spans/s and half of its capacity), each beside the floor at that
+# rate (the sink alone on authwatch's core), and startup to listening with the default config.
+# See the README's "Performance" section.
 # Rows not in the default set (ROWS="soak overload cardinality probes"):
 #   soak         pass-through at SOAK_RATE spans/s for SOAK_SECONDS, RSS every 10 s: first/last/max, slope
 #   overload     2x the pass-through's capacity offered, memory_limiter first: max RSS, refusal rate
@@ -30,7 +31,7 @@
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -270,8 +271,8 @@ histogram_quantiles() { # metrics-text-file metric-name
 }
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-start_sink() { # out.json [seconds]
-  taskset -c "$GEN_CPU" "$LG" sink --grpc "$SINK_GRPC" --http "$SINK_HTTP" \
+start_sink() { # out.json [seconds [core]]
+  taskset -c "${3:-$GEN_CPU}" "$LG" sink --grpc "$SINK_GRPC" --http "$SINK_HTTP" \
     --duration "${2:-$((DURATION + WARMUP + 60))}s" --json >"$1" 2>/dev/null &
   SINK_PID=$!
   STARTED+=("$SINK_PID")
@@ -343,6 +344,31 @@ run_harness() { # i
   stop "$SINK_PID"
   jq -c '{ spans: .spans_ok, spans_per_s: .spans_per_s, spans_in_per_s: .spans_per_s, errors: .errors,
            p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99 }' "$tag.send.json" >"$tag.result.json"
+}
+
+# The floor at a fixed rate: the sink alone, pinned to authwatch's core, fed by the generator at
+# that rate, its CPU counted the same way as authwatch's. The sink reads every byte once and
+# counts the spans, so its cost per span is what the platform charges for receiving a request at
+# that rate (waking a core, the syscalls, cold caches): authwatch's figure divided by it shows
+# whether authwatch's own cost grows or shrinks with the rate.
+run_floor() { # rate
+  local tag="$OUT/runs/floor_$1.1" c0 c1 prev=-1
+  start_sink "$tag.sink.json" "$((DURATION + WARMUP + 60))" "$AW_CPU"
+  c0=$(cpu_ticks "$SINK_PID")
+  if (( WARMUP > 0 )); then send "$SINK_GRPC" "$WARMUP" --rate "$1" >/dev/null; fi
+  send "$SINK_GRPC" "$DURATION" --rate "$1" >"$tag.send.json"
+  for _ in $(seq 1 60); do
+    c1=$(cpu_ticks "$SINK_PID")
+    [[ $c1 == "$prev" ]] && break
+    prev=$c1
+    sleep 0.5
+  done
+  stop "$SINK_PID"
+  jq -c --argjson ticks "$((c1 - c0))" --argjson tck "$TCK" --slurpfile sink "$tag.sink.json" '
+    ($ticks / $tck) as $cpu | $sink[0] as $k |
+    { spans_in_per_s: .spans_per_s, spans_per_s: $k.spans_per_s, errors: .errors,
+      us_per_span: (if $k.spans > 0 then $cpu * 1e6 / $k.spans else null end),
+      p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99 }' "$tag.send.json" >"$tag.result.json"
 }
 
 median() { # row field
@@ -477,6 +503,8 @@ if want rates; then
     if (( rate <= 0 )) || { (( rate == 100000 )) && (( half * 2 <= 100000 )); }; then continue; fi
     echo "passthrough at $rate spans/s" >&2
     run_authwatch "rate_$rate" passthrough 1 --rate "$rate"
+    echo "the floor: the sink alone at $rate spans/s" >&2
+    run_floor "$rate"
     RATES="$RATES $rate"
   done
 fi
@@ -533,9 +561,21 @@ if [[ $FULL_OK == 1 ]]; then
   want full && row full "+ $(has redaction && echo 'redaction + ')error_rate + alerts"
   want full_gzip && row full_gzip "+ $(has redaction && echo 'redaction + ')error_rate + alerts, gzip export"
 fi
-for rate in $RATES; do row "rate_$rate" "pass-through at $rate spans/s offered"; done
+for rate in $RATES; do
+  row "rate_$rate" "pass-through at $rate spans/s offered"
+  row "floor_$rate" "the floor: the sink alone at $rate spans/s, on authwatch's core"
+done
 for n in $CARDS; do row "card_$n" "full pipeline, $n hosts x $n routes at $CARD_RATE spans/s offered"; done
 want harness && row harness "harness: generator -> sink, one core"
+if [[ -n $RATES ]]; then
+  echo
+  printf 'pass-through over the floor (authwatch CPU per span / the sink'"'"'s, same rate):'
+  for rate in $RATES; do
+    printf ' %s spans/s %s;' "$rate" "$(awk -v a="$(median "rate_$rate" us_per_span)" -v b="$(median "floor_$rate" us_per_span)" \
+      'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }')"
+  done
+  echo
+fi
 want startup && echo && echo "startup to listening, default config (gRPC and HTTP ports): $STARTUP"
 want soak && echo && echo "soak (pass-through at $SOAK_RATE spans/s, ${SOAK_SECONDS}s): $SOAK"
 want overload && echo && echo "overload (2x capacity; memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s): $OVERLOAD"
