@@ -137,6 +137,38 @@ mod tests {
         }
     }
 
+    /// OTLP/JSON doubles are read to the nearest double, as `str::parse` does, however many
+    /// digits they have (serde_json's `float_roundtrip`; without it long decimals can be read one
+    /// ULP off, as the `otlp_json` fuzz target found).
+    #[test]
+    fn long_decimal_doubles_are_read_exactly() {
+        use authwatch_core::otlp::metrics::v1::{metric::Data, number_data_point::Value as V};
+        let long = |digit: char, n: usize, tail: &str| format!("{}{tail}", digit.to_string().repeat(n));
+        let texts = [
+            long('2', 111, "1.5"),
+            long('9', 40, ".5e-30"),
+            long('1', 25, ".000000000000000000000000000001"),
+            "0.1000000000000000055511151231257827021181583404541015625".to_owned(),
+            "2.2250738585072011e-308".to_owned(),
+            "1.7976931348623157e308".to_owned(),
+            format!("0.{}1", "3".repeat(60)),
+            format!("{}e-200", "7".repeat(70)),
+        ];
+        let mut inexact = Vec::new();
+        for text in &texts {
+            let want: f64 = text.parse().unwrap();
+            let req = metrics_from_json(gauge_point(&format!(r#"{{"asDouble":{text}}}"#)).as_bytes())
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let metric = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+            let Some(Data::Gauge(g)) = &metric.data else { panic!("{metric:?}") };
+            let Some(V::AsDouble(got)) = g.data_points[0].value else { panic!("{g:?}") };
+            if got.to_bits() != want.to_bits() {
+                inexact.push(format!("{text}: read {got:e}, nearest double {want:e}"));
+            }
+        }
+        assert!(inexact.is_empty(), "{inexact:#?}");
+    }
+
     #[test]
     fn data_that_serde_would_silently_drop_is_an_error() {
         let cases = [
