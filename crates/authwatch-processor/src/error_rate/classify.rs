@@ -396,28 +396,44 @@ fn contains_ignore_case(hay: &str, needle: &str) -> bool {
 
 /// `(host, path)` of an absolute URL, by reference; the path without query or fragment.
 pub fn split_url(url: &str) -> (Option<&str>, &str) {
-    // A byte search: `str::find` with a string needle sets up a two-way searcher per call.
-    let scheme_end = memchr::memchr_iter(b':', url.as_bytes())
-        .find(|&i| url.as_bytes()[i + 1..].starts_with(b"//"));
+    // Byte searches throughout: `str::find` with a string needle sets up a two-way searcher per
+    // call, and `split` with a char set walks char by char. Every position found is an ASCII
+    // byte, so every slice below is on a char boundary.
+    let b = url.as_bytes();
+    let scheme_end = memchr::memchr_iter(b':', b).find(|&i| b[i + 1..].starts_with(b"//"));
     let rest = match scheme_end {
         Some(i) => &url[i + 3..],
         None => return (None, strip_query(url)),
     };
-    let (authority, path) = match rest.find('/') {
+    let (authority, path) = match memchr::memchr(b'/', rest.as_bytes()) {
         Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest.split(['?', '#']).next().unwrap_or(rest), "/"),
+        None => (strip_query(rest), "/"),
     };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
     let host = if host.starts_with('[') {
-        host.split(']').next().map(|h| h.trim_start_matches('['))
+        let bracketed = match memchr::memchr(b']', host.as_bytes()) {
+            Some(i) => &host[..i],
+            None => host,
+        };
+        bracketed.trim_start_matches('[')
     } else {
-        host.split(':').next()
+        match memchr::memchr(b':', host.as_bytes()) {
+            Some(i) => &host[..i],
+            None => host,
+        }
     };
-    (host.filter(|h| !h.is_empty()), strip_query(path))
+    (Some(host).filter(|h| !h.is_empty()), strip_query(path))
 }
 
+/// The path without its query (`?`) and fragment (`#`).
 fn strip_query(p: &str) -> &str {
-    p.split(['?', '#']).next().unwrap_or(p)
+    match memchr::memchr2(b'?', b'#', p.as_bytes()) {
+        Some(i) => &p[..i],
+        None => p,
+    }
 }
 
 /// Case-insensitive glob with `*` (any run of characters, dots included).
@@ -518,8 +534,15 @@ pub fn endpoint_template(v: &SpanView<'_>, out: &mut String) {
 }
 
 fn template_path(path: &str, out: &mut String) {
-    let mut n = 0;
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
+    let (mut n, mut start) = (0, 0);
+    let ends = memchr::memchr_iter(b'/', path.as_bytes()).chain(std::iter::once(path.len()));
+    for end in ends {
+        // `/` is ASCII: both ends are char boundaries.
+        let seg = &path[start..end];
+        start = end + 1;
+        if seg.is_empty() {
+            continue;
+        }
         out.push('/');
         n += 1;
         if n > MAX_SEGMENTS {
@@ -538,21 +561,34 @@ fn template_path(path: &str, out: &mut String) {
 }
 
 /// Numbers, UUIDs, long hex strings, Auth0 user ids (`auth0|abc`, `google-oauth2%7C123`) and
-/// long tokens mixing letters and digits.
+/// long tokens mixing letters and digits. One pass over the segment's bytes.
 pub fn is_id(seg: &str) -> bool {
     let b = seg.as_bytes();
-    if b.iter().all(u8::is_ascii_digit) {
-        return true;
+    let (mut digits, mut hex) = (0usize, 0usize);
+    // Every byte so far a hex digit or `-`; every byte so far alphanumeric or one of `-_.`.
+    let (mut hexish, mut tokenish) = (true, true);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                hex += 1;
+            }
+            b'a'..=b'f' | b'A'..=b'F' => hex += 1,
+            b'-' => {}
+            b'g'..=b'z' | b'G'..=b'Z' | b'_' | b'.' => hexish = false,
+            b'|' => return true,
+            b'%' if matches!(b.get(i + 1..i + 3), Some(b"7C" | b"7c")) => return true,
+            _ => {
+                hexish = false;
+                tokenish = false;
+            }
+        }
     }
-    let escaped_pipe = memchr::memchr_iter(b'%', b)
-        .any(|i| b[i + 1..].starts_with(b"7C") || b[i + 1..].starts_with(b"7c"));
-    if b.contains(&b'|') || escaped_pipe {
-        return true;
+    if digits == b.len() {
+        return true; // Numbers (and the empty segment, which paths never pass).
     }
-    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
-    if hexish && b.iter().filter(|c| c.is_ascii_hexdigit()).count() >= 16 {
+    if hexish && hex >= 16 {
         return true; // UUIDs, object ids, hashes.
     }
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    b.len() >= 16 && digits >= 2 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+    b.len() >= 16 && digits >= 2 && tokenish
 }

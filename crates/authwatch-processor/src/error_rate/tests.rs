@@ -702,3 +702,102 @@ fn endpoints_services_and_error_keys_stay_under_their_caps() {
     assert!(rq.iter().any(|(a, n)| a.contains("otel.metric.overflow=true") && *n >= 195.0), "{rq:?}");
     assert_eq!(st.window_totals(0, Source::Traffic, 0, Duration::from_secs(4)), (200, 200));
 }
+
+/// The straightforward `split_url`, `is_id` and path templating the byte-search versions
+/// replaced, as the
+/// reference for the property test below.
+mod reference {
+    pub fn split_url(url: &str) -> (Option<&str>, &str) {
+        let scheme_end = url.find("://");
+        let rest = match scheme_end {
+            Some(i) => &url[i + 3..],
+            None => return (None, strip_query(url)),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest.split(['?', '#']).next().unwrap_or(rest), "/"),
+        };
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = if host.starts_with('[') {
+            host.split(']').next().map(|h| h.trim_start_matches('['))
+        } else {
+            host.split(':').next()
+        };
+        (host.filter(|h| !h.is_empty()), strip_query(path))
+    }
+
+    fn strip_query(p: &str) -> &str {
+        p.split(['?', '#']).next().unwrap_or(p)
+    }
+
+    /// `endpoint_template` of a span with only `url.path`.
+    pub fn path_template(path: &str) -> String {
+        let mut out = String::new();
+        for (n, seg) in strip_query(path).split('/').filter(|s| !s.is_empty()).enumerate() {
+            out.push('/');
+            if n == 8 {
+                out.push_str("{...}");
+                return out;
+            }
+            out.push_str(if is_id(seg) { "{id}" } else { seg });
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    pub fn is_id(seg: &str) -> bool {
+        let b = seg.as_bytes();
+        if b.iter().all(u8::is_ascii_digit) {
+            return true;
+        }
+        let escaped_pipe =
+            (0..b.len()).any(|i| b[i] == b'%' && (b[i + 1..].starts_with(b"7C") || b[i + 1..].starts_with(b"7c")));
+        if b.contains(&b'|') || escaped_pipe {
+            return true;
+        }
+        let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
+        if hexish && b.iter().filter(|c| c.is_ascii_hexdigit()).count() >= 16 {
+            return true;
+        }
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        b.len() >= 16 && digits >= 2 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+    }
+}
+
+#[test]
+fn split_url_is_id_and_templates_agree_with_their_references() {
+    // Strings built from the bytes these functions look at, plus letters, digits and non-ASCII.
+    const PIECES: [&str; 24] = [
+        "/", "?", "#", ":", "@", "[", "]", "%", "7C", "7c", "://", "|", "-", "_", ".", "a", "F", "g",
+        "Z", "0", "9", "é", "http", "x1y2z3w4v5u6t7s8",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut checked = 0;
+    for _ in 0..200_000 {
+        let len = (next() % 24) as usize;
+        let s: String = (0..len).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+        assert_eq!(split_url(&s), reference::split_url(&s), "split_url({s:?})");
+        assert_eq!(is_id(&s), reference::is_id(&s), "is_id({s:?})");
+        let view = SpanView {
+            url_path: Some(&s),
+            ..SpanView::default()
+        };
+        let mut template = String::new();
+        endpoint_template(&view, &mut template);
+        assert_eq!(template, reference::path_template(&s), "template of {s:?}");
+        checked += 1;
+    }
+    for s in ["", "https://", "https://@", "http://[::1", "a://b/c?d#e", "%7", "%7C", "1%7c"] {
+        assert_eq!(split_url(s), reference::split_url(s), "split_url({s:?})");
+        assert_eq!(is_id(s), reference::is_id(s), "is_id({s:?})");
+    }
+    assert_eq!(checked, 200_000);
+}
