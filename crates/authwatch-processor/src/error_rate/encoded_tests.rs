@@ -202,3 +202,52 @@ async fn the_connector_takes_bytes() {
     let r = built.consumer.consume(Signal::Encoded(logs)).await;
     assert!(matches!(r, Err(ConsumeError::Permanent(_))), "{r:?}");
 }
+
+/// The in-place read of the usual `KeyValue` layout gives what the field-by-field read gives,
+/// on every encoding prost writes and on every one-byte change and cut of them; it reads the
+/// usual layout itself.
+#[test]
+fn the_key_value_fast_path_agrees_with_the_field_reader() {
+    let values = [
+        any_value::Value::StringValue("https://tenant.auth0.com/oauth/token".into()),
+        any_value::Value::StringValue(String::new()),
+        any_value::Value::StringValue("x".repeat(300)),
+        any_value::Value::IntValue(200),
+        any_value::Value::IntValue(0),
+        any_value::Value::IntValue(-1),
+        any_value::Value::IntValue(i64::MAX),
+        any_value::Value::DoubleValue(0.25),
+        any_value::Value::BoolValue(true),
+        any_value::Value::BytesValue(vec![1, 2, 3]),
+    ];
+    let mut fast = 0;
+    for (i, v) in values.into_iter().enumerate() {
+        let key = if i % 2 == 0 { "url.full" } else { &"k".repeat(200) };
+        let canonical = KeyValue {
+            key: key.into(),
+            value: any(v),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut variants = vec![canonical.clone()];
+        for at in 0..canonical.len() {
+            variants.push(canonical[..at].to_vec());
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = canonical.clone();
+                b[at] ^= flip;
+                variants.push(b);
+            }
+        }
+        for b in &variants {
+            if let Some(kv) = encoded::canonical_key_value(b) {
+                assert_eq!(Some(kv), encoded::key_value_by_fields(b), "{b:02x?}");
+            }
+        }
+        if encoded::canonical_key_value(&canonical).is_some() {
+            fast += 1;
+        }
+    }
+    // Strings, ints whose varint fits 9 bytes (i64::MAX does, -1 takes 10) and doubles take the
+    // fast path; -1, bool and bytes values do not.
+    assert_eq!(fast, 7, "encodings read in place");
+}
