@@ -117,6 +117,79 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
+/// A scalar `AnyValue` read in place by [`plain_key_value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainValue<'a> {
+    /// `string_value`, as bytes (UTF-8 is the caller's to check).
+    Str(&'a [u8]),
+    /// `bool_value`, as its varint.
+    Bool(u64),
+    /// `int_value`, as its varint.
+    Int(u64),
+    /// `double_value`, as its bits.
+    Double(u64),
+}
+
+/// An OTLP `KeyValue` in the layout SDKs write: `key` (field 1), then one `value` (field 2)
+/// holding exactly one string, bool, int or double, each once. Read in place, without
+/// [`fields`]. `None` for any other layout (a varint over 9 bytes included) and for bytes that
+/// are not protobuf: the caller then reads field by field, which gives the same result for
+/// this layout.
+#[inline(always)]
+pub fn plain_key_value(buf: &[u8]) -> Option<(&[u8], PlainValue<'_>)> {
+    const KEY: u8 = 1 << 3 | WIRE_LEN as u8;
+    const VALUE: u8 = 2 << 3 | WIRE_LEN as u8;
+    const STRING: u8 = 1 << 3 | WIRE_LEN as u8;
+    const BOOL: u8 = 2 << 3 | WIRE_VARINT as u8;
+    const INT: u8 = 3 << 3 | WIRE_VARINT as u8;
+    const DOUBLE: u8 = 4 << 3 | WIRE_FIXED64 as u8;
+    let rest = buf.strip_prefix(&[KEY])?;
+    let (key, rest) = len_prefixed(rest)?;
+    let rest = rest.strip_prefix(&[VALUE])?;
+    let (value, []) = len_prefixed(rest)? else {
+        return None;
+    };
+    let (&tag, v) = value.split_first()?;
+    let value = match (tag, v) {
+        (STRING, v) => match len_prefixed(v)? {
+            (s, []) => PlainValue::Str(s),
+            _ => return None,
+        },
+        (BOOL, v) => match short_varint(v)? {
+            (b, []) => PlainValue::Bool(b),
+            _ => return None,
+        },
+        (INT, v) => match short_varint(v)? {
+            (i, []) => PlainValue::Int(i),
+            _ => return None,
+        },
+        (DOUBLE, v) => PlainValue::Double(u64::from_le_bytes(v.try_into().ok()?)),
+        _ => return None,
+    };
+    Some((key, value))
+}
+
+/// A varint of at most 9 bytes and what follows it.
+#[inline(always)]
+fn short_varint(buf: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &b) in buf.iter().take(9).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some((v, &buf[i + 1..]));
+        }
+    }
+    None
+}
+
+/// A length-prefixed payload and what follows it.
+#[inline(always)]
+fn len_prefixed(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = short_varint(buf)?;
+    let len = usize::try_from(len).ok()?;
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
 /// Appends a varint.
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -219,6 +292,83 @@ mod tests {
                 Value::Len(b"x"),
             ]
         );
+    }
+
+    /// Whatever `plain_key_value` reads, prost decodes to the same key and value (or refuses
+    /// only for UTF-8, which the caller checks): on each scalar's encoding and on every cut and
+    /// one-byte change of it.
+    #[test]
+    fn plain_key_values_read_as_prost_decodes_them() {
+        use any_value::Value as V;
+        let values = [
+            V::StringValue("https://tenant.auth0.com/oauth/token?x=1".into()),
+            V::StringValue(String::new()),
+            V::StringValue("é".repeat(100)),
+            V::BoolValue(true),
+            V::BoolValue(false),
+            V::IntValue(429),
+            V::IntValue(i64::MAX),
+            V::IntValue(-1),
+            V::DoubleValue(-0.5),
+            V::BytesValue(vec![0; 3]),
+        ];
+        let mut read_in_place = 0;
+        for (i, v) in values.into_iter().enumerate() {
+            let key = if i % 2 == 0 {
+                "http.response.status_code".to_owned()
+            } else {
+                "k".repeat(150)
+            };
+            let kv = KeyValue {
+                key,
+                value: Some(AnyValue { value: Some(v) }),
+                ..Default::default()
+            };
+            let bytes = kv.encode_to_vec();
+            let mut variants = vec![bytes.clone()];
+            for at in 0..bytes.len() {
+                variants.push(bytes[..at].to_vec());
+                for flip in [0x01, 0x08, 0x80, 0xff] {
+                    let mut b = bytes.clone();
+                    b[at] ^= flip;
+                    variants.push(b);
+                }
+            }
+            for b in &variants {
+                let Some((key, value)) = plain_key_value(b) else {
+                    continue;
+                };
+                let decoded = match KeyValue::decode(b.as_slice()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let utf8 = |s: &[u8]| std::str::from_utf8(s).is_ok();
+                        let str_ok = !matches!(value, PlainValue::Str(s) if !utf8(s));
+                        assert!(!(utf8(key) && str_ok), "{b:02x?}: prost refuses it: {e}");
+                        continue;
+                    }
+                };
+                assert_eq!(key, decoded.key.as_bytes(), "{b:02x?}");
+                let decoded_value = decoded.value.and_then(|v| v.value);
+                let want = match &decoded_value {
+                    Some(V::StringValue(s)) => PlainValue::Str(s.as_bytes()),
+                    Some(V::BoolValue(x)) => PlainValue::Bool(u64::from(*x)),
+                    Some(V::IntValue(x)) => PlainValue::Int(*x as u64),
+                    Some(V::DoubleValue(x)) => PlainValue::Double(x.to_bits()),
+                    other => panic!("{b:02x?}: read in place, but prost decodes {other:?}"),
+                };
+                let got = match value {
+                    // prost reads any non-zero bool varint as true.
+                    PlainValue::Bool(x) => PlainValue::Bool(u64::from(x != 0)),
+                    other => other,
+                };
+                assert_eq!(got, want, "{b:02x?}");
+            }
+            if plain_key_value(&bytes).is_some() {
+                read_in_place += 1;
+            }
+        }
+        // All but -1 (a 10-byte varint) and the bytes value.
+        assert_eq!(read_in_place, 8);
     }
 
     #[test]

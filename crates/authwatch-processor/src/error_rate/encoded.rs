@@ -8,7 +8,7 @@
 //! The tests hold the result to `SpanView::of` on the decoded span.
 
 use authwatch_core::semconv;
-use authwatch_core::wire::raw::{fields, Field, Value};
+use authwatch_core::wire::raw::{fields, plain_key_value, Field, PlainValue, Value};
 
 use super::classify::{Scalar, SpanFacts, SpanView};
 
@@ -114,56 +114,17 @@ pub(super) fn key_value_by_fields(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
     Some((key, value))
 }
 
-/// A `KeyValue` as every SDK writes it: `key`, then one `value` holding one string, int or
-/// double, each field once. Read in place, without the field iterator; `None` for any other
-/// layout (the caller then reads it field by field, with the same result for this one).
+/// [`plain_key_value`] as a [`Scalar`]: a bool is `Other`, as [`key_value_by_fields`] reads it.
 #[inline]
 pub(super) fn canonical_key_value(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
-    const KEY: u8 = 1 << 3 | 2; // field 1, length-delimited
-    const VALUE: u8 = 2 << 3 | 2; // field 2, length-delimited
-    let rest = buf.strip_prefix(&[KEY])?;
-    let (key, rest) = len_prefixed(rest)?;
-    let rest = rest.strip_prefix(&[VALUE])?;
-    let (value, rest) = len_prefixed(rest)?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let (&tag, v) = value.split_first()?;
-    let scalar = match tag {
-        0x0a => match len_prefixed(v)? {
-            (s, []) => Scalar::Str(s),
-            _ => return None,
-        },
-        0x18 => match short_varint(v)? {
-            (i, []) => Scalar::Int(i as i64),
-            _ => return None,
-        },
-        0x21 => Scalar::Double(f64::from_le_bytes(v.try_into().ok()?)),
-        _ => return None,
+    let (key, value) = plain_key_value(buf)?;
+    let value = match value {
+        PlainValue::Str(s) => Scalar::Str(s),
+        PlainValue::Int(i) => Scalar::Int(i as i64),
+        PlainValue::Double(bits) => Scalar::Double(f64::from_bits(bits)),
+        PlainValue::Bool(_) => Scalar::Other,
     };
-    Some((key, scalar))
-}
-
-/// A varint of at most 9 bytes and what follows it; `None` for anything longer or cut short
-/// (the field iterator then reads it).
-#[inline]
-fn short_varint(buf: &[u8]) -> Option<(u64, &[u8])> {
-    let mut v = 0u64;
-    for (i, &b) in buf.iter().take(9).enumerate() {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some((v, &buf[i + 1..]));
-        }
-    }
-    None
-}
-
-/// A length-prefixed payload and what follows it.
-#[inline]
-fn len_prefixed(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = short_varint(buf)?;
-    let len = usize::try_from(len).ok()?;
-    (len <= rest.len()).then(|| rest.split_at(len))
+    Some((key, value))
 }
 
 fn payload<'a>(f: &Field<'a>) -> Option<&'a [u8]> {

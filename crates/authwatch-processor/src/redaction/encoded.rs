@@ -15,7 +15,7 @@
 //! of counting such a value too.
 
 use authwatch_core::config::REDACTED;
-use authwatch_core::wire::raw::{fields, put_len_field, Field, Splice};
+use authwatch_core::wire::raw::{fields, plain_key_value, put_len_field, Field, PlainValue, Splice};
 
 use super::rules::{Counts, Redactor};
 
@@ -126,6 +126,20 @@ impl Redactor {
 
     /// One attribute, as `Redactor::attributes` treats it.
     fn key_value(&self, buf: &[u8], c: &mut Counts) -> Rewrite {
+        // Most attributes are a key and one scalar, and most are left alone: settle those in
+        // place. A key that is not blocked keeps a value that is not a string, and a string
+        // no rule's byte test hits (what `any_value` and `text_field` would find).
+        if let Some((key, value)) = plain_key_value(buf) {
+            if self.key_is_allowed(key) {
+                return Ok(None);
+            }
+            if !self.key_is_blocked(key) {
+                match value {
+                    PlainValue::Str(s) if self.might_redact(s) => {}
+                    _ => return Ok(None),
+                }
+            }
+        }
         // Decoding keeps the last key and merges the values, so read the whole message first.
         let mut key: &[u8] = b"";
         let mut value: Option<Field<'_>> = None;
