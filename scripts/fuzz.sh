@@ -31,7 +31,7 @@ SANITIZER=${FUZZ_SANITIZER:-none}
 NICE=${FUZZ_NICE:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
-ALL="otlp_protobuf wire_check otlp_json auth0_logs statuspage jwt config redaction"
+ALL="otlp_protobuf wire_check otlp_json auth0_logs statuspage jwt config redaction gunzip"
 TARGETS=${TARGETS:-$ALL}
 export RUSTC_BOOTSTRAP=1
 

@@ -163,3 +163,21 @@ pub fn jwt_validate(
         .and_then(|claims| jwt::check_claims(&claims, cfg))
         .map_err(refused)
 }
+
+/// Why [`gunzip_capped`] refused a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gunzip {
+    /// It inflates to more than the limit (what the receiver answers with `413`).
+    TooLarge,
+    /// It is not gzip, or is cut short (`400`), with the reason.
+    Invalid(String),
+}
+
+/// The OTLP/HTTP receiver's inflating of a `Content-Encoding: gzip` body: every member, into
+/// memory, stopping as soon as the output passes `limit` bytes.
+pub fn gunzip_capped(body: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
+    crate::otlp::gunzip_capped(body, limit).map_err(|e| match e {
+        crate::otlp::InflateError::TooLarge => Gunzip::TooLarge,
+        crate::otlp::InflateError::Invalid(e) => Gunzip::Invalid(e.to_string()),
+    })
+}

@@ -236,6 +236,7 @@ mod cors;
 mod grpc;
 mod grpc_limits;
 mod http;
+pub(crate) use http::{gunzip_capped, InflateError};
 pub(crate) mod ingest;
 mod json;
 mod status;
