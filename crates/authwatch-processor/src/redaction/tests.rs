@@ -454,6 +454,19 @@ async fn the_processor_redacts_counts_and_forwards() {
     ));
 }
 
+/// A hostile string costs the prefilter a few scans, not one per special byte: 4 MiB of quotes
+/// without a colon (one scan for the colon per quote would be 4M scans of 4 MiB, which this test
+/// would not live to see) and of `=` and `ey` without a query rule's match.
+#[test]
+fn the_prefilter_is_linear_on_hostile_strings() {
+    let r = Redactor::new(&Config::default()).unwrap();
+    for unit in ["\"", "\"'", "eyey", "bb"] {
+        let s = unit.repeat((4 << 20) / unit.len());
+        assert!(!r.might_redact(s.as_bytes()), "{unit:?}");
+    }
+    assert!(r.might_redact(format!("{}:", "\"".repeat(4 << 20)).as_bytes()));
+}
+
 /// The prefilter may only skip strings no rule would change: `might_redact == false` must mean
 /// `text == None`, for every cut of strings that hold each kind of secret.
 #[test]
