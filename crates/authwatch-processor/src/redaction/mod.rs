@@ -361,7 +361,7 @@ impl Consumer for Redaction {
 /// What `crate::fuzzing` needs of the crate-private rules.
 pub(crate) mod fuzzing {
     use super::encoded::NeedsDecode;
-    use super::rules::Redactor;
+    pub(crate) use super::rules::{Counts, Redactor};
     use super::Config;
     use authwatch_core::SignalKind;
 
