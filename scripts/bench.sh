@@ -230,6 +230,18 @@ wait_port() { # host:port
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# Waits until pid is idle (no CPU tick in 0.5 s, at most 30 s) and prints its CPU ticks then.
+idle_ticks() { # pid
+  local now prev=-1
+  for _ in $(seq 1 60); do
+    now=$(cpu_ticks "$1")
+    [[ $now == "$prev" ]] && break
+    prev=$now
+    sleep 0.5
+  done
+  echo "$now"
+}
+
 # Appends "seconds-since-start RSS-KiB" lines to a file every `every` seconds while pid lives.
 sample_rss() { # pid every file
   local pid=$1 every=$2 file=$3 t0
@@ -303,7 +315,7 @@ run_authwatch() { # row config i [send args...]
   wait_port "$RX"
   # CPU is counted from here until authwatch is idle again after the load, and divided by the
   # spans that reached the sink: what exporting each span cost, backlog included.
-  local t0 c0 c1 t1 perf_pid="" prev=-1 hwm
+  local t0 c0 c1 t1 perf_pid="" hwm
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
   if (( WARMUP > 0 )); then send "$RX" "$WARMUP" "$@" >/dev/null; fi
@@ -313,12 +325,7 @@ run_authwatch() { # row config i [send args...]
   fi
   send "$RX" "$DURATION" "$@" >"$tag.send.json"
   if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
-  for _ in $(seq 1 60); do # idle: no CPU tick in 0.5 s (the exporter's backlog is drained)
-    c1=$(cpu_ticks "$pid")
-    [[ $c1 == "$prev" ]] && break
-    prev=$c1
-    sleep 0.5
-  done
+  c1=$(idle_ticks "$pid") # the exporter's backlog is drained
   t1=$(date +%s.%N)
   hwm=$(vmhwm_kib "$pid")
   stop "$pid"
@@ -352,17 +359,12 @@ run_harness() { # i
 # that rate (waking a core, the syscalls, cold caches): authwatch's figure divided by it shows
 # whether authwatch's own cost grows or shrinks with the rate.
 run_floor() { # rate
-  local tag="$OUT/runs/floor_$1.1" c0 c1 prev=-1
+  local tag="$OUT/runs/floor_$1.1" c0 c1
   start_sink "$tag.sink.json" "$((DURATION + WARMUP + 60))" "$AW_CPU"
   c0=$(cpu_ticks "$SINK_PID")
   if (( WARMUP > 0 )); then send "$SINK_GRPC" "$WARMUP" --rate "$1" >/dev/null; fi
   send "$SINK_GRPC" "$DURATION" --rate "$1" >"$tag.send.json"
-  for _ in $(seq 1 60); do
-    c1=$(cpu_ticks "$SINK_PID")
-    [[ $c1 == "$prev" ]] && break
-    prev=$c1
-    sleep 0.5
-  done
+  c1=$(idle_ticks "$SINK_PID")
   stop "$SINK_PID"
   jq -c --argjson ticks "$((c1 - c0))" --argjson tck "$TCK" --slurpfile sink "$tag.sink.json" '
     ($ticks / $tck) as $cpu | $sink[0] as $k |
