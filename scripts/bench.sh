@@ -6,7 +6,7 @@
 # Also: the harness alone (generator straight into the sink, both on one core), fixed-rate runs of
 # the pass-through (10k, 100k spans/s and half of its capacity), each beside the floor at that
 # rate (the sink alone on authwatch's core), and startup to listening with the default config.
-# See the README's "Performance" section.
+# See docs/performance.md (commands, method and the figures this script measured).
 # Rows not in the default set (ROWS="soak overload cardinality probes"):
 #   soak         pass-through at SOAK_RATE spans/s for SOAK_SECONDS, RSS every 10 s: first/last/max, slope
 #   overload     2x the pass-through's capacity offered, memory_limiter first: max RSS, refusal rate

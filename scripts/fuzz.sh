@@ -31,7 +31,8 @@ SANITIZER=${FUZZ_SANITIZER:-none}
 NICE=${FUZZ_NICE:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
-ALL="otlp_protobuf wire_check otlp_json auth0_logs statuspage jwt config redaction gunzip"
+# Every target fuzz/Cargo.toml declares (its [[bin]] names), so a new target needs no edit here.
+ALL=$(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' Cargo.toml | tr '\n' ' ' | sed 's/ $//')
 TARGETS=${TARGETS:-$ALL}
 export RUSTC_BOOTSTRAP=1
 

@@ -121,22 +121,17 @@ service:
     // (A client that streams the whole oversized body may see its connection closed before it
     // reads the 413; the receiver's own tests cover bodies that grow past the limit.)
     {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h))
-            .await
-            .unwrap();
-        s.write_all(
-            format!(
-                "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                2 * 1024 * 1024
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out).await;
-        assert!(out.starts_with("HTTP/1.1 413"), "oversized body: {out}");
+        use authwatch_testkit::raw_http;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], h));
+        let head = raw_http::request_head(
+            "POST",
+            "/v1/traces",
+            addr,
+            &[("Content-Type", "application/x-protobuf")],
+            Some(2 * 1024 * 1024),
+        );
+        let r = raw_http::exchange(addr, &head, b"").await;
+        assert_eq!(r.status, 413, "oversized body: {r:?}");
         let ok = http
             .post(&url)
             .header("content-type", "application/x-protobuf")

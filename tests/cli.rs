@@ -73,7 +73,7 @@ fn every_shipped_config_validates() {
             continue;
         }
         let file = path.to_str().unwrap();
-        // Overlays (`auth0.yaml`) are validated on top of the default, as the README runs them.
+        // Overlays (`auth0.yaml`) are validated on top of the default, as docs/configuration.md runs them.
         let default = repo().join("configs/default.yaml");
         let args: Vec<&str> = if OVERLAYS.iter().any(|o| path.ends_with(o)) {
             vec![

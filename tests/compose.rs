@@ -203,20 +203,24 @@ fn committed_rules_are_generated_from_the_compose_config() {
     );
 }
 
-/// The README section shows the build the Dockerfile runs.
+/// docs/operations.md ("The image") shows the build the Dockerfile runs, in both its layers.
 #[test]
 fn docs_show_the_dockerfile_build_command() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
-    let build = dockerfile
+    let builds: Vec<String> = dockerfile
         .lines()
-        .find_map(|l| l.trim().strip_prefix("RUN cargo build"))
-        .map(|rest| format!("cargo build{rest}"))
-        .expect("the Dockerfile builds with `RUN cargo build ...`");
-    assert_eq!(build, "cargo build --release --locked --bin authwatch");
-    let docs = std::fs::read_to_string(repo().join("README.md")).unwrap();
+        .filter_map(|l| l.split_once("cargo build").map(|(_, rest)| rest.trim()))
+        .map(|rest| format!("cargo build {rest}"))
+        .collect();
+    assert_eq!(
+        builds, ["cargo build --release --locked --bin authwatch"; 2],
+        "the Dockerfile builds twice (dependencies, then the sources) with one command"
+    );
+    let build = &builds[0];
+    let docs = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     assert!(
-        docs.contains(&build),
-        "README.md should show the Dockerfile's build command `{build}`"
+        docs.contains(build.as_str()),
+        "docs/operations.md should show the Dockerfile's build command `{build}`"
     );
     assert!(
         dockerfile.contains("USER 10001"),
@@ -227,6 +231,11 @@ fn docs_show_the_dockerfile_build_command() {
         "the image has a healthcheck"
     );
 }
+
+// === the image: what the docs promise (tests/compose/image.rs) ===
+
+#[path = "compose/image.rs"]
+mod image;
 
 // === the dashboard against a real run ===
 

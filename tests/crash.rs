@@ -4,7 +4,7 @@
 //! aside and authwatch starts and delivers new data instead of failing.
 //!
 //! No `batch` processor here: it acknowledges what it holds in memory, which a `kill -9` loses
-//! (see README, "Persistent sending queue"). Receiver → persistent exporter queue acknowledges only what
+//! (see docs/operations.md, "Persistent sending queue"). Receiver → persistent exporter queue acknowledges only what
 //! was committed to disk. Batching happens after the queue instead, with `sending_queue.batch`:
 //! the same crash with it loses nothing either, and the backend gets far fewer requests than the
 //! client sent.

@@ -3,6 +3,10 @@
 //! shipped config that forwards, unchanged except for the ports, to a real OTLP server. None of
 //! the secrets may arrive; the non-secret parts (host, path, other attributes) must. And the
 //! receiver's bearer-token auth, through the binary.
+//!
+//! What is covered comes from the registry and from configs/: every registered receiver must be
+//! in [`RECEIVERS`] and every shipped config in [`CONFIGS`], so that a new one fails by name
+//! instead of being skipped.
 
 mod common;
 
@@ -18,7 +22,7 @@ use authwatch_core::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use authwatch_core::otlp::resource::v1::Resource;
 use authwatch_core::otlp::trace::v1::span::Event;
 use authwatch_core::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use authwatch_core::SignalKind;
+use authwatch_core::{Kind, SignalKind};
 use authwatch_testkit::otlp_server::OtlpServer;
 use common::*;
 use prost::Message;
@@ -187,6 +191,14 @@ fn localized(file: &str, grpc: u16, http: u16) -> String {
             .replace(&format!("{host}:4317\n"), &format!("127.0.0.1:{grpc}\n"))
             .replace(&format!("{host}:4318\n"), &format!("127.0.0.1:{http}\n"))
             .replace(&format!("{host}:13133"), &format!("127.0.0.1:{health}"))
+            .replace(
+                &format!("{host}:13134"),
+                &format!("127.0.0.1:{}", free_port()),
+            )
+            .replace(
+                &format!("{host}:8889"),
+                &format!("127.0.0.1:{}", free_port()),
+            )
             .replace(&format!("{host}:8888"), &format!("127.0.0.1:{metrics}"));
     }
     out = out.replace(
@@ -221,13 +233,64 @@ fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether a resource is the leaky clients' (`service.name` = `checkout`): configs that probe or
+/// derive signals send their own data to the backend too.
+fn from_clients(resource: &Option<Resource>) -> bool {
+    resource
+        .as_ref()
+        .is_some_and(|r| string_attr(&r.attributes, "service.name") == Some("checkout"))
+}
+
+/// Spans or log records of the leaky clients that reached the backend.
+fn clients_items(backend: &OtlpServer, kind: SignalKind) -> usize {
+    match kind {
+        SignalKind::Traces => backend
+            .traces()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .filter(|r| from_clients(&r.resource))
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum(),
+        _ => backend
+            .logs()
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .filter(|r| from_clients(&r.resource))
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum(),
+    }
+}
+
+async fn wait_for_clients_items(backend: &OtlpServer, kind: SignalKind, n: usize, file: &str) {
+    let arrived = eventually(HANG_GUARD, async || clients_items(backend, kind) >= n).await;
+    assert!(
+        arrived,
+        "{file}: {n} {kind:?} items of the clients never reached the backend; {} did",
+        clients_items(backend, kind)
+    );
+}
+
+/// What a config does with the logs it is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum Logs {
+    /// Forwarded to the backend by every exporter.
+    Forwarded,
+    /// Taken, but only the `debug` exporter gets them (a line of counts in authwatch's output,
+    /// which is checked too).
+    Debug,
+    /// No logs pipeline: the config refuses them.
+    NotTaken,
+}
+
 /// Sends the leaky data into `file` and checks what `backend` got from `exporters` exporters.
 async fn check_config(
     file: &str,
     env: &[(&str, &str)],
     backend: &OtlpServer,
     exporters: usize,
-    logs_forwarded: bool,
+    logs_to: Logs,
 ) {
     let (g, h) = (free_port(), free_port());
     let yaml = localized(file, g, h);
@@ -238,10 +301,12 @@ async fn check_config(
         .await
         .unwrap();
     traces.export(leaky_traces()).await.unwrap();
-    let mut logs = LogsServiceClient::connect(format!("http://127.0.0.1:{g}"))
-        .await
-        .unwrap();
-    logs.export(leaky_logs()).await.unwrap();
+    if logs_to != Logs::NotTaken {
+        let mut logs = LogsServiceClient::connect(format!("http://127.0.0.1:{g}"))
+            .await
+            .unwrap();
+        logs.export(leaky_logs()).await.unwrap();
+    }
     let res = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{h}/v1/traces"))
         .header("content-type", "application/x-protobuf")
@@ -251,13 +316,9 @@ async fn check_config(
         .unwrap();
     assert_eq!(res.status(), 200, "{file}");
 
-    backend
-        .wait_for_items(SignalKind::Traces, 4 * exporters, HANG_GUARD)
-        .await;
-    if logs_forwarded {
-        backend
-            .wait_for_items(SignalKind::Logs, 3 * exporters, HANG_GUARD)
-            .await;
+    wait_for_clients_items(backend, SignalKind::Traces, 4 * exporters, file).await;
+    if logs_to == Logs::Forwarded {
+        wait_for_clients_items(backend, SignalKind::Logs, 3 * exporters, file).await;
     }
     let got_traces = backend.traces();
     let got_logs = backend.logs();
@@ -269,7 +330,9 @@ async fn check_config(
     for req in &got_traces {
         for rs in &req.resource_spans {
             let res = &rs.resource.as_ref().unwrap().attributes;
-            assert_eq!(string_attr(res, "service.name"), Some("checkout"));
+            if string_attr(res, "service.name") != Some("checkout") {
+                continue; // the config's own probes
+            }
             assert_eq!(string_attr(res, "deployment.api_key"), Some("[REDACTED]"));
             for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
                 let a = &span.attributes;
@@ -307,7 +370,7 @@ async fn check_config(
             }
         }
     }
-    if logs_forwarded {
+    if logs_to == Logs::Forwarded {
         let bodies: Vec<String> = got_logs
             .iter()
             .flat_map(|r| &r.resource_logs)
@@ -338,7 +401,7 @@ async fn otlp_forward_config_delivers_no_credentials() {
         &[("OTLP_ENDPOINT", &grpc), ("OTLP_HTTP_ENDPOINT", &http)],
         &backend,
         2,
-        true,
+        Logs::Forwarded,
     )
     .await;
 }
@@ -353,13 +416,228 @@ async fn jaeger_config_delivers_no_credentials() {
         &[("JAEGER_ENDPOINT", &grpc)],
         &backend,
         1,
-        false,
+        Logs::Debug,
     )
     .await;
 }
 
+#[tokio::test]
+async fn tempo_config_delivers_no_credentials() {
+    let backend = OtlpServer::start().await;
+    let grpc = backend.grpc_addr().to_string();
+    // Tempo stores traces only; the config has no logs pipeline.
+    check_config(
+        "tempo.yaml",
+        &[("TEMPO_ENDPOINT", &grpc)],
+        &backend,
+        1,
+        Logs::NotTaken,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn honeycomb_config_delivers_no_credentials() {
+    let backend = OtlpServer::start().await;
+    let http = backend.http_endpoint();
+    check_config(
+        "honeycomb.yaml",
+        &[
+            ("HONEYCOMB_ENDPOINT", &http),
+            ("HONEYCOMB_API_KEY", "hc-test-key"),
+        ],
+        &backend,
+        1,
+        Logs::Forwarded,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn compose_config_delivers_no_credentials() {
+    let backend = OtlpServer::start().await;
+    let grpc = backend.grpc_addr().to_string();
+    // Traces to Jaeger and Tempo (both pointed at the backend); logs to the debug exporter,
+    // whose output is checked too.
+    check_config(
+        "compose.yaml",
+        &[("JAEGER_ENDPOINT", &grpc), ("TEMPO_ENDPOINT", &grpc)],
+        &backend,
+        2,
+        Logs::Debug,
+    )
+    .await;
+}
+
+// === coverage, from the registry and configs/ ===
+
+/// How a receiver's data is kept from leaking credentials, beyond the pipeline rule that every
+/// traces and logs pipeline a registered receiver feeds lists `redaction`
+/// ([`every_shipped_config_redacts_every_span_and_log_pipeline`]).
+enum Coverage {
+    /// Sent through the binary by these tests of this file.
+    EndToEnd(&'static [&'static str]),
+    /// Kept in by these tests under `crates/authwatch-receiver/src/<receiver>/`.
+    UnitTests(&'static [&'static str]),
+    /// Nothing to check, and why.
+    NotApplicable(&'static str),
+}
+
+/// Every registered receiver (`every_receiver_is_covered` names one that is missing).
+const RECEIVERS: &[(&str, Coverage)] = &[
+    (
+        "otlp",
+        Coverage::EndToEnd(&[
+            "otlp_forward_config_delivers_no_credentials",
+            "jaeger_config_delivers_no_credentials",
+            "bearer_token_is_required_by_the_binary",
+        ]),
+    ),
+    // Its own secrets (client secret, password, header values, bodies) and the tokens it obtains
+    // never reach spans, metrics or logs.
+    ("synthetic", Coverage::UnitTests(&["secrets_never_leave"])),
+    // Its stream token is required and never printed; personal fields are dropped by default.
+    (
+        "auth0_logs",
+        Coverage::UnitTests(&[
+            "wrong_or_missing_token_is_401_and_nothing_enters",
+            "config_yaml_decodes_to_struct",
+            "user_ids_are_kept_only_when_configured",
+        ]),
+    ),
+    (
+        "statuspage",
+        Coverage::NotApplicable(
+            "polls public status pages without credentials and emits what they publish",
+        ),
+    ),
+];
+
+/// Every file in configs/: run through [`check_config`] by the named test, or why not
+/// (`every_shipped_config_is_covered` names one that is missing).
+const CONFIGS: &[(&str, Result<&str, &str>)] = &[
+    (
+        "otlp-forward.yaml",
+        Ok("otlp_forward_config_delivers_no_credentials"),
+    ),
+    ("jaeger.yaml", Ok("jaeger_config_delivers_no_credentials")),
+    ("tempo.yaml", Ok("tempo_config_delivers_no_credentials")),
+    ("honeycomb.yaml", Ok("honeycomb_config_delivers_no_credentials")),
+    ("compose.yaml", Ok("compose_config_delivers_no_credentials")),
+    (
+        "default.yaml",
+        Err("forwards nothing: spans go to error_rate only, and the console exporter prints alert \
+             transitions and summaries, not the records it is given"),
+    ),
+    (
+        "auth0.yaml",
+        Err("an overlay on default.yaml that adds synthetic checks: it forwards nothing either"),
+    ),
+    (
+        "demo.yaml",
+        Err("the demo's own traffic to its stand-in provider; it takes nothing from outside and forwards nothing"),
+    ),
+];
+
+fn this_file() -> String {
+    std::fs::read_to_string(repo().join("tests/credentials.rs")).unwrap()
+}
+
+/// Whether a test function of that name is defined in some .rs file under `dir`.
+fn defines_test(dir: &std::path::Path, name: &str) -> bool {
+    let needle = format!("fn {name}(");
+    std::fs::read_dir(dir).into_iter().flatten().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            defines_test(&path, name)
+        } else {
+            path.extension().is_some_and(|x| x == "rs")
+                && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(&needle))
+        }
+    })
+}
+
+#[test]
+fn every_receiver_is_covered() {
+    let registered = authwatch_receiver::factories().type_names(Kind::Receiver);
+    let source = this_file();
+    let mut problems = Vec::new();
+    for ty in &registered {
+        let Some((_, coverage)) = RECEIVERS.iter().find(|(r, _)| r == ty) else {
+            problems.push(format!(
+                "receiver `{ty}` is not covered by the credentials checks: send credentials through \
+                 it end to end here, or name the unit tests that keep its secrets in, or say why it \
+                 carries none (RECEIVERS in tests/credentials.rs)"
+            ));
+            continue;
+        };
+        match coverage {
+            Coverage::EndToEnd(tests) => {
+                for t in *tests {
+                    if !source.contains(&format!("async fn {t}(")) {
+                        problems.push(format!(
+                            "receiver `{ty}`: no test `{t}` in tests/credentials.rs"
+                        ));
+                    }
+                }
+            }
+            Coverage::UnitTests(tests) => {
+                let dir = repo().join("crates/authwatch-receiver/src").join(ty);
+                for t in *tests {
+                    if !defines_test(&dir, t) {
+                        problems.push(format!(
+                            "receiver `{ty}`: no test `{t}` under crates/authwatch-receiver/src/{ty}/"
+                        ));
+                    }
+                }
+            }
+            Coverage::NotApplicable(why) => assert!(why.len() > 20, "`{ty}`: say why"),
+        }
+    }
+    for (r, _) in RECEIVERS {
+        if !registered.contains(r) {
+            problems.push(format!(
+                "RECEIVERS lists `{r}`, which is not a registered receiver"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_shipped_config_is_covered() {
+    let source = this_file();
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    for f in &files {
+        match CONFIGS.iter().find(|(c, _)| c == f) {
+            None => problems.push(format!(
+                "configs/{f} is not covered by the credentials checks: run it through \
+                 `check_config` in a test here, or say in CONFIGS why it forwards nothing"
+            )),
+            Some((_, Ok(test))) if !source.contains(&format!("async fn {test}(")) => problems.push(
+                format!("configs/{f}: no test `{test}` in tests/credentials.rs"),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (c, _) in CONFIGS {
+        if !files.iter().any(|f| f == c) {
+            problems.push(format!("CONFIGS lists {c}, which is not in configs/"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_shipped_config_redacts_every_span_and_log_pipeline() {
+    let receivers = authwatch_receiver::factories();
     let dir = repo().join("configs");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -392,13 +670,14 @@ fn every_shipped_config_redacts_every_span_and_log_pipeline() {
                 continue;
             }
             // Pipelines fed only by connectors (alert events, derived metrics) carry data that
-            // was redacted upstream; pipelines that take data from outside must redact it.
+            // was redacted upstream; pipelines a registered receiver feeds take data from
+            // outside and must redact it.
             let external = p["receivers"]
                 .as_sequence()
                 .map(|s| {
                     s.iter().filter_map(|v| v.as_str()).any(|r| {
                         let ty = r.split('/').next().unwrap_or(r);
-                        matches!(ty, "otlp" | "auth0_logs" | "synthetic" | "statuspage")
+                        receivers.get(Kind::Receiver, ty).is_some()
                     })
                 })
                 .unwrap_or(false);

@@ -2,7 +2,7 @@
 //! batching after it with `sending_queue.batch`) to a backend that is stopped for 60 s and
 //! restarted. Every span acknowledged to the client arrives; duplicates can
 //! only come from requests in flight when the backend went away (at least once, see
-//! README, "Persistent sending queue").
+//! docs/operations.md, "Persistent sending queue").
 
 mod common;
 

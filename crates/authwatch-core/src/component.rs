@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::consume::{Router, SharedConsumer};
 use crate::health::Health;
 use crate::id::{ComponentId, PipelineId};
-use crate::signal::{SignalKind, Signals};
+use crate::kind::{SignalKind, Signals};
 use crate::telemetry::Telemetry;
 use crate::validate::Validator;
 
@@ -24,10 +24,26 @@ use crate::validate::Validator;
 /// in-flight work is done.
 pub type Running = BoxFuture<'static, Result<(), RunError>>;
 
+/// A component's own typed error, boxed so that [`BuildError`] and [`RunError`] can carry any.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A running component failed for good.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunError(pub String);
+pub enum RunError {
+    /// A server stopped serving.
+    #[error("{server} failed: {source}")]
+    Serve {
+        server: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A task of the component panicked (the panic itself was logged where it happened).
+    #[error("{task} panicked")]
+    Panicked { task: String },
+    /// The component's own typed error.
+    #[error(transparent)]
+    Component(BoxError),
+}
 
 /// Why a component could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +54,35 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
+    /// An option cannot be used as written (a file that does not read, a URL or header value the
+    /// client refuses): `at` is the option's path, as in config errors.
+    #[error("{at}: {source}")]
+    Option {
+        at: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The component's own typed error.
+    #[error(transparent)]
+    Component(BoxError),
+}
+
+impl BuildError {
+    /// The component's own error.
+    pub fn component(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BuildError::Component(Box::new(error))
+    }
+
+    /// The option at `at` (a config path such as `protocols::grpc::tls`) cannot be used.
+    pub fn option(
+        at: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BuildError::Option {
+            at: at.into(),
+            source: Box::new(error),
+        }
+    }
 }
 
 /// Something a component instance claims for itself; two claims of one resource are a config error.

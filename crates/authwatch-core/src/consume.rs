@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::signal::{Signal, SignalKind};
+use crate::signal::{DecodeError, Signal, SignalKind};
 
 /// Why data was not accepted. Receivers map this to the wire (see each receiver's `status.rs`);
 /// classification is by variant, never by message.
@@ -24,9 +24,77 @@ pub enum ConsumeError {
     /// No pipeline takes this signal from this receiver.
     #[error("no pipeline accepts {0} from this receiver")]
     NoPipeline(SignalKind),
-    /// The data itself is bad; retrying will not help.
-    #[error("{0}")]
-    Permanent(String),
+    /// Refused for good: the data is bad, or its destination will never take it; retrying the
+    /// same data will not help.
+    #[error(transparent)]
+    Permanent(#[from] PermanentError),
+}
+
+impl From<DecodeError> for ConsumeError {
+    fn from(e: DecodeError) -> Self {
+        ConsumeError::Permanent(PermanentError::Decode(e))
+    }
+}
+
+/// Why data was refused for good (see [`ConsumeError::Permanent`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PermanentError {
+    /// Bytes that claimed to be a request did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Bytes that claimed to be a request are not valid protobuf (found without decoding).
+    #[error("{component} got a {kind} request that is not valid protobuf")]
+    Malformed {
+        component: &'static str,
+        kind: SignalKind,
+    },
+    /// A component got a signal it does not take (a wiring bug the graph checks should catch).
+    #[error("{component} takes {expected}, not {got}")]
+    WrongSignal {
+        component: &'static str,
+        expected: SignalKind,
+        got: SignalKind,
+    },
+    /// The destination refused the data for good, or can never take it (an exporter's own
+    /// typed error, shared so that every consumer upstream can report it).
+    #[error(transparent)]
+    Refused(SharedError),
+}
+
+impl PermanentError {
+    /// The destination refused the data for good; `error` says why.
+    pub fn refused(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        PermanentError::Refused(SharedError::new(error))
+    }
+}
+
+/// A typed error behind a reference count, so that [`ConsumeError`] stays `Clone`. Two are equal
+/// when they are the same error or say the same thing.
+#[derive(Debug, Clone)]
+pub struct SharedError(pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl SharedError {
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SharedError(Arc::new(error))
+    }
+}
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
 }
 
 impl ConsumeError {
@@ -268,7 +336,12 @@ mod tests {
     fn retryable_classification() {
         assert!(ConsumeError::Full.is_retryable());
         assert!(ConsumeError::Throttled(Duration::from_secs(2)).is_retryable());
-        assert!(!ConsumeError::Permanent("x".into()).is_retryable());
+        let bad = PermanentError::WrongSignal {
+            component: "test",
+            expected: SignalKind::Traces,
+            got: SignalKind::Logs,
+        };
+        assert!(!ConsumeError::from(bad).is_retryable());
         assert!(!ConsumeError::NoPipeline(SignalKind::Logs).is_retryable());
     }
 }

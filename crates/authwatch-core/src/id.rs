@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::signal::SignalKind;
+use crate::kind::SignalKind;
 
 /// Why a `type[/name]` id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

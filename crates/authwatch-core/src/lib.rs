@@ -8,20 +8,25 @@ pub mod board;
 pub mod component;
 pub mod config;
 pub mod consume;
+pub mod data;
 pub mod health;
 pub mod id;
+pub mod kind;
 pub mod registry;
 pub mod semconv;
 pub mod signal;
 pub mod telemetry;
+pub mod time;
 pub mod validate;
 pub mod wire;
 
 pub use component::*;
-pub use consume::{ConsumeError, Consumer, Fanout, Router, SharedConsumer};
+pub use consume::{
+    ConsumeError, Consumer, Fanout, PermanentError, Router, SharedConsumer, SharedError,
+};
 pub use id::{ComponentId, IdError, PipelineId};
 pub use registry::{AnyConfig, Factories, Factory, Kind};
-pub use signal::{Signal, SignalKind, Signals};
+pub use signal::{DecodeError, Signal, SignalKind, Signals};
 pub use validate::{ConfigError, Validator};
 pub use wire::Encoded;
 

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::component::*;
-use crate::signal::{SignalKind, Signals};
+use crate::kind::{SignalKind, Signals};
 use crate::validate::{ConfigError, Validator};
 
 /// The kinds of component, as named in the config's top-level sections.

@@ -1,5 +1,6 @@
-//! Names that cross component crates (metric names, attribute keys, event names), in one place,
-//! as the OpenTelemetry semantic-convention crates do. Later components add theirs here.
+//! Names that cross component crates (metric names, attribute keys, event names) and the values
+//! of the attributes that several components read ([`ErrorClass`], [`Source`]), in one place, as
+//! the OpenTelemetry semantic-convention crates do. Later components add theirs here.
 
 /// `service.name` resource attribute.
 pub const SERVICE_NAME: &str = "service.name";
@@ -108,6 +109,96 @@ pub const PEER_SERVICE: &str = "peer.service";
 pub const RPC_SERVICE: &str = "rpc.service";
 /// `url.template` span attribute.
 pub const URL_TEMPLATE: &str = "url.template";
+
+/// A value of [`ERROR_CLASS`]: what a matched call ended as, following the HTTP client semantic
+/// conventions. Written by the `error_rate` connector, read by the `alerts` connector.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 1xx-3xx, or no error.
+    Ok,
+    /// 5xx (gRPC INTERNAL, UNAVAILABLE, UNKNOWN, DATA_LOSS).
+    ServerError,
+    /// 429 without a user-specific OAuth error (gRPC RESOURCE_EXHAUSTED).
+    RateLimited,
+    /// No response in time (`error.type` names a timeout; gRPC DEADLINE_EXCEEDED).
+    Timeout,
+    /// No response at all: DNS, connect, TLS, reset.
+    Network,
+    /// 4xx with an OAuth error code listed in `auth_rejected_errors` (a wrong password).
+    AuthRejected,
+    /// Any other 4xx.
+    ClientError,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::Ok,
+        ErrorClass::ServerError,
+        ErrorClass::RateLimited,
+        ErrorClass::Timeout,
+        ErrorClass::Network,
+        ErrorClass::AuthRejected,
+        ErrorClass::ClientError,
+    ];
+
+    #[inline]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Ok => "ok",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Network => "network",
+            ErrorClass::AuthRejected => "auth_rejected",
+            ErrorClass::ClientError => "client_error",
+        }
+    }
+
+    /// Whether this class points at the provider rather than at the caller.
+    #[inline]
+    pub const fn is_provider_side(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::ServerError | ErrorClass::Timeout | ErrorClass::Network
+        )
+    }
+
+    /// The position in [`ErrorClass::ALL`].
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A value of [`SOURCE`]: where a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// A real call made by an application.
+    Traffic,
+    /// A synthetic probe run (span carrying [`SYNTHETIC_CHECK`]).
+    Probe,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Traffic, Source::Probe];
+
+    #[inline]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Traffic => "traffic",
+            Source::Probe => "probe",
+        }
+    }
+
+    /// The position in [`Source::ALL`].
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Log event name: an error group seen for the first time.
 pub const ERROR_GROUP_NEW: &str = "authwatch.error_group.new";

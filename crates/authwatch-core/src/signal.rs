@@ -1,8 +1,8 @@
 //! The data that flows through pipelines: OTLP export requests, one variant per signal.
 
-use std::fmt;
+use prost::Message;
 
-use crate::consume::ConsumeError;
+pub use crate::kind::{SignalKind, Signals};
 use crate::wire::Encoded;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -11,81 +11,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-/// The three OTLP signals.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum SignalKind {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl SignalKind {
-    pub const ALL: [SignalKind; 3] = [SignalKind::Traces, SignalKind::Metrics, SignalKind::Logs];
-
-    /// Index 0..3, for per-signal arrays.
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SignalKind::Traces => "traces",
-            SignalKind::Metrics => "metrics",
-            SignalKind::Logs => "logs",
-        }
-    }
-
-    /// What one item of this signal is called in self-telemetry (`spans`, `metric_points`, `log_records`).
-    pub const fn item_name(self) -> &'static str {
-        match self {
-            SignalKind::Traces => "spans",
-            SignalKind::Metrics => "metric_points",
-            SignalKind::Logs => "log_records",
-        }
-    }
-}
-
-impl fmt::Display for SignalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A set of signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Signals(u8);
-
-impl Signals {
-    pub const NONE: Signals = Signals(0);
-    pub const ALL: Signals = Signals(0b111);
-    pub const TRACES: Signals = Signals(1);
-    pub const METRICS: Signals = Signals(2);
-    pub const LOGS: Signals = Signals(4);
-
-    pub const fn of(kind: SignalKind) -> Signals {
-        Signals(1 << kind as u8)
-    }
-    pub const fn contains(self, kind: SignalKind) -> bool {
-        self.0 & (1 << kind as u8) != 0
-    }
-    pub const fn with(self, kind: SignalKind) -> Signals {
-        Signals(self.0 | (1 << kind as u8))
-    }
-    pub fn iter(self) -> impl Iterator<Item = SignalKind> {
-        SignalKind::ALL
-            .into_iter()
-            .filter(move |k| self.contains(*k))
-    }
-}
-
-impl std::ops::BitOr for Signals {
-    type Output = Signals;
-    fn bitor(self, rhs: Signals) -> Signals {
-        Signals(self.0 | rhs.0)
-    }
+/// Bytes that claimed to be a request of one signal did not decode as one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot decode a {kind} request: {source}")]
+pub struct DecodeError {
+    pub kind: SignalKind,
+    #[source]
+    pub source: prost::DecodeError,
 }
 
 /// One unit of pipeline data: an OTLP export request of one signal, decoded or still encoded.
@@ -120,18 +52,15 @@ impl Signal {
 
     /// The request decoded: an [`Encoded`] one is decoded, the others are returned as they are.
     /// Components that read or change the data call this first.
-    pub fn into_decoded(self) -> Result<Signal, ConsumeError> {
+    pub fn into_decoded(self) -> Result<Signal, DecodeError> {
         match self {
-            Signal::Encoded(e) => e.decode().map_err(|err| {
-                ConsumeError::Permanent(format!("cannot decode a {} request: {err}", e.kind()))
-            }),
+            Signal::Encoded(e) => e.decode(),
             other => Ok(other),
         }
     }
 
     /// The request's size as protobuf, in bytes (computed for a decoded request).
     pub fn encoded_size(&self) -> usize {
-        use prost::Message;
         match self {
             Signal::Traces(r) => r.encoded_len(),
             Signal::Metrics(r) => r.encoded_len(),
@@ -141,7 +70,7 @@ impl Signal {
     }
 
     /// The request decoded, borrowed when it already is.
-    pub fn decoded_ref(&self) -> Result<std::borrow::Cow<'_, Signal>, ConsumeError> {
+    pub fn decoded_ref(&self) -> Result<std::borrow::Cow<'_, Signal>, DecodeError> {
         match self {
             Signal::Encoded(_) => self.clone().into_decoded().map(std::borrow::Cow::Owned),
             other => Ok(std::borrow::Cow::Borrowed(other)),
@@ -168,6 +97,33 @@ impl Signal {
             SignalKind::Metrics => Signal::Metrics(Default::default()),
             SignalKind::Logs => Signal::Logs(Default::default()),
         }
+    }
+}
+
+// === impl Encoded (conversions from and to Signal) ===
+
+impl Encoded {
+    /// Encodes a decoded request.
+    pub fn encode(data: &Signal) -> Encoded {
+        let bytes = match data {
+            Signal::Encoded(e) => return e.clone(),
+            Signal::Traces(r) => r.encode_to_vec(),
+            Signal::Metrics(r) => r.encode_to_vec(),
+            Signal::Logs(r) => r.encode_to_vec(),
+        };
+        Encoded::new(data.kind(), bytes.into(), data.item_count())
+    }
+
+    /// Decodes into the owned request types.
+    pub fn decode(&self) -> Result<Signal, DecodeError> {
+        let b = &self.bytes()[..];
+        let kind = self.kind();
+        let decoded = match kind {
+            SignalKind::Traces => ExportTraceServiceRequest::decode(b).map(Signal::Traces),
+            SignalKind::Metrics => ExportMetricsServiceRequest::decode(b).map(Signal::Metrics),
+            SignalKind::Logs => ExportLogsServiceRequest::decode(b).map(Signal::Logs),
+        };
+        decoded.map_err(|source| DecodeError { kind, source })
     }
 }
 
@@ -211,15 +167,6 @@ pub fn metric_point_count(m: &Metric) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signals_set() {
-        let s = Signals::TRACES | Signals::LOGS;
-        assert!(s.contains(SignalKind::Traces));
-        assert!(!s.contains(SignalKind::Metrics));
-        assert_eq!(s.iter().count(), 2);
-        assert!(Signals::ALL.contains(SignalKind::Metrics));
-    }
 
     #[test]
     fn empty_counts_zero() {

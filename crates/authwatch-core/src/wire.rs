@@ -12,12 +12,8 @@
 //! always decodes; the `wire_check` fuzz target holds the two to that.
 
 use bytes::Bytes;
-use prost::Message;
 
-use crate::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use crate::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use crate::signal::{Signal, SignalKind};
+use crate::kind::SignalKind;
 
 pub mod raw;
 
@@ -36,22 +32,6 @@ impl Encoded {
         Encoded { kind, bytes, items }
     }
 
-    /// Encodes a decoded request.
-    pub fn encode(data: &Signal) -> Encoded {
-        match data {
-            Signal::Encoded(e) => e.clone(),
-            Signal::Traces(r) => {
-                Encoded::new(data.kind(), r.encode_to_vec().into(), data.item_count())
-            }
-            Signal::Metrics(r) => {
-                Encoded::new(data.kind(), r.encode_to_vec().into(), data.item_count())
-            }
-            Signal::Logs(r) => {
-                Encoded::new(data.kind(), r.encode_to_vec().into(), data.item_count())
-            }
-        }
-    }
-
     pub fn kind(&self) -> SignalKind {
         self.kind
     }
@@ -66,16 +46,6 @@ impl Encoded {
 
     pub fn into_bytes(self) -> Bytes {
         self.bytes
-    }
-
-    /// Decodes into the owned request types.
-    pub fn decode(&self) -> Result<Signal, prost::DecodeError> {
-        let b = &self.bytes[..];
-        Ok(match self.kind {
-            SignalKind::Traces => Signal::Traces(ExportTraceServiceRequest::decode(b)?),
-            SignalKind::Metrics => Signal::Metrics(ExportMetricsServiceRequest::decode(b)?),
-            SignalKind::Logs => Signal::Logs(ExportLogsServiceRequest::decode(b)?),
-        })
     }
 }
 

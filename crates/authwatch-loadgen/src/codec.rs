@@ -6,11 +6,11 @@ use bytes::{Buf, BufMut, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-/// gRPC path of the OTLP trace export call.
-pub const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-/// gRPC paths of the other OTLP export calls (the sink accepts and ignores them).
-pub const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-pub const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+/// gRPC paths of the OTLP export calls (the sink accepts and ignores metrics and logs).
+pub use authwatch_net::otlp::{
+    LOGS_EXPORT_PATH as LOGS_EXPORT, METRICS_EXPORT_PATH as METRICS_EXPORT,
+    TRACES_EXPORT_PATH as TRACES_EXPORT,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawCodec;

@@ -8,6 +8,10 @@ use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::SignalKind;
 
+pub use crate::auth0_logs::decode::DecodeError as Auth0DecodeError;
+pub use crate::otlp::json::JsonError as OtlpJsonError;
+pub use crate::statuspage::parse::ParseError as StatusParseError;
+
 use crate::otlp::ingest::Export;
 use crate::statuspage::Format;
 use crate::synthetic::TokenValidation;
@@ -50,7 +54,7 @@ pub fn otlp_drop_invalid(req: &mut OtlpRequest) -> Option<Rejected> {
 
 /// The OTLP receiver's JSON decoding of one request (`Export::from_json`: serde, plus the
 /// metrics check in `otlp/json.rs`).
-pub fn otlp_from_json(kind: SignalKind, body: &[u8]) -> Result<OtlpRequest, String> {
+pub fn otlp_from_json(kind: SignalKind, body: &[u8]) -> Result<OtlpRequest, OtlpJsonError> {
     Ok(match kind {
         SignalKind::Traces => OtlpRequest::Traces(ExportTraceServiceRequest::from_json(body)?),
         SignalKind::Metrics => OtlpRequest::Metrics(ExportMetricsServiceRequest::from_json(body)?),
@@ -60,9 +64,9 @@ pub fn otlp_from_json(kind: SignalKind, body: &[u8]) -> Result<OtlpRequest, Stri
 
 /// The `auth0_logs` receiver's body decoding, then each event as a log record (with and
 /// without `include_user_ids`). Returns the records without user ids.
-pub fn auth0_decode(body: &[u8]) -> Result<Vec<LogRecord>, String> {
+pub fn auth0_decode(body: &[u8]) -> Result<Vec<LogRecord>, Auth0DecodeError> {
     use crate::auth0_logs::decode::{decode_body, record};
-    let events = decode_body(body).map_err(|e| e.to_string())?;
+    let events = decode_body(body)?;
     Ok(events
         .iter()
         .map(|e| {
@@ -104,8 +108,8 @@ pub fn statuspage_parse(
     format: Format,
     body: &[u8],
     components: &[String],
-) -> Result<StatusSnapshot, String> {
-    let s = crate::statuspage::parse::parse(format, body, components).map_err(|e| e.to_string())?;
+) -> Result<StatusSnapshot, StatusParseError> {
+    let s = crate::statuspage::parse::parse(format, body, components)?;
     Ok(StatusSnapshot {
         indicator: s.indicator,
         components: s
@@ -149,9 +153,9 @@ pub fn jwt_validate(
         message: f.message,
     };
     let header = jwt::header(token, cfg).map_err(refused)?;
-    let keys = jwt::parse_jwks(jwks).map_err(|message| TokenRefused {
+    let keys = jwt::parse_jwks(jwks).map_err(|e| TokenRefused {
         error_type: "jwks_invalid",
-        message,
+        message: e.to_string(),
     })?;
     let Some(key) = jwt::find_key(&keys, header.kid.as_deref()) else {
         return Err(TokenRefused {

@@ -7,7 +7,7 @@ use authwatch_core::{
     AnyConfig, ComponentId, ConfigError, Holds, Kind, PipelineId, Resource, SignalKind, Signals,
 };
 
-use crate::config::{Loaded, MetricsLevel};
+use crate::config::Loaded;
 
 /// What the graph checks found.
 #[derive(Debug, Default)]
@@ -301,11 +301,8 @@ pub fn check(l: &Loaded) -> Checks {
 
     // Resources: no two components (or the telemetry endpoint) on one port or file.
     let mut claims: Vec<(String, Resource)> = Vec::new();
-    if l.service.telemetry.metrics.level != MetricsLevel::None {
-        claims.push((
-            "service::telemetry::metrics::address".into(),
-            Resource::Listen(l.service.telemetry.metrics.address.addr()),
-        ));
+    for (path, addr) in l.service.telemetry.metrics.pull_readers() {
+        claims.push((path, Resource::Listen(addr)));
     }
     for kind in Kind::ALL {
         for (id, comp) in l.section(kind) {
@@ -371,8 +368,13 @@ fn next_nodes(l: &Loaded, n: &Node) -> Vec<Node> {
     }
 }
 
+/// A cycle in the data-flow graph: the nodes along it, the first one again at the end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(Node::to_string).collect::<Vec<_>>().join(" -> "))]
+struct Cycle(Vec<Node>);
+
 /// Depth-first over the data-flow graph; post-order gives downstream-first build order.
-fn walk(l: &Loaded) -> Result<Vec<Node>, String> {
+fn walk(l: &Loaded) -> Result<Vec<Node>, Cycle> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Open,
@@ -384,14 +386,14 @@ fn walk(l: &Loaded) -> Result<Vec<Node>, String> {
         marks: &mut HashMap<Node, Mark>,
         stack: &mut Vec<Node>,
         out: &mut Vec<Node>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Cycle> {
         match marks.get(n) {
             Some(Mark::Done) => return Ok(()),
             Some(Mark::Open) => {
                 let start = stack.iter().position(|s| s == n).unwrap_or(0);
-                let mut path: Vec<String> = stack[start..].iter().map(|x| x.to_string()).collect();
-                path.push(n.to_string());
-                return Err(path.join(" -> "));
+                let mut path = stack[start..].to_vec();
+                path.push(n.clone());
+                return Err(Cycle(path));
             }
             None => {}
         }
@@ -419,7 +421,7 @@ fn walk(l: &Loaded) -> Result<Vec<Node>, String> {
     Ok(out)
 }
 
-fn find_cycle(l: &Loaded) -> Option<String> {
+fn find_cycle(l: &Loaded) -> Option<Cycle> {
     walk(l).err()
 }
 

@@ -5,8 +5,10 @@
 
 pub mod config;
 pub mod graph;
+mod load;
 pub mod run;
 pub mod telemetry;
 
-pub use config::{load, ConfigSource, LoadError, Loaded};
+pub use config::{ConfigSource, LoadError, Loaded};
+pub use load::load;
 pub use run::{run, RunOutcome};

@@ -25,7 +25,7 @@ use authwatch_core::{
     ReceiverContext, Router, Running, Settings, SharedConsumer, SignalKind,
 };
 
-use crate::config::{Loaded, MetricsLevel};
+use crate::config::Loaded;
 use crate::graph::{build_order, Node};
 
 /// How a run ended.
@@ -50,16 +50,33 @@ impl RunOutcome {
 
 /// A component could not be started (a port in use, a bad certificate file, ...).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start {kind} \"{id}\": {message}")]
+#[error(
+    "cannot start {kind} \"{id}\": {}{source}",
+    .pipeline.as_ref().map(|p| format!("in pipeline {p}: ")).unwrap_or_default()
+)]
 pub struct StartError {
+    /// `receiver`, `processor`, ..., or `telemetry`.
     pub kind: String,
     pub id: String,
-    pub message: String,
+    /// The pipeline of a processor (each pipeline builds its own).
+    pub pipeline: Option<PipelineId>,
+    #[source]
+    pub source: StartCause,
+}
+
+/// Why a component or the self-telemetry could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartCause {
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error(transparent)]
+    Build(#[from] authwatch_core::BuildError),
 }
 
 /// What the caller may want to know once everything is started.
 #[derive(Debug, Clone)]
 pub struct Started {
+    /// Where the (first) pull reader serves `/metrics`.
     pub metrics_address: Option<SocketAddr>,
 }
 
@@ -177,8 +194,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_started: impl FnOnce(Started) + Send,
 ) -> Result<RunOutcome, StartError> {
+    let telemetry = crate::telemetry::build(&loaded.service.telemetry).map_err(|e| StartError {
+        kind: "telemetry".into(),
+        id: "metrics".into(),
+        pipeline: None,
+        source: e.into(),
+    })?;
     let shared = Shared {
-        telemetry: Telemetry::new(),
+        telemetry,
         health: Health::default(),
         board: StatusBoard::default(),
     };
@@ -211,6 +234,8 @@ pub async fn run(
             }
             exporters_stage.drain(deadline).await;
             support.drain(deadline).await;
+            // Off the runtime's threads: dropping the provider would shut it down in place.
+            crate::telemetry::shutdown(shared.telemetry.clone(), Duration::from_secs(1)).await;
             return Err(e);
         }
     };
@@ -246,6 +271,9 @@ pub async fn run(
     all_ok &= ok;
     let (_, ok) = support.drain(Instant::now() + Duration::from_secs(2)).await;
     all_ok &= ok;
+    // The periodic readers export one last time, within what is left of the drain's time.
+    let left = deadline.saturating_duration_since(Instant::now());
+    crate::telemetry::shutdown(shared.telemetry.clone(), left.max(Duration::from_secs(1))).await;
     component_failed |= !all_ok;
     if drained {
         info!("Shutdown complete.");
@@ -258,11 +286,12 @@ pub async fn run(
     })
 }
 
-fn start_err(kind: Kind, id: &ComponentId, e: impl std::fmt::Display) -> StartError {
+fn start_err(kind: Kind, id: &ComponentId, e: impl Into<StartCause>) -> StartError {
     StartError {
         kind: kind.to_string(),
         id: id.to_string(),
-        message: e.to_string(),
+        pipeline: None,
+        source: e.into(),
     }
 }
 
@@ -278,19 +307,35 @@ async fn start(
 ) -> Result<Started, StartError> {
     // Self-telemetry endpoint and extensions first, so health is visible while starting.
     let mut metrics_address = None;
-    if l.service.telemetry.metrics.level != MetricsLevel::None {
-        let addr = l.service.telemetry.metrics.address.addr();
+    for (i, (_, addr)) in l
+        .service
+        .telemetry
+        .metrics
+        .pull_readers()
+        .into_iter()
+        .enumerate()
+    {
         let (local, task) =
             crate::telemetry::serve_metrics(addr, shared.telemetry.clone(), support.token.clone())
                 .await
                 .map_err(|e| StartError {
                     kind: "telemetry".into(),
                     id: "metrics".into(),
-                    message: e.to_string(),
+                    pipeline: None,
+                    source: e.into(),
                 })?;
         info!(address = %local, "Self-telemetry metrics listening on /metrics.");
-        metrics_address = Some(local);
-        support.spawn("telemetry", "metrics".into(), task, early.clone());
+        metrics_address.get_or_insert(local);
+        let id = if i == 0 {
+            "metrics".to_owned()
+        } else {
+            format!("metrics/{i}")
+        };
+        support.spawn("telemetry", id, task, early.clone());
+    }
+    for p in l.service.telemetry.metrics.periodic_readers() {
+        let crate::config::PushExporterConfig::Otlp(o) = &p.exporter;
+        info!(endpoint = %o.endpoint, interval = ?p.interval, "Self-telemetry metrics exported over OTLP.");
     }
     for id in &l.service.extensions {
         let Some(c) = l.extensions.get(id) else {
@@ -380,8 +425,9 @@ async fn start(
                             next,
                         })
                         .await
-                        .map_err(|e| {
-                            start_err(Kind::Processor, pr, format!("in pipeline {pid}: {e}"))
+                        .map_err(|e| StartError {
+                            pipeline: Some(pid.clone()),
+                            ..start_err(Kind::Processor, pr, e)
                         })?;
                     if let Some(task) = built.task {
                         stage.spawn("processor", format!("{pr} in {pid}"), task, early.clone());
@@ -441,4 +487,33 @@ fn router_for(
         }
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_name_the_component_and_keep_their_cause() {
+        let bind = || authwatch_core::BuildError::Bind {
+            addr: ([127, 0, 0, 1], 4317).into(),
+            source: std::io::ErrorKind::AddrInUse.into(),
+        };
+        let id: ComponentId = "batch".parse().unwrap();
+        let e = StartError {
+            pipeline: Some("traces".parse().unwrap()),
+            ..start_err(Kind::Processor, &id, bind())
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot start processor \"batch\": in pipeline traces: cannot listen on 127.0.0.1:4317: address in use; is another process using the port?"
+        );
+        assert!(matches!(e.source, StartCause::Build(_)));
+        let id: ComponentId = "otlp".parse().unwrap();
+        let e = start_err(Kind::Receiver, &id, bind());
+        assert!(e
+            .to_string()
+            .starts_with("cannot start receiver \"otlp\": cannot listen on"));
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }

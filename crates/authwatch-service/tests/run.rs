@@ -135,21 +135,17 @@ service:
         },
     ));
     let addr = addr_rx.await.unwrap().expect("metrics address");
-    let body = http_get(addr, "/metrics").await;
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    assert!(body.contains("application/openmetrics-text"), "{body}");
-    assert!(body.contains("authwatch_process_uptime_seconds"), "{body}");
+    let r = authwatch_testkit::raw_http::get(addr, "/metrics").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.contains("application/openmetrics-text")),
+        "{r:?}"
+    );
+    assert!(
+        r.text().contains("authwatch_process_uptime_seconds"),
+        "{r:?}"
+    );
     stop_tx.send(()).unwrap();
     assert_eq!(run.await.unwrap().unwrap().exit_code(), 0);
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }

@@ -9,12 +9,12 @@ use std::sync::{LazyLock, Mutex};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use authwatch_core::config::ListenAddr;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConnectorConfig, ConnectorContext, ConsumeError, Consumer,
     ExporterConfig, Factories, ProcessorConfig, ProcessorContext, ReceiverConfig, ReceiverContext,
     Resource, Running, Settings, Signal, SignalKind, Signals, Validator,
 };
+use authwatch_net::ListenAddr;
 
 use crate::sink::Sink;
 

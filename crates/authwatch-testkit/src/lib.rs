@@ -1,5 +1,6 @@
 //! Test helpers shared by every authwatch crate (dev-dependency only): a collecting sink whose
-//! answer can be set, OTLP data builders, config contract asserts, and real servers on loopback.
+//! answer can be set, OTLP data builders, config contract asserts, real servers on loopback, and
+//! raw HTTP/1.1 clients (`raw_http`, `slow_client`).
 #![forbid(unsafe_code)]
 
 pub mod alertmanager;
@@ -7,10 +8,13 @@ pub mod components;
 pub mod data;
 pub mod oauth_server;
 pub mod otlp_server;
+pub mod raw_http;
 pub mod sink;
+pub mod slow_client;
+pub mod tls;
 
 pub use data::*;
-pub use sink::Sink;
+pub use sink::{permanent, Sink};
 
 use authwatch_core::registry::decode_config;
 use authwatch_core::{ComponentConfig, Validator};

@@ -3,9 +3,26 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authwatch_core::{ConsumeError, Consumer, Signal, SignalKind};
+use authwatch_core::{ConsumeError, Consumer, PermanentError, Signal, SignalKind};
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
+
+/// A refusal a test makes a consumer answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRefusal(pub &'static str);
+
+impl std::fmt::Display for TestRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for TestRefusal {}
+
+/// A permanent refusal saying `why` (what a destination that will never take the data answers).
+pub fn permanent(why: &'static str) -> ConsumeError {
+    ConsumeError::Permanent(PermanentError::refused(TestRefusal(why)))
+}
 
 #[derive(Default)]
 struct Inner {

@@ -3,14 +3,14 @@
 //! burst of 5xx, rate limiting, a locked probe user, recovery), with client traffic reported
 //! as real OTLP spans. The terminal shows the script, probe runs, error rates, alerts with
 //! their verdicts and the status page's URL. Wiring only: the stand-in, the traffic and the
-//! terminal lines live in `authwatch_extension::status_page::demo`.
+//! terminal lines live in the `authwatch-demo` crate (`crates/authwatch-demo`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use authwatch_core::Factories;
-use authwatch_extension::status_page::demo::{Demo, Options};
+use authwatch_demo::{Demo, Options};
 use authwatch_service::ConfigSource;
 
 /// The demo's config.
@@ -66,7 +66,7 @@ pub(crate) fn run(duration: Duration, status_page: SocketAddr, factories: &Facto
                 return ExitCode::from(crate::EXIT_INVALID_CONFIG);
             }
         };
-        crate::init_logs(&loaded.service.telemetry.logs);
+        crate::init_logs(&loaded.service.telemetry.logs, None);
         println!("==================================================================");
         println!(" AUTHWATCH DEMO: a stand-in identity provider, not a real tenant");
         println!("==================================================================");

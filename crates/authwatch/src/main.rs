@@ -6,12 +6,14 @@ mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing::info;
 
 use authwatch_core::{ConfigError, Factories, Kind};
 use authwatch_service::config::{LogEncoding, LogsConfig};
+use authwatch_service::telemetry::logs::{exported_target, LogExport};
 use authwatch_service::{ConfigSource, Loaded};
 
 /// The embedded default config (`configs/default.yaml`), used when no `--config` is given.
@@ -116,18 +118,29 @@ fn load(cli: &Cli, factories: &Factories) -> Result<Loaded, ExitCode> {
     }
 }
 
-fn init_logs(cfg: &LogsConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
+/// Logs to stderr (text or JSON) at `logs.level` (`RUST_LOG` overrides it) and, when
+/// `logs.processors` are configured, as OTLP log records through `export`'s logger provider.
+fn init_logs(cfg: &LogsConfig, export: Option<&LogExport>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
+    let level = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.encoding {
-        LogEncoding::Json => builder.json().init(),
-        LogEncoding::Console => builder.init(),
-    }
+    let (console, json) = match cfg.encoding {
+        LogEncoding::Console => (Some(fmt::layer().with_writer(std::io::stderr)), None),
+        LogEncoding::Json => (None, Some(fmt::layer().json().with_writer(std::io::stderr))),
+    };
+    let otlp = export.map(|e| {
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(e.provider())
+            .with_filter(filter::filter_fn(|m| exported_target(m.target())))
+    });
+    tracing_subscriber::registry()
+        .with(level)
+        .with(console)
+        .with(json)
+        .with(otlp)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -169,7 +182,6 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            init_logs(&loaded.service.telemetry.logs);
             run(loaded)
         }
     }
@@ -196,12 +208,13 @@ fn print_components(f: &Factories) {
 /// connector's windows (the first one configured, or its defaults).
 fn rules(loaded: &Loaded, output: Option<&std::path::Path>) -> ExitCode {
     use authwatch_processor::{alerts, error_rate};
-    let error_rate = loaded
+    let windows = loaded
         .connectors
         .values()
         .find_map(|c| c.config.downcast::<error_rate::Config>())
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .windows;
     let alerts: Vec<&alerts::Config> = loaded
         .connectors
         .values()
@@ -214,12 +227,12 @@ fn rules(loaded: &Loaded, output: Option<&std::path::Path>) -> ExitCode {
         return ExitCode::from(EXIT_INVALID_CONFIG);
     }
     // One rule file: the groups of every alerts connector together.
-    let mut text = alerts::prometheus_rules(&error_rate, alerts[0]);
+    let mut text = alerts::prometheus_rules(&windows, alerts[0]);
     if alerts.len() > 1 {
         let mut groups = Vec::new();
         for a in &alerts {
             let doc: serde_yaml::Value =
-                match serde_yaml::from_str(&alerts::prometheus_rules(&error_rate, a)) {
+                match serde_yaml::from_str(&alerts::prometheus_rules(&windows, a)) {
                     Ok(d) => d,
                     Err(e) => {
                         eprintln!("authwatch: generated rules are not valid YAML (a bug): {e}");
@@ -305,7 +318,21 @@ fn run(loaded: Loaded) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    // The log export's batch processor runs on the runtime: build it inside.
+    let log_export = {
+        let _entered = rt.enter();
+        LogExport::build(&loaded.service.telemetry)
+    };
+    let log_export = match log_export {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("authwatch: cannot start log export: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(&loaded.service.telemetry.logs, log_export.as_ref());
+    let flush = loaded.service.shutdown_timeout.min(Duration::from_secs(10));
+    let code = rt.block_on(async move {
         info!(version = env!("CARGO_PKG_VERSION"), "Starting authwatch.");
         let outcome = authwatch_service::run(loaded, shutdown_signal(), |started| {
             if let Some(a) = started.metrics_address {
@@ -321,7 +348,13 @@ fn run(loaded: Loaded) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    if let Some(l) = log_export {
+        rt.block_on(l.shutdown(flush));
+    }
+    // Tasks still running (a stuck export) do not hold the exit up.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 /// Resolves on SIGTERM or SIGINT, logging which one arrived.

@@ -1,4 +1,6 @@
 use super::*;
+use crate::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use crate::otlp::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
@@ -6,7 +8,8 @@ use crate::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use crate::otlp::resource::v1::Resource;
 use crate::otlp::trace::v1::span::{Event, Link};
 use crate::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use crate::signal::{log_record_count, span_count};
+use crate::signal::{log_record_count, span_count, Signal};
+use prost::Message;
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
@@ -317,8 +320,10 @@ fn signal_conversions_round_trip() {
         Bytes::from_static(&[0x08]),
         1,
     ));
+    let err = broken.into_decoded().unwrap_err();
+    assert_eq!(err.kind, SignalKind::Traces);
     assert!(matches!(
-        broken.into_decoded(),
-        Err(crate::ConsumeError::Permanent(_))
+        crate::ConsumeError::from(err),
+        crate::ConsumeError::Permanent(crate::PermanentError::Decode(_))
     ));
 }

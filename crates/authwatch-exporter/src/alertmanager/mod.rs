@@ -1,3 +1,5 @@
+//! # `alertmanager` exporter
+//!
 //! `alertmanager` exporter: sends alert events (the `alerts` connector's log records with
 //! event name `authwatch.alert`) to Prometheus Alertmanager's `POST /api/v2/alerts`, keeps
 //! firing alerts alive by re-sending them, and sends their resolution.
@@ -68,8 +70,7 @@
 //! `Retry-After`); any other 4xx is permanent (Alertmanager refused the alerts as invalid, or
 //! the credentials). Header values, tokens and passwords never appear in errors or logs.
 
-mod client;
-pub(crate) mod event;
+mod failures;
 mod table;
 
 use std::collections::BTreeMap;
@@ -77,26 +78,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::config::Secret;
-use authwatch_core::{
-    BuildError, Built, ComponentConfig, ExporterConfig, Settings, Signal, Signals, Validator,
-};
+use authwatch_core::{BuildError, Built, ComponentConfig, ExporterConfig, Settings, Signals, Validator};
 use futures::future::BoxFuture;
 use http::HeaderMap;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use authwatch_core::telemetry::{Counter, Family};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::helper::alert::http::{client, post, request_headers, Auth};
+use crate::helper::alert::{ignored_counter, MissingEndpoint};
 use crate::helper::config::validate_headers;
-use crate::helper::{build_queued, QueueConfig, RetryConfig, Sent, Sender};
-use crate::otlphttp::HttpUrl;
+use crate::helper::{build_items, ItemSender, QueueConfig, RetryConfig, Sent};
+use authwatch_net::HttpUrl;
 
-pub(crate) use client::{client as client_for, post, request_headers, Auth};
-pub(crate) use table::records;
-pub use client::{Failures, SendError};
-pub use table::{sanitize, PostableAlert, TableConfig, MAX_ALERTS, RESOLVED_RETENTION};
+pub use crate::helper::alert::http::SendError;
+pub use failures::Failures;
+pub use table::{
+    sanitize, AlertKeys, PostableAlert, TableConfig, MAX_ALERTS, RESOLVED_RETENTION,
+};
 
 /// `alertmanager` exporter config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,9 +268,10 @@ impl ExporterConfig for Config {
     async fn build(&self, settings: Settings) -> Result<Built, BuildError> {
         let urls = self.alert_urls();
         if urls.is_empty() {
-            return Err(BuildError::Other(
-                "no Alertmanager endpoint: set `endpoint` or `endpoints`".into(),
-            ));
+            return Err(BuildError::component(MissingEndpoint {
+                what: "Alertmanager",
+                keys: "`endpoint` or `endpoints`",
+            }));
         }
         let table = Arc::new(table::Table::new(TableConfig {
             alert_ttl: self.alert_ttl,
@@ -285,7 +286,7 @@ impl ExporterConfig for Config {
         );
         let ignored = ignored_counter(&settings);
         let sender = AmSender {
-            client: client::client(self.timeout)?,
+            client: client(self.timeout)?,
             headers: request_headers(&self.headers, &auth)?,
             auth,
             endpoints: urls
@@ -309,8 +310,8 @@ impl ExporterConfig for Config {
             alert_ttl = ?self.alert_ttl, "Alertmanager exporter started."
         );
         let shutdown = settings.shutdown.clone();
-        let built = build_queued(settings, sender, &self.sending_queue, &self.retry_on_failure);
-        let resend = table::resend_loop(table.clone(), built.consumer.clone(), shutdown);
+        let built = build_items(settings, sender, &self.sending_queue, &self.retry_on_failure);
+        let resend = table::resend_loop(table.clone(), built.queue.clone(), shutdown);
         let inner_task = built.task;
         let task = async move {
             let resend = tokio::spawn(resend);
@@ -320,16 +321,16 @@ impl ExporterConfig for Config {
             };
             // The loop ends on the same token; wait for it (a panic there is reported).
             if resend.await.is_err() {
-                return Err(authwatch_core::RunError(
-                    "alertmanager exporter: the re-send loop panicked".into(),
-                ));
+                return Err(authwatch_core::RunError::Panicked {
+                    task: "the alertmanager exporter's re-send loop".into(),
+                });
             }
             result
         };
         Ok(Built {
             consumer: Arc::new(table::AlertConsumer {
                 table,
-                next: built.consumer,
+                next: built.queue,
                 ignored,
             }),
             task: Some(Box::pin(task)),
@@ -337,32 +338,12 @@ impl ExporterConfig for Config {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct EndpointLabels {
     exporter: String,
     endpoint: String,
 }
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ExporterLabels {
-    exporter: String,
-}
-
-/// `authwatch_exporter_ignored_log_records_total{exporter}`: records an alert exporter does not
-/// send (not alert events, or not in a state it sends).
-pub(crate) fn ignored_counter(settings: &Settings) -> Counter {
-    let family: Family<ExporterLabels, Counter> = settings.telemetry.metric(
-        "exporter_ignored_log_records",
-        "Log records an alert exporter did not send because they are not alert events it sends",
-        Family::default,
-    );
-    let counter = family
-        .get_or_create(&ExporterLabels {
-            exporter: settings.id.to_string(),
-        })
-        .clone();
-    counter
-}
+authwatch_core::label_set!(EndpointLabels { exporter, endpoint });
 
 // === impl AmSender ===
 
@@ -399,18 +380,18 @@ impl Endpoint {
     }
 }
 
-impl Sender for AmSender {
+impl ItemSender for AmSender {
+    type Item = AlertKeys;
     type Error = Failures;
 
-    fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, Failures>> {
+    fn send_item<'a>(&'a self, keys: &'a AlertKeys) -> BoxFuture<'a, Result<Sent, Failures>> {
         Box::pin(async move {
-            let keys = table::keys_of(data);
-            let alerts = self.table.postable(&keys, SystemTime::now());
+            let alerts = self.table.postable(&keys.0, SystemTime::now());
             if alerts.is_empty() {
                 return Ok(Sent::default());
             }
             let body = serde_json::to_vec(&alerts)
-                .map_err(|e| Failures(vec![SendError::Encode(e.to_string())]))?;
+                .map_err(|e| Failures(vec![SendError::Encode(e)]))?;
             let results = futures::future::join_all(self.endpoints.iter().map(|ep| {
                 post(&self.client, &ep.url, &self.headers, &self.auth, body.clone())
             }))

@@ -3,28 +3,28 @@
 //! ones for 15 minutes so that a replica that missed the resolution still gets it, as
 //! Prometheus does), and what one POST of a set of alerts looks like.
 //!
-//! Queue items carry only alert keys (a log record with `alert.fingerprint`); the sender
-//! looks the alert up when it sends. A send therefore always carries the newest state: a
-//! firing event that waited in the queue behind its resolution goes out as resolved, and a
-//! retried firing alert gets a fresh `endsAt`.
+//! Queue items carry only alert keys ([`AlertKeys`]); the sender looks the alert up when it
+//! sends. A send therefore always carries the newest state: a firing event that waited in the
+//! queue behind its resolution goes out as resolved, and a retried firing alert gets a fresh
+//! `endsAt`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
-use authwatch_core::otlp::common::v1::any_value::Value;
-use authwatch_core::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use authwatch_core::{semconv, ConsumeError, Consumer, SharedConsumer, Signal};
+use authwatch_core::time::{format_rfc3339, parse_rfc3339, Precision};
+use authwatch_core::{ConsumeError, Consumer, Signal, SignalKind};
 use futures::future::BoxFuture;
-use prometheus_client::metrics::counter::Counter;
+use authwatch_core::telemetry::Counter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::event::{attr, format_time, parse_time, AlertEvent, State};
+use crate::helper::alert::event::{AlertEvent, State};
+use crate::helper::alert::records;
+use crate::helper::{QueueItem, SharedEnqueue};
 
 /// How long resolved alerts are kept and re-sent (Prometheus `resolvedRetention`).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -61,6 +61,11 @@ pub fn sanitize(name: &str) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+/// Times in alerts: RFC 3339 with milliseconds, UTC.
+fn format_time(t: SystemTime) -> String {
+    format_rfc3339(t, Precision::Millis)
 }
 
 /// A number as an annotation: shortest form (`0.25`, `14.4`, `3`).
@@ -181,14 +186,14 @@ impl Table {
         let labels = Self::labels_of(ev);
         let annotations = Self::annotations_of(ev);
         let event_time = ev.time.unwrap_or_else(SystemTime::now);
-        let starts_at = ev.starts_at.as_deref().and_then(parse_time);
+        let starts_at = ev.starts_at.as_deref().and_then(parse_rfc3339);
         let status = match state {
             State::Firing => Status::Firing,
             _ => Status::Resolved {
                 at: ev
                     .ends_at
                     .as_deref()
-                    .and_then(parse_time)
+                    .and_then(parse_rfc3339)
                     .unwrap_or(event_time),
                 since: now,
             },
@@ -312,65 +317,35 @@ impl Entry {
     }
 }
 
-// === impl keys as log records ===
+// === impl AlertKeys ===
 
-/// A logs signal whose records name these alert keys (what the sending queue carries).
-pub fn keys_signal(keys: &[String]) -> Signal {
-    let records = keys
-        .iter()
-        .map(|k| LogRecord {
-            event_name: semconv::ALERT_EVENT.to_owned(),
-            attributes: vec![attr(semconv::ALERT_FINGERPRINT, Value::StringValue(k.clone()))],
-            ..Default::default()
-        })
-        .collect();
-    Signal::Logs(ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
-}
+/// What the sending queue carries: the keys of alerts to send, each once. Counted as log
+/// records (one per alert) in the exporter's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertKeys(pub Vec<String>);
 
-/// The keys a queued signal names, each once, in order.
-pub fn keys_of(data: &Signal) -> Vec<String> {
-    let Signal::Logs(req) = data else {
-        return Vec::new();
-    };
-    let mut keys: Vec<String> = Vec::new();
-    for r in req
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
-    {
-        for kv in &r.attributes {
-            if kv.key != semconv::ALERT_FINGERPRINT {
-                continue;
-            }
-            if let Some(Value::StringValue(k)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
+impl QueueItem for AlertKeys {
+    fn kind(&self) -> SignalKind {
+        SignalKind::Logs
+    }
+
+    fn item_count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn encoded_size(&self) -> usize {
+        self.0.iter().map(String::len).sum()
+    }
+
+    fn merge(parts: Vec<Self>) -> Self {
+        let mut keys: Vec<String> = Vec::new();
+        for k in parts.into_iter().flat_map(|p| p.0) {
+            if !keys.contains(&k) {
+                keys.push(k);
             }
         }
+        AlertKeys(keys)
     }
-    keys
-}
-
-/// The log records of a logs signal.
-pub fn records(data: &Signal) -> impl Iterator<Item = &LogRecord> {
-    let req = match data {
-        Signal::Logs(r) => Some(r),
-        _ => None,
-    };
-    req.into_iter()
-        .flat_map(|r| &r.resource_logs)
-        .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
 }
 
 // === impl AlertConsumer ===
@@ -379,7 +354,7 @@ pub fn records(data: &Signal) -> impl Iterator<Item = &LogRecord> {
 /// records (and pending alerts) are counted as ignored.
 pub struct AlertConsumer {
     pub table: Arc<Table>,
-    pub next: SharedConsumer,
+    pub next: SharedEnqueue<AlertKeys>,
     pub ignored: Counter,
 }
 
@@ -403,18 +378,22 @@ impl Consumer for AlertConsumer {
             if keys.is_empty() {
                 return Ok(());
             }
-            self.next.consume(keys_signal(&keys)).await
+            self.next.enqueue(AlertKeys(keys)).await
         })
     }
 }
 
 /// Re-sends due alerts through `next` (the sending queue) until `shutdown`.
-pub async fn resend_loop(table: Arc<Table>, next: SharedConsumer, shutdown: CancellationToken) {
+pub async fn resend_loop(
+    table: Arc<Table>,
+    next: SharedEnqueue<AlertKeys>,
+    shutdown: CancellationToken,
+) {
     loop {
         let (due, next_at) = table.due(Instant::now());
         if !due.is_empty() {
             let n = due.len();
-            if let Err(e) = next.consume(keys_signal(&due)).await {
+            if let Err(e) = next.enqueue(AlertKeys(due)).await {
                 debug!(alerts = n, error = %e, "Could not queue the re-send of alerts.");
             }
         }

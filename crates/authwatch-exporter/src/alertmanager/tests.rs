@@ -1,171 +1,21 @@
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use authwatch_core::data::kv as attr;
 use authwatch_core::otlp::common::v1::any_value::Value;
-use authwatch_core::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use authwatch_core::{semconv, ConsumeError, ExporterConfig, Signal};
+use authwatch_core::otlp::logs::v1::LogRecord;
+use authwatch_core::time::{format_rfc3339, parse_rfc3339, Precision};
+use authwatch_core::{semconv, ConsumeError, ExporterConfig};
 use authwatch_testkit::alertmanager::Alertmanager;
-use axum::body::Bytes;
-use axum::extract::State as AxState;
-use axum::http::{HeaderMap as AxHeaders, StatusCode as AxStatus, Uri};
 
-use super::event::{attr, format_time, parse_time, AlertEvent};
-use super::table::{keys_of, Table};
+use super::table::Table;
 use super::*;
+use crate::helper::alert::event::AlertEvent;
+use crate::helper::alert::test_support::{rich, signal_of, Capture, WAIT};
 use crate::helper::tests::fixtures::*;
 use crate::helper::tests::metric;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-// --- fixtures shared with the webhook tests ---
-
-/// A request the capture server got.
-#[derive(Debug, Clone)]
-pub(crate) struct Req {
-    pub path: String,
-    pub headers: AxHeaders,
-    pub body: serde_json::Value,
-}
-
-#[derive(Default)]
-struct CaptureState {
-    requests: Vec<Req>,
-    script: VecDeque<u16>,
-}
-
-/// An HTTP server on 127.0.0.1:0 that records every request and answers from a script
-/// (then 200).
-pub(crate) struct Capture {
-    addr: SocketAddr,
-    state: Arc<Mutex<CaptureState>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn capture_handler(
-    AxState(state): AxState<Arc<Mutex<CaptureState>>>,
-    uri: Uri,
-    headers: AxHeaders,
-    body: Bytes,
-) -> (AxStatus, &'static str) {
-    let mut s = state.lock().unwrap();
-    s.requests.push(Req {
-        path: uri.path().to_owned(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-    });
-    let code = s.script.pop_front().unwrap_or(200);
-    (AxStatus::from_u16(code).unwrap(), "scripted answer")
-}
-
-impl Capture {
-    pub(crate) async fn start() -> Capture {
-        let state = Arc::new(Mutex::new(CaptureState::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new()
-            .fallback(capture_handler)
-            .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Capture { addr, state, task }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The next answers' status codes, in order.
-    pub(crate) fn answer(&self, codes: &[u16]) {
-        self.state.lock().unwrap().script.extend(codes);
-    }
-
-    pub(crate) fn requests(&self) -> Vec<Req> {
-        self.state.lock().unwrap().requests.clone()
-    }
-
-    /// Waits until at least `n` requests came (hang guard only).
-    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Req> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let r = self.requests();
-            if r.len() >= n {
-                return r;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} requests, got {}: {r:?}",
-                r.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// An alert event record as the `alerts` connector writes it.
-pub(crate) fn alert_record(name: &str, state: &str, extra: Vec<(&str, Value)>) -> LogRecord {
-    let s = |v: &str| Value::StringValue(v.to_owned());
-    let mut attributes = vec![
-        attr(semconv::ALERT_NAME, s(name)),
-        attr(semconv::ALERT_STATE, s(state)),
-    ];
-    attributes.extend(extra.into_iter().map(|(k, v)| attr(k, v)));
-    LogRecord {
-        event_name: semconv::ALERT_EVENT.into(),
-        time_unix_nano: 1_714_564_801_000_000_000,
-        attributes,
-        ..Default::default()
-    }
-}
-
-/// The connector's full attribute set for an auth0 alert.
-pub(crate) fn rich(state: &str, verdict: &str) -> LogRecord {
-    let s = |v: &str| Value::StringValue(v.to_owned());
-    let mut extra = vec![
-        (semconv::ALERT_SEVERITY, s("page")),
-        (semconv::ALERT_RULE_KIND, s("threshold")),
-        (semconv::ALERT_FINGERPRINT, s("fp-auth0")),
-        (semconv::ALERT_VERDICT, s(verdict)),
-        (
-            semconv::ALERT_VERDICT_REASON,
-            s("probes and real traffic both fail"),
-        ),
-        (semconv::ALERT_STARTS_AT, s("2024-05-01T12:00:00Z")),
-        (semconv::ALERT_RUNBOOK_URL, s("https://runbooks.example.com/auth0")),
-        (semconv::ALERT_STATUS_PAGE_URL, s("https://status.auth0.com")),
-        ("alert.label.alertname", s("auth0_errors")),
-        ("alert.label.dependency", s("auth0")),
-        ("alert.annotation.summary", s("Auth0 token endpoint failing")),
-        (semconv::ALERT_VALUE, Value::DoubleValue(0.42)),
-        (semconv::ALERT_THRESHOLD, Value::DoubleValue(0.05)),
-        ("alert.signal.probe.failures", Value::IntValue(3)),
-        ("alert.signal.traffic.error_ratio", Value::DoubleValue(0.42)),
-    ];
-    if state == "resolved" {
-        extra.push((semconv::ALERT_ENDS_AT, s("2024-05-01T12:10:00Z")));
-    }
-    alert_record("auth0_errors", state, extra)
-}
-
-pub(crate) fn signal_of(records: Vec<LogRecord>) -> Signal {
-    Signal::Logs(ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    })
+fn format_time(t: SystemTime) -> String {
+    format_rfc3339(t, Precision::Millis)
 }
 
 fn config(urls: &[String]) -> Config {
@@ -338,7 +188,7 @@ fn a_changed_verdict_resolves_the_old_label_set() {
     let got = t.postable(std::slice::from_ref(&key), SystemTime::now());
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].labels["verdict"], "transient");
-    let old_end = parse_time(got[0].ends_at.as_deref().unwrap()).unwrap();
+    let old_end = parse_rfc3339(got[0].ends_at.as_deref().unwrap()).unwrap();
     assert!(old_end <= SystemTime::now(), "the old label set is resolved");
     assert_eq!(got[1].labels["verdict"], "provider_outage");
     assert_eq!(got[1].starts_at, got[0].starts_at);
@@ -407,7 +257,7 @@ async fn posts_the_alert_with_headers_and_bearer_token() {
         alerts[0].annotations["verdict_reason"],
         "probes and real traffic both fail"
     );
-    let ends = parse_time(alerts[0].ends_at.as_deref().unwrap()).unwrap();
+    let ends = parse_rfc3339(alerts[0].ends_at.as_deref().unwrap()).unwrap();
     assert!(ends > SystemTime::now() + Duration::from_secs(200), "firing: endsAt ahead");
     assert_eq!(metric(&s.telemetry, "exporter_sent_log_records_total", "alertmanager"), 1);
     shut_down(&s, built.task).await;
@@ -459,7 +309,7 @@ async fn firing_alerts_are_resent_until_resolved() {
         .iter()
         .map(|r| {
             let a: Vec<PostableAlert> = serde_json::from_value(r.body.clone()).unwrap();
-            parse_time(a[0].ends_at.as_deref().unwrap()).unwrap()
+            parse_rfc3339(a[0].ends_at.as_deref().unwrap()).unwrap()
         })
         .collect();
     assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
@@ -549,9 +399,10 @@ async fn bad_request_is_permanent_and_secrets_stay_out_of_errors() {
         .consume(signal_of(vec![rich("firing", "provider_outage")]))
         .await
         .unwrap_err();
-    let ConsumeError::Permanent(msg) = &err else {
+    let ConsumeError::Permanent(e) = &err else {
         panic!("want permanent, got {err:?}");
     };
+    let msg = e.to_string();
     assert!(msg.contains("HTTP 400"), "{msg}");
     assert!(msg.contains("/api/v2/alerts"), "{msg}");
     assert!(!msg.contains("s3cret"), "{msg}");
@@ -597,10 +448,17 @@ async fn records_that_are_not_alerts_are_ignored_and_counted() {
 }
 
 #[test]
-fn queue_items_carry_keys() {
-    let sig = super::table::keys_signal(&["a".into(), "b".into()]);
-    assert_eq!(keys_of(&sig), vec!["a".to_owned(), "b".to_owned()]);
-    assert_eq!(sig.item_count(), 2);
+fn queue_items_are_alert_keys() {
+    use crate::helper::QueueItem;
+    let keys = |k: &[&str]| AlertKeys(k.iter().map(|s| s.to_string()).collect());
+    let a = keys(&["a", "b"]);
+    assert_eq!(a.kind(), authwatch_core::SignalKind::Logs);
+    assert_eq!(a.item_count(), 2);
+    assert_eq!(a.encoded_size(), 2);
+    // Batches name each alert once, in order.
+    let merged = AlertKeys::merge(vec![a, keys(&["b", "c"]), keys(&["a"])]);
+    assert_eq!(merged, keys(&["a", "b", "c"]));
+    assert_eq!(AlertKeys::merge(vec![]), keys(&[]));
 }
 
 // --- against a real Alertmanager ---
@@ -661,7 +519,7 @@ async fn real_alertmanager_shows_the_alert_then_its_resolution() {
     assert_eq!(a["annotations"]["threshold"], "0.05");
     assert_eq!(a["generatorURL"], "https://authwatch.example.com/rules");
     assert_eq!(a["status"]["state"], "active", "{a}");
-    let ends = parse_time(a["endsAt"].as_str().unwrap()).unwrap();
+    let ends = parse_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
     assert!(ends > SystemTime::now(), "firing alert must not have ended: {a}");
 
     built

@@ -301,7 +301,7 @@ impl Consumer for Console {
 // === lines ===
 
 fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    authwatch_core::time::format_rfc3339(SystemTime::now(), authwatch_core::time::Precision::Seconds)
 }
 
 /// The summary lines for `state` (one per dependency with calls in the window).

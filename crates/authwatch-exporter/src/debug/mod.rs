@@ -1,3 +1,5 @@
+//! # `debug` exporter
+//!
 //! `debug` exporter: writes what it receives to the log (through `tracing`, at info), to see
 //! what a pipeline produces.
 //!

@@ -14,13 +14,12 @@
 use std::time::Duration;
 
 use authwatch_core::telemetry::Telemetry;
+use authwatch_core::telemetry::{Counter, Family, Histogram};
 use authwatch_core::{ComponentId, Encoded, Signal, SignalKind, Validator};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+use super::item::QueueItem;
 
 /// `sending_queue.batch` settings (the Collector's names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +63,7 @@ pub enum Sizer {
 
 impl Sizer {
     /// The size of one request.
-    pub fn size(self, data: &Signal) -> usize {
+    pub fn size<T: QueueItem>(self, data: &T) -> usize {
         match self {
             Sizer::Items => data.item_count(),
             Sizer::Bytes => data.encoded_size(),
@@ -108,9 +107,9 @@ pub(crate) enum Trigger {
 /// One signal's batch being gathered: the queue records it is made of and their requests, in
 /// the order they were taken.
 #[derive(Debug)]
-pub(crate) struct Pending {
+pub(crate) struct Pending<T = Signal> {
     pub ids: Vec<u64>,
-    pub parts: Vec<Signal>,
+    pub parts: Vec<T>,
     /// In `sizer` units.
     pub size: usize,
     pub deadline: Instant,
@@ -119,12 +118,12 @@ pub(crate) struct Pending {
 /// Gathers requests into batches, one per signal; pure bookkeeping (the task that drives it
 /// lives in the helper's `mod.rs`).
 #[derive(Debug)]
-pub(crate) struct Batcher {
+pub(crate) struct Batcher<T = Signal> {
     cfg: BatchConfig,
-    pending: [Option<Pending>; 3],
+    pending: [Option<Pending<T>>; 3],
 }
 
-impl Batcher {
+impl<T: QueueItem> Batcher<T> {
     pub fn new(cfg: BatchConfig) -> Self {
         Batcher {
             cfg,
@@ -133,7 +132,7 @@ impl Batcher {
     }
 
     /// Adds a request taken from the queue at `now`; returns the batches now ready, in order.
-    pub fn add(&mut self, id: u64, data: Signal, now: Instant) -> Vec<(Pending, Trigger)> {
+    pub fn add(&mut self, id: u64, data: T, now: Instant) -> Vec<(Pending<T>, Trigger)> {
         let mut ready = Vec::new();
         let size = self.cfg.sizer.size(&data);
         let slot = &mut self.pending[data.kind().index()];
@@ -167,7 +166,7 @@ impl Batcher {
     }
 
     /// The batches whose `flush_timeout` has passed at `now`.
-    pub fn due(&mut self, now: Instant) -> Vec<Pending> {
+    pub fn due(&mut self, now: Instant) -> Vec<Pending<T>> {
         self.pending
             .iter_mut()
             .filter_map(|slot| slot.take_if(|p| p.deadline <= now))
@@ -175,7 +174,7 @@ impl Batcher {
     }
 
     /// Every batch being gathered (at shutdown).
-    pub fn drain(&mut self) -> Vec<Pending> {
+    pub fn drain(&mut self) -> Vec<Pending<T>> {
         self.pending.iter_mut().filter_map(Option::take).collect()
     }
 }
@@ -221,10 +220,11 @@ pub(crate) fn merge(mut parts: Vec<Signal>) -> Signal {
 
 // === impl BatchMetrics ===
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct Labels {
     exporter: String,
 }
+authwatch_core::label_set!(Labels { exporter });
 
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
@@ -295,7 +295,7 @@ impl BatchMetrics {
     }
 
     /// Counts one batch about to be sent.
-    pub fn sending(&self, data: &Signal, trigger: Trigger) {
+    pub fn sending<T: QueueItem>(&self, data: &T, trigger: Trigger) {
         self.send_size.observe(data.item_count() as f64);
         self.send_size_bytes.observe(data.encoded_size() as f64);
         match trigger {

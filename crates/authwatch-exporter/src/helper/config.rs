@@ -1,7 +1,6 @@
 //! Config pieces the OTLP exporters share: `compression`, `headers`, TLS files.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use authwatch_core::config::Secret;
 use authwatch_core::{BuildError, Validator};
@@ -44,41 +43,29 @@ pub fn validate_headers(headers: &BTreeMap<String, Secret>, v: &mut Validator, g
     }
 }
 
+/// Why a configured header cannot be sent. Never holds the value: header values are secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("not a valid header name")]
+    InvalidName,
+    #[error("not a valid header value: use visible ASCII characters only")]
+    InvalidValue,
+}
+
 /// The headers as an HTTP header map, values marked sensitive (never logged by the client).
 pub fn header_map(headers: &BTreeMap<String, Secret>) -> Result<http::HeaderMap, BuildError> {
     let mut map = http::HeaderMap::new();
     for (name, value) in headers {
-        let n = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| BuildError::Other(format!("header `{name}`: invalid name")))?;
-        let mut v = http::HeaderValue::from_str(value.expose())
-            .map_err(|_| BuildError::Other(format!("header `{name}`: invalid value")))?;
+        let n = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            BuildError::option(format!("headers::{name}"), HeaderError::InvalidName)
+        })?;
+        let mut v = http::HeaderValue::from_str(value.expose()).map_err(|_| {
+            BuildError::option(format!("headers::{name}"), HeaderError::InvalidValue)
+        })?;
         v.set_sensitive(true);
         map.insert(n, v);
     }
     Ok(map)
-}
-
-/// Checks that `cert_file` and `key_file` come together (pure).
-pub fn validate_client_cert(
-    cert: &Option<std::path::PathBuf>,
-    key: &Option<std::path::PathBuf>,
-    v: &mut Validator,
-) {
-    match (cert, key) {
-        (Some(_), None) => v.error("tls::key_file", "must be set when `cert_file` is set"),
-        (None, Some(_)) => v.error("tls::cert_file", "must be set when `key_file` is set"),
-        _ => {}
-    }
-}
-
-/// Reads a TLS file at build time.
-pub fn read_tls_file(field: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|e| {
-        BuildError::Other(format!(
-            "cannot read tls.{field} `{}`: {e}; check the path and permissions",
-            path.display()
-        ))
-    })
 }
 
 /// Walks an error's source chain into one line (`a: b: c`), skipping repeats.

@@ -2,7 +2,9 @@
 //! `sending_queue` drained by `num_consumers` workers, `retry_on_failure` with exponential
 //! backoff, self-telemetry (`sent`, `send_failed`, `enqueue_failed`, queue gauges), health
 //! reports and rate-limited failure logs. An exporter only says how to send one request: it
-//! implements [`Sender`] and calls [`build_queued`].
+//! implements [`Sender`] and calls [`build_queued`]. The queue carries signals; an exporter
+//! whose queue carries something else implements [`ItemSender`] and calls [`build_items`] (see
+//! [`item`]).
 //!
 //! With `sending_queue.storage` set the queue is persistent (see [`persistent`]): exporters
 //! build through [`try_build_queued`], which opens it and fails the build if it cannot.
@@ -15,8 +17,11 @@
 //! [`ConsumeError::Closed`]; the workers send (and keep retrying) everything already queued,
 //! then the task returns. The service enforces its deadline by dropping the task.
 
+pub mod alert;
 pub mod batch;
 pub mod config;
+mod front;
+pub mod item;
 pub mod persistent;
 pub mod queue;
 pub mod retry;
@@ -28,19 +33,21 @@ use std::time::Duration;
 use authwatch_core::health::{ComponentStatus, Health};
 use authwatch_core::telemetry::ExporterTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentId, ConsumeError, Consumer, RunError, Settings, Signal, SignalKind,
+    BuildError, Built, ComponentId, ConsumeError, RunError, Settings, SharedError, Signal,
+    SignalKind,
 };
 use futures::future::BoxFuture;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
 
 use batch::{BatchMetrics, Batcher, Pending, Trigger};
+use front::{Front, QueuedConsumer, SyncConsumer};
 
 pub use batch::{BatchConfig, Sizer};
 pub use config::Compression;
+pub use item::{BuiltItems, Enqueue, ItemSender, QueueItem, SharedEnqueue};
 pub use persistent::PersistentQueue;
-pub use queue::{MemoryQueue, PushError, Queue, QueueConfig, Queued, StorageDir};
+pub use queue::{EmptyStorageDir, MemoryQueue, PushError, Queue, QueueConfig, Queued, StorageDir};
 pub use retry::{Backoff, ExportError, Retry, RetryConfig};
 
 /// What a successful send reports back: items the destination refused in a partial success.
@@ -111,14 +118,14 @@ pub fn open_queue(settings: &Settings, cfg: &QueueConfig) -> Result<Arc<dyn Queu
         cfg.max_size_bytes(),
         settings.telemetry.exporter(&settings.id),
     )
-    .map_err(|e| BuildError::Other(format!("sending_queue.storage: {e}")))?;
+    .map_err(|e| BuildError::option("sending_queue::storage", e))?;
     Ok(Arc::new(q))
 }
 
 /// How often the queue gauges are refreshed while idle (the oldest record ages).
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
-fn update_gauges(telemetry: &ExporterTelemetry, queue: &dyn Queue) {
+fn update_gauges<T: 'static>(telemetry: &ExporterTelemetry, queue: &dyn Queue<T>) {
     telemetry.queue_size.set(queue.len() as i64);
     telemetry.queue_size_bytes.set(queue.bytes() as i64);
     telemetry
@@ -134,20 +141,62 @@ pub fn build_with_queue<S: Sender>(
     retry: &RetryConfig,
     queue: Arc<dyn Queue>,
 ) -> Built {
+    match assemble(settings, sender, queue_cfg, retry, queue) {
+        Front::Sync(consumer) => Built {
+            consumer: Arc::new(consumer),
+            task: None,
+        },
+        Front::Queued(consumer, task) => Built {
+            consumer: Arc::new(consumer),
+            task: Some(task),
+        },
+    }
+}
+
+/// Builds an exporter whose queue carries [`ItemSender::Item`]s rather than signals: queued in
+/// memory with `num_consumers` workers when `queue.enabled` (`queue.storage` is not used: the
+/// component refuses it), otherwise synchronous. The owner puts items into
+/// [`BuiltItems::queue`].
+pub fn build_items<S: ItemSender>(
+    settings: Settings,
+    sender: S,
+    queue: &QueueConfig,
+    retry: &RetryConfig,
+) -> BuiltItems<S::Item> {
+    let memory: Arc<dyn Queue<S::Item>> = Arc::new(MemoryQueue::new(
+        queue.queue_size.get(),
+        queue.max_size_bytes(),
+    ));
+    match assemble(settings, sender, queue, retry, memory) {
+        Front::Sync(consumer) => BuiltItems {
+            queue: Arc::new(consumer),
+            task: None,
+        },
+        Front::Queued(consumer, task) => BuiltItems {
+            queue: Arc::new(consumer),
+            task: Some(task),
+        },
+    }
+}
+
+fn assemble<S: ItemSender>(
+    settings: Settings,
+    sender: S,
+    queue_cfg: &QueueConfig,
+    retry: &RetryConfig,
+    queue: Arc<dyn Queue<S::Item>>,
+) -> Front<S> {
     let exporter = Arc::new(Exporter::new(&settings, sender, retry.clone()));
     if !queue_cfg.enabled {
-        return Built {
-            consumer: Arc::new(SyncConsumer {
-                exporter,
-                shutdown: settings.shutdown.clone(),
-            }),
-            task: None,
-        };
+        return Front::Sync(SyncConsumer {
+            exporter,
+            shutdown: settings.shutdown.clone(),
+        });
     }
     let telemetry = exporter.telemetry.clone();
     telemetry.queue_capacity.set(queue.capacity() as i64);
     update_gauges(&telemetry, queue.as_ref());
-    let consumer = Arc::new(QueuedConsumer {
+    let consumer = QueuedConsumer {
         encoded: S::ENCODED,
         queue: queue.clone(),
         block: queue_cfg.block_on_overflow,
@@ -155,7 +204,7 @@ pub fn build_with_queue<S: Sender>(
         telemetry: telemetry.clone(),
         id: settings.id.clone(),
         storage_warn: RateLimit::default(),
-    });
+    };
     let workers = queue_cfg.num_consumers.get();
     let batch = queue_cfg
         .batch
@@ -197,20 +246,17 @@ pub fn build_with_queue<S: Sender>(
             panicked |= r.as_ref().is_err_and(|e| e.is_panic());
         }
         if panicked {
-            return Err(RunError(format!(
-                "exporter {id}: a sending worker panicked"
-            )));
+            return Err(RunError::Panicked {
+                task: format!("a sending worker of exporter {id}"),
+            });
         }
         info!(exporter = %id, "Exporter stopped.");
         Ok(())
     };
-    Built {
-        consumer,
-        task: Some(Box::pin(task)),
-    }
+    Front::Queued(consumer, Box::pin(task))
 }
 
-async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
+async fn worker<S: ItemSender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue<S::Item>>) {
     while let Some(item) = queue.pop().await {
         update_gauges(&exporter.telemetry, queue.as_ref());
         // Failures are counted, logged and reported inside.
@@ -223,9 +269,9 @@ async fn worker<S: Sender>(exporter: Arc<Exporter<S>>, queue: Arc<dyn Queue>) {
 /// The `sending_queue.batch` consumer: takes requests from the queue into [`Batcher`], sends
 /// each ready batch as one request (at most `workers` at once), and marks its records done
 /// together once it was sent or given up on. See [`batch`].
-async fn batch_worker<S: Sender>(
+async fn batch_worker<S: ItemSender>(
     exporter: Arc<Exporter<S>>,
-    queue: Arc<dyn Queue>,
+    queue: Arc<dyn Queue<S::Item>>,
     cfg: BatchConfig,
     workers: usize,
     metrics: BatchMetrics,
@@ -236,7 +282,7 @@ async fn batch_worker<S: Sender>(
     let mut next = queue.pop();
     loop {
         let due = batcher.next_deadline();
-        let ready: Vec<(Pending, Trigger)> = tokio::select! {
+        let ready: Vec<(Pending<S::Item>, Trigger)> = tokio::select! {
             got = &mut next => {
                 let Some(item) = got else { break };
                 next = queue.pop();
@@ -304,14 +350,14 @@ fn keep_panic(r: Result<(), tokio::task::JoinError>, panic: &mut Option<Panic>) 
 
 /// Sends one batch in its own task once fewer than `workers` are being sent.
 #[allow(clippy::too_many_arguments)]
-async fn send_batch<S: Sender>(
+async fn send_batch<S: ItemSender>(
     exporter: &Arc<Exporter<S>>,
-    queue: &Arc<dyn Queue>,
+    queue: &Arc<dyn Queue<S::Item>>,
     metrics: &BatchMetrics,
     sends: &mut tokio::task::JoinSet<()>,
     workers: usize,
     panic: &mut Option<Panic>,
-    p: Pending,
+    p: Pending<S::Item>,
     trigger: Trigger,
 ) {
     while let Some(r) = sends.try_join_next() {
@@ -323,7 +369,7 @@ async fn send_batch<S: Sender>(
             None => break,
         }
     }
-    let data = batch::merge(p.parts);
+    let data = S::Item::merge(p.parts);
     metrics.sending(&data, trigger);
     let exporter = exporter.clone();
     let queue = queue.clone();
@@ -342,118 +388,9 @@ async fn send_batch<S: Sender>(
 }
 
 /// `data` converted to the form `S` wants; on failure its signal, item count and the error.
-fn into_form<S: Sender>(data: Signal) -> Result<Signal, (SignalKind, usize, ConsumeError)> {
-    if S::ENCODED {
-        return Ok(data.into_encoded());
-    }
+fn into_form<S: ItemSender>(data: S::Item) -> Result<S::Item, (SignalKind, usize, ConsumeError)> {
     let (kind, items) = (data.kind(), data.item_count());
-    data.into_decoded().map_err(|e| (kind, items, e))
-}
-
-/// `data` in the form `S` wants (see [`Sender::ENCODED`]); borrowed when it already is.
-fn in_form<S: Sender>(data: &Signal) -> Result<std::borrow::Cow<'_, Signal>, ConsumeError> {
-    match (S::ENCODED, data) {
-        (true, Signal::Encoded(_)) => Ok(std::borrow::Cow::Borrowed(data)),
-        (true, _) => Ok(std::borrow::Cow::Owned(data.clone().into_encoded())),
-        (false, _) => data.decoded_ref(),
-    }
-}
-
-// === impl QueuedConsumer ===
-
-struct QueuedConsumer {
-    /// Queue requests encoded (the sender writes protobuf), else decoded.
-    encoded: bool,
-    queue: Arc<dyn Queue>,
-    block: bool,
-    shutdown: CancellationToken,
-    telemetry: ExporterTelemetry,
-    id: ComponentId,
-    storage_warn: RateLimit,
-}
-
-impl Consumer for QueuedConsumer {
-    fn wants_encoded(&self) -> bool {
-        self.encoded
-    }
-
-    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        Box::pin(async move {
-            let kind = data.kind();
-            let items = data.item_count();
-            if self.shutdown.is_cancelled() {
-                self.telemetry.enqueue_failed(kind, items);
-                return Err(ConsumeError::Closed);
-            }
-            // Converted once here, so that every retry reuses the form the sender wants.
-            let converted = if self.encoded {
-                Ok(data.into_encoded())
-            } else {
-                data.into_decoded()
-            };
-            let data = match converted {
-                Ok(d) => d,
-                Err(e) => {
-                    self.telemetry.enqueue_failed(kind, items);
-                    return Err(e);
-                }
-            };
-            let pushed = tokio::select! {
-                r = self.queue.push(data, self.block) => r,
-                _ = self.shutdown.cancelled() => Err(PushError::Closed),
-            };
-            update_gauges(&self.telemetry, self.queue.as_ref());
-            match pushed {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    self.telemetry.enqueue_failed(kind, items);
-                    Err(match e {
-                        PushError::Full => ConsumeError::Full,
-                        PushError::Closed => ConsumeError::Closed,
-                        PushError::TooLarge(_) => ConsumeError::Permanent(e.to_string()),
-                        PushError::Storage(message) => {
-                            if let Some(suppressed) = self.storage_warn.check() {
-                                error!(
-                                    exporter = %self.id, error = %message, suppressed,
-                                    "Refused data: the persistent sending queue cannot store it."
-                                );
-                            }
-                            ConsumeError::Full
-                        }
-                    })
-                }
-            }
-        })
-    }
-}
-
-// === impl SyncConsumer ===
-
-struct SyncConsumer<S> {
-    exporter: Arc<Exporter<S>>,
-    shutdown: CancellationToken,
-}
-
-impl<S: Sender> Consumer for SyncConsumer<S> {
-    fn wants_encoded(&self) -> bool {
-        S::ENCODED
-    }
-
-    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        Box::pin(async move {
-            if self.shutdown.is_cancelled() {
-                return Err(ConsumeError::Closed);
-            }
-            self.exporter
-                .export(&data)
-                .await
-                .map_err(|g| match g.retry {
-                    Retry::No => ConsumeError::Permanent(g.message),
-                    Retry::Yes => ConsumeError::Full,
-                    Retry::After(d) => ConsumeError::Throttled(d),
-                })
-        })
-    }
+    data.into_form(S::ENCODED).map_err(|e| (kind, items, e))
 }
 
 // === impl Exporter ===
@@ -462,7 +399,7 @@ impl<S: Sender> Consumer for SyncConsumer<S> {
 #[derive(Debug)]
 struct GaveUp {
     retry: Retry,
-    message: String,
+    error: SharedError,
 }
 
 /// Log warnings at most this often per exporter and kind of warning.
@@ -479,7 +416,7 @@ struct Exporter<S> {
     drop_warn: RateLimit,
 }
 
-impl<S: Sender> Exporter<S> {
+impl<S: ItemSender> Exporter<S> {
     fn new(settings: &Settings, sender: S, retry: RetryConfig) -> Self {
         Exporter {
             id: settings.id.clone(),
@@ -494,16 +431,16 @@ impl<S: Sender> Exporter<S> {
     }
 
     /// Sends one request, retrying transient failures; counts the outcome.
-    async fn export(&self, data: &Signal) -> Result<(), GaveUp> {
+    async fn export(&self, data: &S::Item) -> Result<(), GaveUp> {
         let kind = data.kind();
         let items = data.item_count();
-        let data = match in_form::<S>(data) {
+        let data = match data.in_form(S::ENCODED) {
             Ok(d) => d,
             Err(e) => {
                 self.undecodable(kind, items, &e);
                 return Err(GaveUp {
                     retry: Retry::No,
-                    message: e.to_string(),
+                    error: SharedError::new(e),
                 });
             }
         };
@@ -511,7 +448,7 @@ impl<S: Sender> Exporter<S> {
         let started = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
         loop {
-            let err = match self.sender.send(data).await {
+            let err = match self.sender.send_item(data).await {
                 Ok(sent) => {
                     let rejected = sent.rejected.min(items);
                     self.telemetry.sent(kind, items - rejected);
@@ -553,7 +490,7 @@ impl<S: Sender> Exporter<S> {
                 }
                 return Err(GaveUp {
                     retry: class,
-                    message,
+                    error: SharedError::new(err),
                 });
             };
             if let Some(suppressed) = self.retry_warn.check() {
@@ -614,5 +551,7 @@ impl RateLimit {
     }
 }
 
+#[cfg(test)]
+mod batch_flow_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authwatch_core::config::Positive;
@@ -17,6 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
 
 use super::batch::BatchConfig;
+use super::item::QueueItem;
+use super::persistent::StoreError;
 
 /// `sending_queue` settings (the Collector's names and defaults; the queue counts requests).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,13 +108,16 @@ impl QueueConfig {
 #[serde(transparent)]
 pub struct StorageDir(PathBuf);
 
+/// A `sending_queue.storage` that is no directory path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be a non-empty directory path, e.g. `/var/lib/authwatch/queue`")]
+pub struct EmptyStorageDir;
+
 impl StorageDir {
-    pub fn new(path: impl Into<PathBuf>) -> Result<Self, String> {
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, EmptyStorageDir> {
         let path = path.into();
         if path.as_os_str().is_empty() || path.to_string_lossy().trim().is_empty() {
-            return Err(
-                "must be a non-empty directory path, e.g. `/var/lib/authwatch/queue`".to_owned(),
-            );
+            return Err(EmptyStorageDir);
         }
         Ok(StorageDir(path))
     }
@@ -129,7 +134,7 @@ impl<'de> Deserialize<'de> for StorageDir {
 }
 
 /// Why an item was not queued.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PushError {
     #[error("sending queue is full")]
     Full,
@@ -140,24 +145,25 @@ pub enum PushError {
     TooLarge(u64),
     /// A persistent queue could not write the request (disk full, permissions, I/O error).
     #[error("sending queue storage failed: {0}")]
-    Storage(String),
+    Storage(#[source] Arc<StoreError>),
 }
 
 /// An item taken from a queue; pass `id` to [`Queue::done`] once it has been dealt with.
 #[derive(Debug)]
-pub struct Queued {
-    pub data: Signal,
+pub struct Queued<T = Signal> {
+    pub data: T,
     pub id: u64,
 }
 
-/// A bounded queue of export requests shared by several consumers.
-pub trait Queue: Send + Sync + 'static {
+/// A bounded queue of export requests shared by several consumers. Requests are signals unless
+/// an exporter queues items of its own ([`QueueItem`]).
+pub trait Queue<T = Signal>: Send + Sync + 'static {
     /// Adds an item. When full: refuse with [`PushError::Full`], or wait for room if `block`.
     /// After [`close`](Queue::close): [`PushError::Closed`] (waiting pushes wake up with it).
-    fn push(&self, data: Signal, block: bool) -> BoxFuture<'_, Result<(), PushError>>;
+    fn push(&self, data: T, block: bool) -> BoxFuture<'_, Result<(), PushError>>;
     /// The oldest item; waits while the queue is empty and open. `None` once it is closed and
     /// empty.
-    fn pop(&self) -> BoxFuture<'_, Option<Queued>>;
+    fn pop(&self) -> BoxFuture<'_, Option<Queued<T>>>;
     /// The item was sent or given up on (a persistent queue deletes it now).
     fn done(&self, _id: u64) {}
     /// Refuses new items; what is queued can still be taken.
@@ -178,26 +184,36 @@ pub trait Queue: Send + Sync + 'static {
     }
 }
 
-#[derive(Default)]
-struct State {
+struct State<T> {
     /// Requests with their size.
-    items: VecDeque<(Signal, u64)>,
+    items: VecDeque<(T, u64)>,
     bytes: u64,
     closed: bool,
     next_id: u64,
 }
 
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            items: VecDeque::new(),
+            bytes: 0,
+            closed: false,
+            next_id: 0,
+        }
+    }
+}
+
 /// The in-memory [`Queue`]: what is queued is lost if the process dies. Bounded by a number of
 /// requests and by their size as protobuf (one request is always let into an empty queue).
-pub struct MemoryQueue {
-    state: Mutex<State>,
+pub struct MemoryQueue<T = Signal> {
+    state: Mutex<State<T>>,
     capacity: usize,
     max_bytes: u64,
     readable: Notify,
     writable: Notify,
 }
 
-impl MemoryQueue {
+impl<T> MemoryQueue<T> {
     pub fn new(capacity: usize, max_bytes: u64) -> Self {
         MemoryQueue {
             state: Mutex::new(State::default()),
@@ -208,13 +224,13 @@ impl MemoryQueue {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl Queue for MemoryQueue {
-    fn push(&self, data: Signal, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
+impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
+    fn push(&self, data: T, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
         Box::pin(async move {
             let size = data.encoded_size() as u64;
             let mut data = Some(data);
@@ -247,7 +263,7 @@ impl Queue for MemoryQueue {
         })
     }
 
-    fn pop(&self) -> BoxFuture<'_, Option<Queued>> {
+    fn pop(&self) -> BoxFuture<'_, Option<Queued<T>>> {
         Box::pin(async move {
             loop {
                 let ready = self.readable.notified();
@@ -315,7 +331,10 @@ mod tests {
         // Larger than the rest of the room, but the queue is empty: taken.
         q.push(big.clone(), false).await.unwrap();
         assert_eq!(q.bytes(), size);
-        assert_eq!(q.push(big.clone(), false).await, Err(PushError::Full));
+        assert!(matches!(
+            q.push(big.clone(), false).await,
+            Err(PushError::Full)
+        ));
         // A small one still fits.
         let small = authwatch_testkit::trace_signal(0, 1);
         q.push(small.clone(), false).await.unwrap();
@@ -337,7 +356,7 @@ mod tests {
         q.push(authwatch_testkit::log_signal(1, 1), false)
             .await
             .unwrap();
-        assert_eq!(q.push(item(), false).await, Err(PushError::Full));
+        assert!(matches!(q.push(item(), false).await, Err(PushError::Full)));
         assert_eq!(q.len(), 2);
         let a = q.pop().await.unwrap();
         assert_eq!(a.data, authwatch_testkit::log_signal(0, 1));
@@ -356,7 +375,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!pusher.is_finished());
         assert!(q.pop().await.is_some());
-        assert_eq!(pusher.await.unwrap(), Ok(()));
+        pusher.await.unwrap().unwrap();
         assert_eq!(q.len(), 1);
     }
 
@@ -368,8 +387,11 @@ mod tests {
         let pusher = tokio::spawn(async move { q2.push(item(), true).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
         q.close();
-        assert_eq!(pusher.await.unwrap(), Err(PushError::Closed));
-        assert_eq!(q.push(item(), false).await, Err(PushError::Closed));
+        assert!(matches!(pusher.await.unwrap(), Err(PushError::Closed)));
+        assert!(matches!(
+            q.push(item(), false).await,
+            Err(PushError::Closed)
+        ));
         // What was queued before closing is still handed out, then the end.
         assert!(q.pop().await.is_some());
         assert!(q.pop().await.is_none());
@@ -377,7 +399,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn close_wakes_idle_consumers() {
-        let q = Arc::new(MemoryQueue::new(4, u64::MAX));
+        let q = Arc::new(MemoryQueue::<Signal>::new(4, u64::MAX));
         let consumers: Vec<_> = (0..3)
             .map(|_| {
                 let q = q.clone();

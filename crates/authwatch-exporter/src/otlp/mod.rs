@@ -1,3 +1,5 @@
+//! # `otlp` exporter
+//!
 //! `otlp` exporter (alias `otlp_grpc`): sends traces, metrics and logs to any OTLP/gRPC backend
 //! (an OpenTelemetry Collector, Jaeger, Tempo, Honeycomb, ...).
 //!
@@ -20,7 +22,7 @@
 //!       num_consumers: 10               # requests (or batches) sent at once
 //!       queue_size: 1000                # requests waiting
 //!       block_on_overflow: false        # when full: false = refuse (retryable), true = wait
-//!       storage: /var/lib/authwatch/queue # optional: a persistent queue (README, "Persistent sending queue")
+//!       storage: /var/lib/authwatch/queue # optional: a persistent queue (docs/operations.md, "Persistent sending queue")
 //!       batch:                          # optional: batch after the queue; `batch: {}` = these defaults
 //!         flush_timeout: 200ms          # send a batch this long after its first request...
 //!         min_size: 8192                # ...or once it holds this much
@@ -54,11 +56,8 @@
 //! sent; shutdown counts as timeout).
 
 mod call;
-mod tls;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,14 +69,16 @@ use authwatch_core::{
     BuildError, Built, ComponentConfig, ExporterConfig, Settings, Signal, SignalKind, Signals,
     Validator,
 };
+use authwatch_net::addr::GrpcTarget;
+use authwatch_net::{GrpcEndpoint, TlsClientConfig};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost::Message;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_types::StatusExt;
 
-use crate::helper::config::{read_tls_file, validate_client_cert, validate_headers};
+use crate::helper::config::{validate_headers, HeaderError};
 use crate::helper::{try_build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender};
 
 /// `otlp` exporter config.
@@ -86,7 +87,7 @@ use crate::helper::{try_build_queued, Compression, ExportError, QueueConfig, Ret
 pub struct Config {
     /// `host:port` (TLS unless `tls.insecure`), or an `http://` (plaintext) or `https://` URL.
     pub endpoint: GrpcEndpoint,
-    pub tls: TlsConfig,
+    pub tls: TlsClientConfig,
     /// Sent as gRPC metadata with every request. Values are secrets.
     pub headers: BTreeMap<String, Secret>,
     pub compression: Compression,
@@ -101,122 +102,13 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             endpoint: GrpcEndpoint::default(),
-            tls: TlsConfig::default(),
+            tls: TlsClientConfig::default(),
             headers: BTreeMap::new(),
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
             sending_queue: QueueConfig::default(),
             retry_on_failure: RetryConfig::default(),
         }
-    }
-}
-
-/// `tls` settings of the gRPC client.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Plaintext (h2c) instead of TLS for a `host:port` endpoint.
-    pub insecure: bool,
-    /// PEM CA bundle to trust instead of the webpki roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (mTLS); needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-    /// Accept any server certificate. For tests only.
-    pub insecure_skip_verify: bool,
-    /// The server name for SNI and verification, instead of the endpoint's host.
-    pub server_name_override: Option<String>,
-}
-
-// === impl GrpcEndpoint ===
-
-/// A gRPC endpoint as written: `host:port`, `http://host[:port]` or `https://host[:port]`.
-/// Empty means "not set" (reported by `validate`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GrpcEndpoint(String);
-
-/// A parsed [`GrpcEndpoint`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    /// `Some(true)` for `https://`, `Some(false)` for `http://`, `None` for `host:port`.
-    tls: Option<bool>,
-    /// `host:port` or `host`.
-    authority: String,
-}
-
-impl GrpcEndpoint {
-    pub fn new(s: impl Into<String>) -> Result<Self, String> {
-        let s = s.into();
-        if !s.is_empty() {
-            parse_target(&s)?;
-        }
-        Ok(GrpcEndpoint(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn target(&self) -> Result<Target, String> {
-        parse_target(&self.0)
-    }
-}
-
-fn parse_target(s: &str) -> Result<Target, String> {
-    let bad = || {
-        format!(
-            "invalid endpoint `{s}`: write it as host:port (e.g. `collector:4317`) or as an http:// or https:// URL"
-        )
-    };
-    let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
-        (Some(true), r)
-    } else if let Some(r) = s.strip_prefix("http://") {
-        (Some(false), r)
-    } else if s.contains("://") {
-        return Err(bad());
-    } else {
-        (None, s)
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains('/') {
-        return Err(bad());
-    }
-    let uri: http::Uri = format!("http://{rest}").parse().map_err(|_| bad())?;
-    let authority = uri.authority().ok_or_else(bad)?;
-    if authority.host().is_empty() || authority.as_str().contains('@') {
-        return Err(bad());
-    }
-    if tls.is_none() && authority.port().is_none() {
-        return Err(format!(
-            "invalid endpoint `{s}`: the port is missing, e.g. `{rest}:4317`"
-        ));
-    }
-    Ok(Target {
-        tls,
-        authority: authority.as_str().to_owned(),
-    })
-}
-
-impl fmt::Display for GrpcEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for GrpcEndpoint {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for GrpcEndpoint {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        GrpcEndpoint::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -234,13 +126,7 @@ impl ComponentConfig for Config {
             v.error("timeout", "must be greater than 0, e.g. `5s`");
         }
         validate_headers(&self.headers, v, true);
-        validate_client_cert(&self.tls.cert_file, &self.tls.key_file, v);
-        if self.tls.insecure_skip_verify && self.tls.ca_file.is_some() {
-            v.warn(
-                "tls::insecure_skip_verify",
-                "`ca_file` is ignored: certificates are not verified",
-            );
-        }
+        self.tls.validate(v, "tls");
         self.retry_on_failure.validate(v, "retry_on_failure");
         self.sending_queue.validate(v, "sending_queue");
     }
@@ -273,7 +159,7 @@ impl ExporterConfig for Config {
 
 impl Config {
     /// Whether the connection uses TLS: an explicit scheme wins, else `!tls.insecure`.
-    fn uses_tls(&self, target: &Target) -> bool {
+    fn uses_tls(&self, target: &GrpcTarget) -> bool {
         target.tls.unwrap_or(!self.tls.insecure)
     }
 
@@ -281,53 +167,34 @@ impl Config {
         let target = self
             .endpoint
             .target()
-            .map_err(|e| BuildError::Other(format!("endpoint: {e}")))?;
+            .map_err(|e| BuildError::option("endpoint", e))?;
         let tls = self.uses_tls(&target);
         let uri = format!("{}://{}", if tls { "https" } else { "http" }, target.authority);
-        let other = |e: tonic::transport::Error| {
-            BuildError::Other(format!(
-                "endpoint `{}`: {}",
-                self.endpoint,
-                crate::helper::config::error_chain(&e)
-            ))
-        };
+        let other = |e: tonic::transport::Error| BuildError::option("endpoint", e);
         let mut ep = Endpoint::from_shared(uri)
             .map_err(other)?
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
-            .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")))
+            .user_agent(authwatch_net::USER_AGENT)
             .map_err(other)?;
         if tls {
+            // authwatch's one certificate verifier (`ca_file` or the web roots, or none with
+            // `insecure_skip_verify`); tonic adds the client certificate, SNI and ALPN `h2`.
             let mut cfg = ClientTlsConfig::new();
-            if let Some(name) = &self.tls.server_name_override {
-                cfg = cfg.domain_name(name.clone());
+            if let Some(name) = self.tls.name_override() {
+                cfg = cfg.domain_name(name);
             }
-            if let (Some(cert), Some(key)) = (&self.tls.cert_file, &self.tls.key_file) {
-                cfg = cfg.identity(Identity::from_pem(
-                    read_tls_file("cert_file", cert)?,
-                    read_tls_file("key_file", key)?,
-                ));
+            if let Some(pem) = self.tls.identity_pem()? {
+                cfg = cfg.identity(Identity::from_pem(pem.cert, pem.key));
             }
-            ep = if self.tls.insecure_skip_verify {
-                ep.tls_config_with_verifier(cfg, Arc::new(tls::NoVerification::new()))
-                    .map_err(other)?
-            } else {
-                cfg = match &self.tls.ca_file {
-                    Some(ca) => cfg.ca_certificate(Certificate::from_pem(read_tls_file("ca_file", ca)?)),
-                    None => cfg.with_webpki_roots(),
-                };
-                ep.tls_config(cfg).map_err(other)?
-            };
+            let verifier = Arc::new(self.tls.verifier()?);
+            ep = ep.tls_config_with_verifier(cfg, verifier).map_err(other)?;
         }
         Ok(ep)
     }
 }
 
 // === impl GrpcSender ===
-
-const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 struct GrpcSender {
     endpoint: String,
@@ -343,9 +210,9 @@ impl GrpcSender {
         let mut metadata = HeaderMap::new();
         for (name, value) in &cfg.headers {
             let key = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|_| BuildError::Other(format!("header `{name}`: invalid name")))?;
+                .map_err(|_| BuildError::option(format!("headers::{name}"), HeaderError::InvalidName))?;
             let mut value = HeaderValue::try_from(value.expose())
-                .map_err(|_| BuildError::Other(format!("header `{name}`: invalid value")))?;
+                .map_err(|_| BuildError::option(format!("headers::{name}"), HeaderError::InvalidValue))?;
             value.set_sensitive(true);
             metadata.insert(key, value);
         }
@@ -377,17 +244,13 @@ impl Sender for GrpcSender {
     fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, GrpcError>> {
         Box::pin(async move {
             let encoded = data.to_encoded();
-            let body = call::frame(encoded.bytes(), self.gzip).map_err(|e| GrpcError {
-                endpoint: self.endpoint.clone(),
-                code: tonic::Code::Internal,
-                message: format!("cannot compress the request: {e}"),
-                retry_delay: None,
+            let body = call::frame(encoded.bytes(), self.gzip).map_err(|source| {
+                GrpcError::Compress {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }
             })?;
-            let path = match encoded.kind() {
-                SignalKind::Traces => TRACES_PATH,
-                SignalKind::Metrics => METRICS_PATH,
-                SignalKind::Logs => LOGS_PATH,
-            };
+            let path = authwatch_net::otlp::export_path(encoded.kind());
             let reply = call::unary(&self.channel, path, &self.metadata, self.timeout, self.gzip, body)
                 .await
                 .map_err(|s| self.error(s))?;
@@ -413,15 +276,25 @@ impl Sender for GrpcSender {
 
 // === impl GrpcError ===
 
-/// A failed OTLP/gRPC export: the status code, the server's message (or the transport error)
-/// and the server's `RetryInfo` delay. Never holds request headers.
+/// A failed OTLP/gRPC export. Never holds request headers.
 #[derive(Debug, thiserror::Error)]
-#[error("OTLP gRPC export to {endpoint} failed with {code:?}: {message}")]
-pub struct GrpcError {
-    endpoint: String,
-    code: tonic::Code,
-    message: String,
-    retry_delay: Option<Duration>,
+pub enum GrpcError {
+    /// The answer: the status code, the server's message (or the transport error) and the
+    /// server's `RetryInfo` delay.
+    #[error("OTLP gRPC export to {endpoint} failed with {code:?}: {message}")]
+    Status {
+        endpoint: String,
+        code: tonic::Code,
+        message: String,
+        retry_delay: Option<Duration>,
+    },
+    /// The request could not be compressed; it was not sent.
+    #[error("OTLP gRPC export to {endpoint} failed with Internal: cannot compress the request: {source}")]
+    Compress {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl GrpcError {
@@ -436,7 +309,7 @@ impl GrpcError {
                 message.push_str(&chain);
             }
         }
-        GrpcError {
+        GrpcError::Status {
             endpoint: endpoint.to_owned(),
             code: status.code(),
             message,
@@ -445,18 +318,27 @@ impl GrpcError {
     }
 
     pub fn code(&self) -> tonic::Code {
-        self.code
+        match self {
+            GrpcError::Status { code, .. } => *code,
+            GrpcError::Compress { .. } => tonic::Code::Internal,
+        }
     }
 }
 
 impl ExportError for GrpcError {
     fn retry(&self) -> Retry {
         use tonic::Code::*;
-        match self.code {
+        let GrpcError::Status {
+            code, retry_delay, ..
+        } = self
+        else {
+            return Retry::No;
+        };
+        match code {
             Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => {
-                self.retry_delay.map_or(Retry::Yes, Retry::After)
+                retry_delay.map_or(Retry::Yes, Retry::After)
             }
-            ResourceExhausted => self.retry_delay.map_or(Retry::No, Retry::After),
+            ResourceExhausted => retry_delay.map_or(Retry::No, Retry::After),
             _ => Retry::No,
         }
     }

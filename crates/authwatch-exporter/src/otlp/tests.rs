@@ -36,7 +36,7 @@ fn full_config_decodes() {
         authwatch_core::registry::decode_config(serde_json::to_value(yaml).unwrap()).unwrap();
     let want = Config {
         endpoint: GrpcEndpoint::new("collector:4317").unwrap(),
-        tls: TlsConfig {
+        tls: TlsClientConfig {
             insecure: false,
             ca_file: Some("/etc/ssl/ca.pem".into()),
             cert_file: Some("/etc/ssl/client.pem".into()),
@@ -83,18 +83,12 @@ fn invalid_configs() {
 
 #[test]
 fn endpoint_forms() {
-    let t = |s: &str| parse_target(s).unwrap();
-    assert_eq!(t("collector:4317").tls, None);
-    assert_eq!(t("collector:4317").authority, "collector:4317");
-    assert_eq!(t("http://127.0.0.1:4317").tls, Some(false));
-    assert_eq!(t("https://api.honeycomb.io").tls, Some(true));
-    assert_eq!(t("https://api.honeycomb.io:443/").authority, "api.honeycomb.io:443");
-    assert_eq!(t("[::1]:4317").authority, "[::1]:4317");
-    assert!(parse_target("user@host:1").is_err());
+    // The forms themselves are `authwatch_net::GrpcEndpoint`'s (tested there).
+    let t = |s: &str| GrpcEndpoint::parse_target(s).unwrap();
     let cfg = Config {
-        tls: TlsConfig {
+        tls: TlsClientConfig {
             insecure: true,
-            ..TlsConfig::default()
+            ..TlsClientConfig::default()
         },
         ..Config::default()
     };
@@ -368,4 +362,98 @@ async fn backend_down_gives_a_retryable_transport_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// === TLS ===
+
+/// Sends one trace request over TLS to `front` (a TLS front for `server`'s gRPC port).
+async fn send_tls(endpoint: &str, tls: TlsClientConfig) -> Result<Sent, GrpcError> {
+    let cfg = Config {
+        endpoint: GrpcEndpoint::new(endpoint).unwrap(),
+        tls,
+        ..Config::default()
+    };
+    GrpcSender::new(&cfg)
+        .unwrap()
+        .send(&trace_signal(0, 1))
+        .await
+}
+
+#[tokio::test]
+async fn tls_verifies_the_server_and_presents_the_client_certificate() {
+    use authwatch_testkit::tls::{TestPki, TlsFront};
+    let server = OtlpServer::start().await;
+    let pki = TestPki::new("otlp-exporter");
+    let front = TlsFront::start(server.grpc_addr(), &pki.server_config(true)).await;
+    let endpoint = format!("https://localhost:{}", front.addr.port());
+    let trusted = TlsClientConfig {
+        ca_file: Some(pki.ca_file.clone()),
+        cert_file: Some(pki.client_cert_file.clone()),
+        key_file: Some(pki.client_key_file.clone()),
+        ..TlsClientConfig::default()
+    };
+    send_tls(&endpoint, trusted.clone()).await.unwrap();
+    assert_eq!(server.traces(), vec![traces(0, 1)]);
+
+    // The web's roots do not know the test CA.
+    let e = send_tls(
+        &endpoint,
+        TlsClientConfig {
+            ca_file: None,
+            ..trusted.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    // ... unless verification is off.
+    send_tls(
+        &endpoint,
+        TlsClientConfig {
+            ca_file: None,
+            insecure_skip_verify: true,
+            ..trusted.clone()
+        },
+    )
+    .await
+    .unwrap();
+    // Without its certificate the client is refused by the server.
+    let anonymous = TlsClientConfig {
+        cert_file: None,
+        key_file: None,
+        ..trusted.clone()
+    };
+    assert!(send_tls(&endpoint, anonymous).await.is_err());
+    // Dialled by IP, the certificate is checked against `server_name_override`.
+    let by_ip = format!("https://127.0.0.1:{}", front.addr.port());
+    let e = send_tls(&by_ip, trusted.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+    let overridden = TlsClientConfig {
+        server_name_override: Some("localhost".into()),
+        ..trusted
+    };
+    send_tls(&by_ip, overridden).await.unwrap();
+    assert_eq!(server.traces().len(), 3);
+}
+
+#[tokio::test]
+async fn a_bad_client_certificate_fails_the_build_naming_the_file() {
+    let cfg = Config {
+        endpoint: GrpcEndpoint::new("https://localhost:4317").unwrap(),
+        tls: TlsClientConfig {
+            cert_file: Some("/nonexistent/client.pem".into()),
+            key_file: Some("/nonexistent/client.key".into()),
+            ..TlsClientConfig::default()
+        },
+        ..Config::default()
+    };
+    let e = match cfg.build(settings("otlp")).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a missing client certificate must fail the build"),
+    };
+    assert!(
+        e.contains("tls::cert_file: cannot read `/nonexistent/client.pem`"),
+        "{e}"
+    );
 }

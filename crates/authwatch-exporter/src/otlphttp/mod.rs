@@ -1,3 +1,5 @@
+//! # `otlphttp` exporter
+//!
 //! `otlphttp` exporter (alias `otlp_http`): sends traces, metrics and logs to any OTLP/HTTP
 //! backend, in protobuf or JSON.
 //!
@@ -5,18 +7,23 @@
 //! exporters:
 //!   otlphttp/honeycomb:
 //!     endpoint: https://api.honeycomb.io     # required; signals go to <endpoint>/v1/{traces,metrics,logs}
-//!     traces_endpoint: ""                    # full URL overriding <endpoint>/v1/traces (same for metrics_, logs_)
+//!     # traces_endpoint: https://api.honeycomb.io/v1/traces  # optional: a full URL overriding <endpoint>/v1/traces (same for metrics_, logs_)
 //!     encoding: proto                        # proto | json
 //!     compression: gzip                      # gzip | none
 //!     headers: { x-honeycomb-team: "${env:HONEYCOMB_API_KEY}" }   # values are secrets
 //!     timeout: 30s                           # per attempt
-//!     tls: { ca_file: "", cert_file: "", key_file: "", insecure_skip_verify: false }
+//!     tls:                                   # for https:// URLs; all optional
+//!       ca_file: /etc/ssl/ca.pem             # trust only this CA (default: the web's root CAs)
+//!       cert_file: /etc/ssl/client.pem       # client certificate (mutual TLS), with key_file
+//!       key_file: /etc/ssl/client.key
+//!       insecure_skip_verify: false          # do not verify the server certificate (tests only)
+//!       server_name_override: ""             # the name the certificate must carry, instead of the host
 //!     sending_queue:
 //!       enabled: true
 //!       num_consumers: 10                    # requests (or batches) sent at once
 //!       queue_size: 1000                     # requests waiting
 //!       block_on_overflow: false             # when full: false = refuse (retryable), true = wait
-//!       storage: /var/lib/authwatch/queue    # optional: a persistent queue (README, "Persistent sending queue")
+//!       storage: /var/lib/authwatch/queue    # optional: a persistent queue (docs/operations.md, "Persistent sending queue")
 //!       batch:                               # optional: batch after the queue; `batch: {}` = these defaults
 //!         flush_timeout: 200ms               # send a batch this long after its first request...
 //!         min_size: 8192                     # ...or once it holds this much
@@ -30,6 +37,10 @@
 //! partial success in a 200 response is decoded (protobuf or JSON, as `encoding`), logged (rate
 //! limited) and its rejected items counted as `send_failed`. Header values never appear in
 //! errors or logs.
+//!
+//! `tls` is authwatch's one client TLS block (as the `otlp` exporter's): the URL's scheme says
+//! whether TLS is used, so `tls.insecure` has no effect here (`validate` warns). The files are
+//! read when the exporter is built; a missing or unusable file fails startup naming it.
 //!
 //! **`sending_queue.batch`** (off unless set; `batch: {}` turns it on with the defaults above,
 //! the Collector's) merges queued requests of one signal into one request after the queue:
@@ -47,10 +58,8 @@
 //! sent; shutdown counts as timeout).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use authwatch_core::config::Secret;
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceResponse;
@@ -63,11 +72,12 @@ use authwatch_core::{
 use futures::future::BoxFuture;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::helper::config::{
-    error_chain, header_map, read_tls_file, validate_client_cert, validate_headers,
-};
+use authwatch_net::HttpUrl;
+use authwatch_net::{retry_after, TlsClientConfig};
+
+use crate::helper::config::{error_chain, header_map, validate_headers};
 use crate::helper::{
     try_build_queued, Compression, ExportError, QueueConfig, Retry, RetryConfig, Sent, Sender,
 };
@@ -88,7 +98,7 @@ pub struct Config {
     /// Per attempt.
     #[serde(with = "authwatch_core::config::duration")]
     pub timeout: Duration,
-    pub tls: TlsConfig,
+    pub tls: TlsClientConfig,
     pub sending_queue: QueueConfig,
     pub retry_on_failure: RetryConfig,
 }
@@ -104,7 +114,7 @@ impl Default for Config {
             compression: Compression::Gzip,
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(30),
-            tls: TlsConfig::default(),
+            tls: TlsClientConfig::default(),
             sending_queue: QueueConfig::default(),
             retry_on_failure: RetryConfig::default(),
         }
@@ -131,77 +141,9 @@ impl Encoding {
     }
 }
 
-/// `tls` settings for `https://` endpoints.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM CA bundle to trust instead of the webpki roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (mTLS); needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-    /// Accept any server certificate. For tests only.
-    pub insecure_skip_verify: bool,
-}
-
-// === impl HttpUrl ===
-
-/// An `http://` or `https://` URL. Empty means "not set" (reported by `validate`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HttpUrl(String);
-
-impl HttpUrl {
-    pub fn new(s: impl Into<String>) -> Result<Self, String> {
-        let s = s.into();
-        if !s.is_empty() {
-            parse_url(&s)?;
-        }
-        Ok(HttpUrl(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `<base>/v1/<signal>`, keeping any base path (`http://h:4318/otlp` → `/otlp/v1/traces`).
-    fn join_signal(&self, kind: SignalKind) -> String {
-        format!("{}/v1/{}", self.0.trim_end_matches('/'), kind.as_str())
-    }
-}
-
-fn parse_url(s: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(s).map_err(|e| {
-        format!("invalid URL `{s}` ({e}): write it like `https://collector:4318`")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "invalid URL `{s}`: it must start with http:// or https:// and name a host, e.g. `https://collector:4318`"
-        ));
-    }
-    Ok(url)
-}
-
-impl fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for HttpUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        HttpUrl::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
+/// `<base>/v1/<signal>`, keeping any base path (`http://h:4318/otlp` → `/otlp/v1/traces`).
+fn join_signal(base: &HttpUrl, kind: SignalKind) -> String {
+    format!("{}/v1/{}", base.as_str().trim_end_matches('/'), kind.as_str())
 }
 
 // === impl Config ===
@@ -230,7 +172,7 @@ impl ComponentConfig for Config {
             v.error("timeout", "must be greater than 0, e.g. `30s`");
         }
         validate_headers(&self.headers, v, false);
-        validate_client_cert(&self.tls.cert_file, &self.tls.key_file, v);
+        self.tls.validate_for_urls(v, "tls");
         self.retry_on_failure.validate(v, "retry_on_failure");
         self.sending_queue.validate(v, "sending_queue");
     }
@@ -269,7 +211,7 @@ impl Config {
     pub fn signal_urls(&self) -> [String; 3] {
         let pick = |own: &Option<HttpUrl>, kind| match own {
             Some(u) if !u.is_empty() => u.as_str().to_owned(),
-            _ => self.endpoint.join_signal(kind),
+            _ => join_signal(&self.endpoint, kind),
         };
         [
             pick(&self.traces_endpoint, SignalKind::Traces),
@@ -279,38 +221,7 @@ impl Config {
     }
 
     fn client(&self) -> Result<reqwest::Client, BuildError> {
-        let mut b = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &self.tls.ca_file {
-            let pem = read_tls_file("ca_file", ca)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                BuildError::Other(format!("tls.ca_file `{}`: {e}", ca.display()))
-            })?;
-            b = b.tls_built_in_root_certs(false);
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&self.tls.cert_file, &self.tls.key_file) {
-            let mut pem = read_tls_file("cert_file", cert)?;
-            pem.push(b'\n');
-            pem.extend(read_tls_file("key_file", key)?);
-            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                BuildError::Other(format!(
-                    "tls.cert_file `{}` / tls.key_file `{}`: {e}",
-                    cert.display(),
-                    key.display()
-                ))
-            })?;
-            b = b.identity(id);
-        }
-        if self.tls.insecure_skip_verify {
-            b = b.danger_accept_invalid_certs(true);
-        }
-        b.build()
-            .map_err(|e| BuildError::Other(format!("cannot build the HTTP client: {}", error_chain(&e))))
+        Ok(authwatch_net::http_client(self.timeout, &self.tls)?)
     }
 }
 
@@ -328,7 +239,7 @@ impl HttpSender {
     fn new(cfg: &Config) -> Result<Self, BuildError> {
         let urls = cfg.signal_urls();
         for u in &urls {
-            parse_url(u).map_err(|e| BuildError::Other(format!("endpoint: {e}")))?;
+            HttpUrl::check(u).map_err(|e| BuildError::option("endpoint", e))?;
         }
         let mut headers = header_map(&cfg.headers)?;
         headers.insert(
@@ -355,16 +266,14 @@ impl HttpSender {
                 encoded.bytes()
             }
             Encoding::Json => {
-                let decoded = data
-                    .decoded_ref()
-                    .map_err(|e| HttpError::Encode(e.to_string()))?;
+                let decoded = data.decoded_ref().map_err(EncodeError::from)?;
                 let json = match decoded.as_ref() {
                     Signal::Traces(r) => serde_json::to_vec(r),
                     Signal::Metrics(r) => serde_json::to_vec(r),
                     Signal::Logs(r) => serde_json::to_vec(r),
                     Signal::Encoded(_) => unreachable!("decoded_ref decodes"),
                 };
-                return self.compress(json.map_err(encode_err)?);
+                return self.compress(json.map_err(EncodeError::from)?);
             }
         };
         if !self.gzip {
@@ -389,7 +298,7 @@ impl HttpSender {
         );
         enc.write_all(raw)
             .and_then(|_| enc.finish())
-            .map_err(|e| HttpError::Encode(format!("gzip: {e}")))
+            .map_err(|e| EncodeError::Gzip(e).into())
     }
 
     /// The rejected items of a partial success in a 2xx body, if any.
@@ -436,10 +345,6 @@ impl HttpSender {
     }
 }
 
-fn encode_err(e: serde_json::Error) -> HttpError {
-    HttpError::Encode(e.to_string())
-}
-
 /// At most this much of an error body goes into an error message.
 const MAX_ERROR_BODY: usize = 512;
 
@@ -460,16 +365,6 @@ fn error_message(body: &[u8], content_type: Option<&str>) -> String {
     text.trim().to_owned()
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
 impl Sender for HttpSender {
     type Error = HttpError;
     const ENCODED: bool = true;
@@ -480,7 +375,7 @@ impl Sender for HttpSender {
             let body = self.body(data)?;
             let transport = |e: reqwest::Error| HttpError::Transport {
                 url: url.clone(),
-                reason: error_chain(&e.without_url()),
+                source: e.without_url(),
             };
             let resp = self
                 .client
@@ -515,8 +410,12 @@ impl Sender for HttpSender {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// No response: connection refused or reset, timeout, TLS failure.
-    #[error("OTLP HTTP export to {url} failed: {reason}")]
-    Transport { url: String, reason: String },
+    #[error("OTLP HTTP export to {url} failed: {}", error_chain(.source))]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     /// The destination answered with an error status.
     #[error("OTLP HTTP export to {url} failed with HTTP {status}: {message}")]
     Status {
@@ -526,7 +425,19 @@ pub enum HttpError {
         message: String,
     },
     #[error("cannot encode the OTLP request: {0}")]
-    Encode(String),
+    Encode(#[from] EncodeError),
+}
+
+/// Why an OTLP/HTTP request body could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// `encoding: json` of data that arrived as bytes which do not decode.
+    #[error(transparent)]
+    Decode(#[from] authwatch_core::DecodeError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("gzip: {0}")]
+    Gzip(#[source] std::io::Error),
 }
 
 impl ExportError for HttpError {

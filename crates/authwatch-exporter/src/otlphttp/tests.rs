@@ -42,9 +42,9 @@ fn full_config_decodes() {
         compression: Compression::None,
         headers: [("x-honeycomb-team".to_owned(), Secret::new("s3cret"))].into(),
         timeout: Duration::from_secs(10),
-        tls: TlsConfig {
+        tls: TlsClientConfig {
             ca_file: Some("/etc/ssl/ca.pem".into()),
-            ..TlsConfig::default()
+            ..TlsClientConfig::default()
         },
         sending_queue: QueueConfig {
             enabled: false,
@@ -101,31 +101,9 @@ fn statuses_are_classified_per_the_otlp_spec() {
     }
     let transport = HttpError::Transport {
         url: "u".into(),
-        reason: "connection refused".into(),
+        source: reqwest::Client::new().get("no url").build().unwrap_err(),
     };
     assert_eq!(transport.retry(), Retry::Yes);
-}
-
-#[test]
-fn retry_after_forms() {
-    let mut h = HeaderMap::new();
-    assert_eq!(retry_after(&h), None);
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-    assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    let later = SystemTime::now() + Duration::from_secs(120);
-    h.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
-    );
-    let d = retry_after(&h).unwrap();
-    assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
-    h.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-    );
-    assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-    assert_eq!(retry_after(&h), None);
 }
 
 async fn send_all_signals(encoding: Encoding, compression: Compression) {
@@ -373,4 +351,72 @@ async fn secret_header_values_never_appear_in_errors() {
         let health = format!("{:?}", s.health.snapshot());
         assert!(!health.contains("hunter2"), "{health}");
     }
+}
+
+// === TLS ===
+
+async fn send_tls(endpoint: &str, tls: TlsClientConfig) -> Result<Sent, HttpError> {
+    let cfg = Config {
+        endpoint: HttpUrl::new(endpoint).unwrap(),
+        tls,
+        ..Config::default()
+    };
+    HttpSender::new(&cfg)
+        .unwrap()
+        .send(&trace_signal(0, 1))
+        .await
+}
+
+#[tokio::test]
+async fn tls_verifies_the_server_and_presents_the_client_certificate() {
+    use authwatch_testkit::tls::{TestPki, TlsFront};
+    let server = OtlpServer::start().await;
+    let pki = TestPki::new("otlphttp-exporter");
+    let front = TlsFront::start(server.http_addr(), &pki.server_config(true)).await;
+    let endpoint = format!("https://localhost:{}", front.addr.port());
+    let trusted = TlsClientConfig {
+        ca_file: Some(pki.ca_file.clone()),
+        cert_file: Some(pki.client_cert_file.clone()),
+        key_file: Some(pki.client_key_file.clone()),
+        ..TlsClientConfig::default()
+    };
+    send_tls(&endpoint, trusted.clone()).await.unwrap();
+    assert_eq!(server.traces(), vec![traces(0, 1)]);
+
+    let e = send_tls(
+        &endpoint,
+        TlsClientConfig {
+            ca_file: None,
+            ..trusted.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, HttpError::Transport { .. }), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    send_tls(
+        &endpoint,
+        TlsClientConfig {
+            ca_file: None,
+            insecure_skip_verify: true,
+            ..trusted.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let anonymous = TlsClientConfig {
+        cert_file: None,
+        key_file: None,
+        ..trusted.clone()
+    };
+    assert!(send_tls(&endpoint, anonymous).await.is_err());
+    // Dialled by IP, the certificate is checked against `server_name_override`.
+    let by_ip = format!("https://127.0.0.1:{}", front.addr.port());
+    assert!(send_tls(&by_ip, trusted.clone()).await.is_err());
+    let overridden = TlsClientConfig {
+        server_name_override: Some("localhost".into()),
+        ..trusted
+    };
+    send_tls(&by_ip, overridden).await.unwrap();
+    assert_eq!(server.traces().len(), 3);
 }

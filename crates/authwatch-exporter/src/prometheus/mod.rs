@@ -16,6 +16,14 @@
 //!     enable_open_metrics: false      # true: OpenMetrics for scrapers that accept it
 //!     add_metric_suffixes: true       # unit, `_total` and `_ratio` suffixes
 //!     send_timestamps: false          # true: each sample carries its point's time
+//!     read_header_timeout: 10s        # the scrape server's limits, as every authwatch server's
+//!     read_timeout: 30s
+//!     idle_timeout: 60s
+//!     max_connections: 1024
+//!     tls:                            # optional: serve HTTPS
+//!       cert_file: /etc/authwatch/server.crt
+//!       key_file: /etc/authwatch/server.key
+//!       client_ca_file: /etc/authwatch/ca.crt   # optional: require client certificates
 //! service:
 //!   pipelines:
 //!     metrics: {receivers: [otlp], exporters: [prometheus]}
@@ -60,6 +68,12 @@
 //!
 //! - The port is bound when the service builds the exporter ("cannot listen on ..." stops
 //!   startup); the endpoint is claimed, so no other component may use it.
+//! - The scrape server bounds its clients as every authwatch server does: a request head must
+//!   arrive within `read_header_timeout` (else the connection is closed), a body within
+//!   `read_timeout` of its head (else `408`), a keep-alive connection is closed after
+//!   `idle_timeout` without a request, and at most `max_connections` are open at once (more wait
+//!   until one closes); `0s` turns a timeout off. With `tls` it serves HTTPS (TLS 1.2/1.3), and
+//!   with `tls.client_ca_file` only to clients with a certificate from those CAs.
 //! - There is no queue: data is folded into the series as it arrives and never refused.
 //! - On shutdown the server answers the scrapes in flight, then stops.
 
@@ -71,22 +85,25 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authwatch_core::config::{duration, ListenAddr};
+use authwatch_core::config::{duration, Positive};
 use authwatch_core::telemetry::ExporterTelemetry;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConsumeError, Consumer, ExporterConfig, Resource, RunError,
     Running, Settings, Signal, SignalKind, Signals, Validator,
 };
+use authwatch_net::server::{
+    validate_http_limits, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+use authwatch_net::{ListenAddr, TlsServerConfig};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::future::BoxFuture;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use authwatch_core::telemetry::{Counter, Family};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -114,6 +131,20 @@ pub struct Config {
     pub enable_open_metrics: bool,
     /// Append unit, `_total` and `_ratio` suffixes to names.
     pub add_metric_suffixes: bool,
+    /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_header_timeout: Duration,
+    /// Time for a request body to arrive after its head (else `408`); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; `0s`: no limit.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
+    /// Serve HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// The default scrape port (the Collector's).
@@ -130,6 +161,11 @@ impl Default for Config {
             resource_to_telemetry_conversion: ResourceToTelemetryConversion::default(),
             enable_open_metrics: false,
             add_metric_suffixes: true,
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
+            tls: None,
         }
     }
 }
@@ -161,6 +197,16 @@ impl ComponentConfig for Config {
                 "must be positive, e.g. `5m`: series older than this are dropped",
             );
         }
+        if let Some(tls) = &self.tls {
+            tls.validate(v, "tls");
+        }
+        validate_http_limits(
+            v,
+            "",
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+        );
     }
 
     fn resources(&self) -> Vec<Resource> {
@@ -197,10 +243,21 @@ impl Config {
 
     /// Binds the endpoint; returns the address bound (for port 0) and the exporter.
     pub(crate) async fn bind(&self, settings: Settings) -> Result<(SocketAddr, Built), BuildError> {
+        let tls = match &self.tls {
+            Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
+            None => None,
+        };
         let addr = self.endpoint.addr();
-        let bind_err = |source| BuildError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-        let local = listener.local_addr().map_err(bind_err)?;
+        let listener = authwatch_net::server::bind(addr).await?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let limits = Limits::new(
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+            self.max_connections.get(),
+        );
         let id = settings.id.to_string();
         let dropped: Family<Vec<(String, String)>, Counter> = settings.telemetry.metric(
             "exporter_prometheus_dropped_points",
@@ -220,16 +277,11 @@ impl Config {
         };
         let app = router(shared);
         let shutdown = settings.shutdown.clone();
-        info!(exporter = %id, endpoint = %local, "Prometheus exporter listening.");
+        info!(exporter = %id, endpoint = %local, tls = tls.is_some(), "Prometheus exporter listening.");
         let task: Running = Box::pin(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|e| {
-                    RunError(format!("prometheus exporter server on {local} failed: {e}"))
-                })?;
+            authwatch_net::serve_http(listener, tls, app, limits, shutdown).await;
             info!(exporter = %id, endpoint = %local, "Prometheus exporter stopped.");
-            Ok(())
+            Ok::<(), RunError>(())
         });
         Ok((
             local,
@@ -323,3 +375,5 @@ async fn scrape(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod translation_tests;

@@ -12,7 +12,7 @@ use authwatch_core::{ComponentConfig, ConsumeError, ExporterConfig, Settings, Si
 
 use super::*;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn config_contract() {
@@ -38,6 +38,15 @@ fn full_config_decodes() {
         resource_to_telemetry_conversion: ResourceToTelemetryConversion { enabled: true },
         enable_open_metrics: true,
         add_metric_suffixes: false,
+        read_header_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(120),
+        max_connections: Positive(64),
+        tls: Some(TlsServerConfig {
+            cert_file: "/etc/authwatch/server.crt".into(),
+            key_file: "/etc/authwatch/server.key".into(),
+            client_ca_file: None,
+        }),
     };
     assert_eq!(got, want);
     let mut v = Validator::new("");
@@ -71,7 +80,7 @@ fn invalid_configs() {
 
 // === fixtures ===
 
-fn s(k: &str, v: &str) -> KeyValue {
+pub(super) fn s(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.into(),
         value: Some(AnyValue {
@@ -81,7 +90,7 @@ fn s(k: &str, v: &str) -> KeyValue {
     }
 }
 
-fn num_point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
+pub(super) fn num_point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
     NumberDataPoint {
         attributes: attrs,
         time_unix_nano: t,
@@ -90,7 +99,7 @@ fn num_point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
     }
 }
 
-fn int_point(attrs: Vec<KeyValue>, v: i64, t: u64) -> NumberDataPoint {
+pub(super) fn int_point(attrs: Vec<KeyValue>, v: i64, t: u64) -> NumberDataPoint {
     NumberDataPoint {
         attributes: attrs,
         time_unix_nano: t,
@@ -99,7 +108,7 @@ fn int_point(attrs: Vec<KeyValue>, v: i64, t: u64) -> NumberDataPoint {
     }
 }
 
-fn gauge(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
+pub(super) fn gauge(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.into(),
         unit: unit.into(),
@@ -111,7 +120,7 @@ fn gauge(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
     }
 }
 
-fn sum(name: &str, monotonic: bool, delta: bool, points: Vec<NumberDataPoint>) -> Metric {
+pub(super) fn sum(name: &str, monotonic: bool, delta: bool, points: Vec<NumberDataPoint>) -> Metric {
     let t = if delta {
         AggregationTemporality::Delta
     } else {
@@ -130,7 +139,7 @@ fn sum(name: &str, monotonic: bool, delta: bool, points: Vec<NumberDataPoint>) -
     }
 }
 
-fn histogram(
+pub(super) fn histogram(
     name: &str,
     delta: bool,
     attrs: Vec<KeyValue>,
@@ -163,7 +172,7 @@ fn histogram(
     }
 }
 
-fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+pub(super) fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(OtlpResource {
@@ -179,7 +188,7 @@ fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServic
     }
 }
 
-fn authwatch_like() -> ExportMetricsServiceRequest {
+pub(super) fn authwatch_like() -> ExportMetricsServiceRequest {
     request(
         vec![
             s("service.name", "authwatch"),
@@ -264,11 +273,11 @@ fn authwatch_like() -> ExportMetricsServiceRequest {
     )
 }
 
-fn store(cfg: &Config) -> Store {
+pub(super) fn store(cfg: &Config) -> Store {
     Store::new(cfg.options())
 }
 
-fn feed(st: &mut Store, req: &ExportMetricsServiceRequest, now: Instant) -> store::Outcome {
+pub(super) fn feed(st: &mut Store, req: &ExportMetricsServiceRequest, now: Instant) -> store::Outcome {
     let mut total = store::Outcome::default();
     for rm in &req.resource_metrics {
         let metrics: Vec<_> = rm.scope_metrics.iter().flat_map(|s| &s.metrics).collect();
@@ -277,304 +286,6 @@ fn feed(st: &mut Store, req: &ExportMetricsServiceRequest, now: Instant) -> stor
         total.dropped.extend(o.dropped);
     }
     total
-}
-
-// === translation ===
-
-#[tokio::test]
-async fn translates_names_types_and_labels() {
-    let mut st = store(&Config::default());
-    let out = feed(&mut st, &authwatch_like(), Instant::now());
-    assert_eq!(out.dropped, vec![(store::Dropped::ExponentialHistogram, 1)]);
-    let text = st.encode(false);
-    let id = r#"instance="sidecar-1",job="authwatch""#;
-    for line in [
-        "# HELP authwatch_probe_success_ratio authwatch.probe.success help".to_owned(),
-        "# TYPE authwatch_probe_success_ratio gauge".to_owned(),
-        format!(r#"authwatch_probe_success_ratio{{{id},synthetic_check="login"}} 1"#),
-        format!(r#"authwatch_dependency_error_ratio{{dependency="auth0",{id},window="5m"}} 0.25"#),
-        format!("authwatch_ratelimit_reset_seconds{{{id}}} 1700000000"),
-        "# TYPE authwatch_dependency_requests_total counter".to_owned(),
-        format!(
-            r#"authwatch_dependency_requests_total{{dependency="auth0",endpoint="/oauth/token",error_class="server_error",{id}}} 7"#
-        ),
-        "# TYPE queue_items gauge".to_owned(),
-        "# TYPE authwatch_probe_phase_duration_seconds histogram".to_owned(),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_bucket{{{id},phase="dns",synthetic_check="login",le="0.1"}} 1"#
-        ),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_bucket{{{id},phase="dns",synthetic_check="login",le="0.5"}} 3"#
-        ),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_bucket{{{id},phase="dns",synthetic_check="login",le="1"}} 3"#
-        ),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_bucket{{{id},phase="dns",synthetic_check="login",le="+Inf"}} 4"#
-        ),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_sum{{{id},phase="dns",synthetic_check="login"}} 1.9"#
-        ),
-        format!(
-            r#"authwatch_probe_phase_duration_seconds_count{{{id},phase="dns",synthetic_check="login"}} 4"#
-        ),
-        "# TYPE rpc_latency_seconds summary".to_owned(),
-        "# HELP rpc_latency_seconds rpc.latency".to_owned(),
-        format!(r#"rpc_latency_seconds{{{id},quantile="0.99"}} 5.5"#),
-        format!("rpc_latency_seconds_count{{{id}}} 4"),
-        "# TYPE target_info gauge".to_owned(),
-        format!(r#"target_info{{host_name="node-7",{id}}} 1"#),
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in:\n{text}"
-        );
-    }
-    assert!(!text.contains("exp_hist"), "{text}");
-    // One TYPE and one HELP per family.
-    let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-    let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
-    assert_eq!(types, 8, "{text}");
-    assert_eq!(helps, 8, "{text}");
-}
-
-#[tokio::test]
-async fn deltas_accumulate_and_cumulatives_replace() {
-    let mut st = store(&Config::default());
-    let now = Instant::now();
-    for v in [2, 3] {
-        feed(
-            &mut st,
-            &request(
-                vec![],
-                vec![sum("d", true, true, vec![int_point(vec![], v, 1)])],
-            ),
-            now,
-        );
-        feed(
-            &mut st,
-            &request(
-                vec![],
-                vec![sum("c", true, false, vec![int_point(vec![], v, v as u64)])],
-            ),
-            now,
-        );
-        feed(
-            &mut st,
-            &request(
-                vec![],
-                vec![histogram(
-                    "h",
-                    true,
-                    vec![],
-                    vec![1, 0, 0, v as u64],
-                    1.0,
-                    1,
-                )],
-            ),
-            now,
-        );
-    }
-    // An out-of-order cumulative point is ignored.
-    feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![sum("c", true, false, vec![int_point(vec![], 100, 1)])],
-        ),
-        now,
-    );
-    let text = st.encode(false);
-    assert!(text.contains("\nd_total 5\n"), "{text}");
-    assert!(text.contains("\nc_total 3\n"), "{text}");
-    assert!(text.contains("h_seconds_bucket{le=\"0.1\"} 2\n"), "{text}");
-    assert!(text.contains("h_seconds_bucket{le=\"+Inf\"} 7\n"), "{text}");
-    assert!(text.contains("h_seconds_sum 2\n"), "{text}");
-}
-
-#[tokio::test]
-async fn options_shape_the_output() {
-    let cfg = Config {
-        namespace: "idp".into(),
-        const_labels: [("env".into(), "prod".into())].into(),
-        resource_to_telemetry_conversion: ResourceToTelemetryConversion { enabled: true },
-        add_metric_suffixes: false,
-        send_timestamps: true,
-        ..Config::default()
-    };
-    let mut st = store(&cfg);
-    feed(&mut st, &authwatch_like(), Instant::now());
-    let text = st.encode(false);
-    assert!(
-        text.contains(r#"idp_authwatch_probe_success{env="prod",host_name="node-7",instance="sidecar-1",job="authwatch",service_instance_id="sidecar-1",service_name="authwatch",synthetic_check="login"} 1 0"#),
-        "{text}"
-    );
-    assert!(
-        text.contains("# TYPE idp_authwatch_dependency_requests counter"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"target_info{env="prod",host_name="node-7""#),
-        "{text}"
-    );
-}
-
-#[tokio::test]
-async fn open_metrics_names_counters_by_family() {
-    let mut st = store(&Config::default());
-    feed(&mut st, &authwatch_like(), Instant::now());
-    let text = st.encode(true);
-    assert!(
-        text.contains("# TYPE authwatch_dependency_requests counter\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("\nauthwatch_dependency_requests_total{"),
-        "{text}"
-    );
-    assert!(text.contains("# TYPE target info\n"), "{text}");
-    assert!(text.ends_with("# EOF\n"), "{text}");
-}
-
-#[tokio::test]
-async fn label_collisions_escapes_and_conflicts() {
-    let mut st = store(&Config::default());
-    let attrs = vec![
-        s("a.b", "1"),
-        s("a_b", "2"),
-        s("msg", "say \"hi\"\\\n"),
-        s("le", "x"),
-    ];
-    feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![gauge("g", "", vec![num_point(attrs.clone(), 1.0, 1)])],
-        ),
-        Instant::now(),
-    );
-    let out = feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![
-                sum("g", false, false, vec![]),
-                histogram("g", false, attrs, vec![1, 1, 1, 1], 1.0, 1),
-            ],
-        ),
-        Instant::now(),
-    );
-    let text = st.encode(false);
-    assert!(
-        text.contains(r#"g{a_b="1;2",le="x",msg="say \"hi\"\\\n"} 1"#),
-        "{text}"
-    );
-    // `g` stays a gauge; the histogram `g_seconds` is another family and drops its `le` attribute.
-    assert!(
-        text.contains(r#"g_seconds_bucket{a_b="1;2",msg="say \"hi\"\\\n",le="0.1"} 1"#),
-        "{text}"
-    );
-    assert_eq!(out.dropped, vec![]);
-    let out = feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![sum("g", true, false, vec![int_point(vec![], 1, 1)])],
-        ),
-        Instant::now(),
-    );
-    assert_eq!(out.dropped, vec![]);
-    let out = feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![gauge("g_total", "", vec![int_point(vec![], 1, 1)])],
-        ),
-        Instant::now(),
-    );
-    assert_eq!(out.dropped, vec![(store::Dropped::TypeConflict, 1)]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn stale_series_expire() {
-    let cfg = Config {
-        metric_expiration: Duration::from_secs(60),
-        ..Config::default()
-    };
-    let mut st = store(&cfg);
-    feed(&mut st, &authwatch_like(), Instant::now());
-    tokio::time::advance(Duration::from_secs(30)).await;
-    feed(
-        &mut st,
-        &request(
-            vec![],
-            vec![gauge("fresh", "", vec![int_point(vec![], 1, 1)])],
-        ),
-        Instant::now(),
-    );
-    tokio::time::advance(Duration::from_secs(31)).await;
-    st.expire(Instant::now());
-    let text = st.encode(false);
-    assert_eq!(
-        text,
-        "# HELP fresh fresh help\n# TYPE fresh gauge\nfresh 1\n"
-    );
-    tokio::time::advance(Duration::from_secs(30)).await;
-    st.expire(Instant::now());
-    assert_eq!(st.series_count(), 0);
-    assert_eq!(st.encode(false), "");
-}
-
-#[tokio::test]
-async fn no_recorded_value_removes_the_series() {
-    let mut st = store(&Config::default());
-    feed(
-        &mut st,
-        &request(vec![], vec![gauge("g", "", vec![int_point(vec![], 1, 1)])]),
-        Instant::now(),
-    );
-    let mut p = int_point(vec![], 0, 2);
-    p.flags = 1;
-    feed(
-        &mut st,
-        &request(vec![], vec![gauge("g", "", vec![p])]),
-        Instant::now(),
-    );
-    assert_eq!(st.series_count(), 0);
-}
-
-/// `promtool check metrics` (the Prometheus linter) accepts what the exporter writes.
-#[tokio::test]
-async fn promtool_accepts_the_exposition() {
-    let mut st = store(&Config::default());
-    feed(&mut st, &authwatch_like(), Instant::now());
-    let text = st.encode(false);
-    let mut child = match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "promtool is needed to check the exposition format ({e}); install the Debian package `prometheus` (scripts/test.sh does)"
-        ),
-    };
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics refused:\n{}{}\n--- exposition ---\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // === the running exporter ===
@@ -668,4 +379,81 @@ async fn a_taken_port_fails_the_build() {
     };
     assert!(matches!(err, BuildError::Bind { .. }), "{err}");
     assert!(err.to_string().contains("cannot listen on"), "{err}");
+}
+
+#[tokio::test]
+async fn slow_and_idle_scrapers_are_cut_off() {
+    let cfg = Config {
+        read_header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..local()
+    };
+    let settings = Settings::new("prometheus".parse().unwrap());
+    let (addr, built) = cfg.bind(settings.clone()).await.unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    authwatch_testkit::slow_client::assert_slow_head_is_cut_off(addr, WAIT).await;
+    let status =
+        authwatch_testkit::slow_client::assert_idle_connection_is_closed(addr, "/metrics", WAIT)
+            .await;
+    assert_eq!(status, 200);
+    settings.shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn serves_https_with_tls() {
+    let pki = authwatch_testkit::tls::TestPki::new("prometheus");
+    let cfg = Config {
+        tls: Some(pki.server_config(false)),
+        ..local()
+    };
+    let settings = Settings::new("prometheus".parse().unwrap());
+    let (addr, built) = cfg.bind(settings.clone()).await.unwrap();
+    let task = tokio::spawn(built.task.unwrap());
+    let client = authwatch_net::http_client(
+        WAIT,
+        &authwatch_net::TlsClientConfig {
+            ca_file: Some(pki.ca_file.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let res = client
+        .get(format!("https://localhost:{}/metrics", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let plain = client.get(format!("http://{addr}/metrics")).send().await;
+    assert!(plain.is_err(), "plaintext must get no answer: {plain:?}");
+    settings.shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_certificate_fails_the_build_naming_it() {
+    let cfg = Config {
+        tls: Some(TlsServerConfig {
+            cert_file: "/nonexistent/authwatch.crt".into(),
+            key_file: "/nonexistent/authwatch.key".into(),
+            client_ca_file: None,
+        }),
+        ..local()
+    };
+    let err = match cfg.bind(Settings::new("prometheus".parse().unwrap())).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a missing certificate must fail the build"),
+    };
+    assert!(
+        err.contains("tls::cert_file: cannot read `/nonexistent/authwatch.crt`"),
+        "{err}"
+    );
 }

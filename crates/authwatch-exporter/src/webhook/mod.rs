@@ -1,3 +1,5 @@
+//! # `webhook` exporter
+//!
 //! `webhook` exporter: one JSON `POST` per alert event (the `alerts` connector's log records
 //! with event name `authwatch.alert`) to any HTTP endpoint: a chat bridge, an incident tool,
 //! a serverless function.
@@ -64,21 +66,23 @@ use std::time::Duration;
 use authwatch_core::config::Secret;
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use authwatch_core::time::{format_rfc3339, Precision};
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConsumeError, Consumer, ExporterConfig, Settings,
     SharedConsumer, Signal, Signals, Validator,
 };
 use futures::future::BoxFuture;
 use http::HeaderMap;
-use prometheus_client::metrics::counter::Counter;
+use authwatch_core::telemetry::Counter;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::alertmanager::event::{format_time, AlertEvent, State};
-use crate::alertmanager::{ignored_counter, post, request_headers, Auth, SendError};
+use crate::helper::alert::event::{AlertEvent, State};
+use crate::helper::alert::http::{client, post, request_headers, Auth, SendError};
+use crate::helper::alert::{ignored_counter, records, MissingEndpoint};
 use crate::helper::config::validate_headers;
 use crate::helper::{try_build_queued, QueueConfig, RetryConfig, Sent, Sender};
-use crate::otlphttp::HttpUrl;
+use authwatch_net::HttpUrl;
 
 /// `webhook` exporter config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +169,7 @@ impl Payload {
             signals: ev.signals.clone(),
             starts_at: ev.starts_at.clone(),
             ends_at: ev.ends_at.clone(),
-            time: ev.time.map(format_time),
+            time: ev.time.map(|t| format_rfc3339(t, Precision::Millis)),
             generator_url: ev.generator_url.clone(),
             runbook_url: ev.runbook_url.clone(),
             status_page_url: ev.status_page_url.clone(),
@@ -221,16 +225,17 @@ impl ExporterConfig for Config {
 
     async fn build(&self, settings: Settings) -> Result<Built, BuildError> {
         if self.endpoint.is_empty() {
-            return Err(BuildError::Other(
-                "no webhook endpoint: set `endpoint`".into(),
-            ));
+            return Err(BuildError::component(MissingEndpoint {
+                what: "webhook",
+                keys: "`endpoint`",
+            }));
         }
         let auth = match &self.bearer_token {
             Some(t) => Auth::Bearer(t.clone()),
             None => Auth::None,
         };
         let sender = HookSender {
-            client: crate::alertmanager::client_for(self.timeout)?,
+            client: client(self.timeout)?,
             headers: request_headers(&self.headers, &auth)?,
             url: self.endpoint.as_str().to_owned(),
         };
@@ -288,7 +293,7 @@ impl Consumer for EventConsumer {
             let data = data.into_decoded()?;
             let mut wanted = Vec::new();
             let mut ignored = 0u64;
-            for r in crate::alertmanager::records(&data) {
+            for r in records(&data) {
                 match AlertEvent::from_record(r) {
                     Some(ev) if self.wanted(&ev) => wanted.push(one_record(r)),
                     _ => ignored += 1,
@@ -316,12 +321,11 @@ impl Sender for HookSender {
 
     fn send<'a>(&'a self, data: &'a Signal) -> BoxFuture<'a, Result<Sent, SendError>> {
         Box::pin(async move {
-            for r in crate::alertmanager::records(data) {
+            for r in records(data) {
                 let Some(ev) = AlertEvent::from_record(r) else {
                     continue;
                 };
-                let body = serde_json::to_vec(&Payload::from_event(&ev))
-                    .map_err(|e| SendError::Encode(e.to_string()))?;
+                let body = serde_json::to_vec(&Payload::from_event(&ev)).map_err(SendError::from)?;
                 // The token is in `headers` (sensitive); `Auth::None` adds nothing more.
                 post(&self.client, &self.url, &self.headers, &Auth::None, body).await?;
             }

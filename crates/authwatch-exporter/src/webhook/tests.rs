@@ -1,12 +1,12 @@
 use std::time::Duration;
 
 use authwatch_core::config::Positive;
+use authwatch_core::data::kv as attr;
 use authwatch_core::otlp::common::v1::any_value::Value;
 use authwatch_core::{semconv, ConsumeError, ExporterConfig};
 
 use super::*;
-use crate::alertmanager::event::attr;
-use crate::alertmanager::tests::{rich, signal_of, Capture};
+use crate::helper::alert::test_support::{rich, signal_of, Capture};
 use crate::helper::tests::fixtures::*;
 use crate::helper::tests::metric;
 
@@ -196,9 +196,10 @@ async fn client_errors_are_permanent_and_secrets_stay_out() {
         .consume(signal_of(vec![rich("firing", "provider_outage")]))
         .await
         .unwrap_err();
-    let ConsumeError::Permanent(msg) = &err else {
+    let ConsumeError::Permanent(e) = &err else {
         panic!("want permanent, got {err:?}");
     };
+    let msg = e.to_string();
     assert!(msg.contains("HTTP 401"), "{msg}");
     assert!(!msg.contains("s3cret"), "{msg}");
     assert_eq!(server.requests().len(), 1);

@@ -17,7 +17,13 @@
 //! | option | default | meaning |
 //! | --- | --- | --- |
 //! | `endpoint` | `127.0.0.1:13133` | Where to listen, `host:port`; the host is an IP address or `localhost`. Use `0.0.0.0:13133` to be reachable from other hosts (e.g. a kubelet). |
-//! | `path` | `/` | The readiness path. It starts with `/` and holds only letters, digits, `-`, `.`, `_`, `~` and `/`; it may not be `/livez`. |
+//! | `path` | `/` | The readiness path (a missing leading `/` is added); no spaces, `?`, `#`, `{`, `}` or `*`, and not `/livez`. |
+//! | `read_header_timeout` | `10s` | time for a request head to arrive, from connecting (first request) or from its first byte (keep-alive); else the connection is closed; `0s`: no limit |
+//! | `read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
+//! | `idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
+//! | `max_connections` | `1024` | connections open at once; more wait until one closes |
+//! | `tls.cert_file`, `tls.key_file` | (plaintext) | serve HTTPS with this PEM certificate chain and key |
+//! | `tls.client_ca_file` | (no client certificates) | require client certificates signed by these CAs (mutual TLS) |
 //!
 //! ## Endpoints
 //!
@@ -35,26 +41,32 @@
 //!
 //! - The port is bound when the service builds the extension, so a port in use stops startup
 //!   with "cannot listen on ...". The endpoint is claimed: no other component may use it.
+//! - The server bounds its clients as every authwatch server does (the options above): a probe
+//!   that connects and says nothing, or keeps an idle connection, cannot hold it.
 //! - On shutdown the server stops accepting connections, answers the requests in flight, then
 //!   ends.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use authwatch_core::config::ListenAddr;
+use authwatch_core::config::{duration, Positive};
 use authwatch_core::health::{ComponentStatus, Health, Phase};
 use authwatch_core::{
-    BuildError, ComponentConfig, ExtensionConfig, Resource, RunError, Running, Settings,
+    BuildError, ComponentConfig, ExtensionConfig, Resource, RunError, Running, Settings, Validator,
 };
+use authwatch_net::server::{
+    validate_http_limits, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+use authwatch_net::{ListenAddr, TlsServerConfig, UrlPath};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tokio::net::TcpListener;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 /// The `health_check` extension's configuration.
@@ -65,6 +77,20 @@ pub struct Config {
     pub endpoint: ListenAddr,
     /// The readiness path (also served at `/readyz`).
     pub path: UrlPath,
+    /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_header_timeout: Duration,
+    /// Time for a request body to arrive after its head (else `408`); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; `0s`: no limit.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
+    /// Serve HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// The Collector's health_check port.
@@ -78,57 +104,13 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             endpoint: ListenAddr::localhost(DEFAULT_PORT),
-            path: UrlPath("/".to_owned()),
+            path: UrlPath::from_static("/"),
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
+            tls: None,
         }
-    }
-}
-
-// === newtypes ===
-
-/// An HTTP path the server can route: `/` followed by letters, digits, `-._~` and `/`; never
-/// the liveness path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlPath(String);
-
-impl UrlPath {
-    pub fn new(s: &str) -> Result<Self, String> {
-        let valid_chars = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/'));
-        if !s.starts_with('/') || !valid_chars {
-            return Err(format!(
-                "invalid path `{s}`: start it with `/` and use only letters, digits, `-`, `.`, `_`, `~` and `/`, e.g. `/health/status`"
-            ));
-        }
-        if s == LIVENESS_PATH {
-            return Err(format!(
-                "`{LIVENESS_PATH}` is the liveness endpoint; choose another readiness path"
-            ));
-        }
-        Ok(UrlPath(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UrlPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for UrlPath {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UrlPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        UrlPath::new(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -136,6 +118,27 @@ impl<'de> Deserialize<'de> for UrlPath {
 
 impl ComponentConfig for Config {
     const TYPE: &'static str = "health_check";
+
+    fn validate(&self, v: &mut Validator) {
+        if self.path.as_str() == LIVENESS_PATH {
+            v.error(
+                "path",
+                format!(
+                    "`{LIVENESS_PATH}` is the liveness endpoint; choose another readiness path"
+                ),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate(v, "tls");
+        }
+        validate_http_limits(
+            v,
+            "",
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+        );
+    }
 
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::Listen(self.endpoint.addr())]
@@ -155,20 +158,28 @@ impl Config {
         &self,
         settings: Settings,
     ) -> Result<(SocketAddr, Running), BuildError> {
+        let tls = match &self.tls {
+            Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
+            None => None,
+        };
         let addr = self.endpoint.addr();
-        let bind_err = |source| BuildError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-        let local = listener.local_addr().map_err(bind_err)?;
+        let listener = authwatch_net::server::bind(addr).await?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| BuildError::Bind { addr, source })?;
         let app = router(&self.path, settings.health.clone());
         let shutdown = settings.shutdown.clone();
-        info!(endpoint = %local, path = %self.path, "Health check extension listening.");
+        let limits = Limits::new(
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+            self.max_connections.get(),
+        );
+        info!(endpoint = %local, path = %self.path, tls = tls.is_some(), "Health check extension listening.");
         let running = async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|e| RunError(format!("health check server on {local} failed: {e}")))?;
+            authwatch_net::serve_http(listener, tls, app, limits, shutdown).await;
             info!(endpoint = %local, "Health check extension stopped.");
-            Ok(())
+            Ok::<(), RunError>(())
         };
         Ok((local, Box::pin(running)))
     }
@@ -178,11 +189,14 @@ impl Config {
 
 /// The routes: readiness at `path` and `/readyz`, liveness at `/livez`.
 pub(crate) fn router(path: &UrlPath, health: Health) -> Router {
+    // A `UrlPath` holds no route syntax (`{`, `}`, `*`); a segment starting with `:` is a plain
+    // segment too (axum 0.7's capture syntax, which axum 0.8 would refuse with a panic).
     let mut app = Router::new()
+        .without_v07_checks()
         .route(LIVENESS_PATH, get(live))
         .route(READINESS_PATH, get(ready));
-    // `UrlPath` rules out `/livez`; `/readyz` is already routed to the same handler.
-    if path.as_str() != READINESS_PATH {
+    // `/readyz` is already routed to the same handler; `validate` refuses `/livez`.
+    if path.as_str() != READINESS_PATH && path.as_str() != LIVENESS_PATH {
         app = app.route(path.as_str(), get(ready));
     }
     app.with_state(Arc::new(health))

@@ -30,13 +30,19 @@
 //! | `sample_interval` | `5s` | How often the error ratios are sampled for the charts. |
 //! | `history_size` | `120` | Samples kept per dependency and window (10 minutes at 5 s). |
 //! | `recent_alerts` | `10` | Resolved alerts shown. |
+//! | `read_header_timeout` | `10s` | time for a request head to arrive, from connecting (first request) or from its first byte (keep-alive); else the connection is closed; `0s`: no limit |
+//! | `read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
+//! | `idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
+//! | `max_connections` | `1024` | connections open at once; more wait until one closes |
+//! | `tls.cert_file`, `tls.key_file` | (plaintext) | serve HTTPS with this PEM certificate chain and key |
+//! | `tls.client_ca_file` | (no client certificates) | require client certificates signed by these CAs (mutual TLS) |
 //!
 //! ## Endpoints
 //!
 //! | request | answer |
 //! | --- | --- |
 //! | `GET /` | The page (`text/html`). |
-//! | `GET /api/v1/status` | `application/json`: `{"generated_at", "title", "banner", "dependencies": [...], "probes": [...], "provider_status": [...], "alerts": {"firing", "pending", "resolved"}}` (see the README's "Status page" section). |
+//! | `GET /api/v1/status` | `application/json`: `{"generated_at", "title", "banner", "dependencies": [...], "probes": [...], "provider_status": [...], "alerts": {"firing", "pending", "resolved"}}` (see [the status page guide](../../status-page.md)). |
 //!
 //! ## Behaviour
 //!
@@ -46,30 +52,35 @@
 //!   attributes, status-page texts). The page never puts data into HTML as markup: the initial
 //!   JSON is embedded with `<`, `>`, `&` and line separators escaped, and the script renders
 //!   it with `textContent`. Responses carry a restrictive `Content-Security-Policy`.
+//! - The server bounds its clients as every authwatch server does (the options above): a
+//!   browser tab left open holds a keep-alive connection for at most `idle_timeout`, and a
+//!   client that sends its request slowly is cut off.
 //! - On shutdown the server stops accepting connections, answers the requests in flight, then
 //!   ends; the sampler stops with it.
 
 mod page;
 mod view;
 
-pub mod demo;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authwatch_core::board::StatusBoard;
-use authwatch_core::config::{duration, ListenAddr, Positive};
+use authwatch_core::config::{duration, Positive};
 use authwatch_core::{
     BuildError, ComponentConfig, ExtensionConfig, Resource, RunError, Running, Settings, Validator,
 };
+use authwatch_net::server::{
+    validate_http_limits, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+use authwatch_net::{ListenAddr, TlsServerConfig};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tracing::info;
 
 pub use view::History;
@@ -94,6 +105,20 @@ pub struct Config {
     pub history_size: Positive,
     /// Resolved alerts shown.
     pub recent_alerts: Positive,
+    /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_header_timeout: Duration,
+    /// Time for a request body to arrive after its head (else `408`); `0s`: no limit.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; `0s`: no limit.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    pub max_connections: Positive,
+    /// Serve HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// The status page's default port: the one after the Collector's health_check port.
@@ -111,6 +136,11 @@ impl Default for Config {
             sample_interval: Duration::from_secs(5),
             history_size: Positive(120),
             recent_alerts: Positive(10),
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
+            tls: None,
         }
     }
 }
@@ -130,6 +160,16 @@ impl ComponentConfig for Config {
         if self.title.trim().is_empty() {
             v.error("title", "must not be empty");
         }
+        if let Some(tls) = &self.tls {
+            tls.validate(v, "tls");
+        }
+        validate_http_limits(
+            v,
+            "",
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+        );
     }
 
     fn resources(&self) -> Vec<Resource> {
@@ -147,10 +187,21 @@ impl ExtensionConfig for Config {
 impl Config {
     /// Binds the endpoint and returns the address actually bound (for port 0) and the task.
     pub async fn bind(&self, settings: Settings) -> Result<(SocketAddr, Running), BuildError> {
+        let tls = match &self.tls {
+            Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
+            None => None,
+        };
         let addr = self.endpoint.addr();
-        let bind_err = |source| BuildError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-        let local = listener.local_addr().map_err(bind_err)?;
+        let listener = authwatch_net::server::bind(addr).await?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let limits = Limits::new(
+            self.read_header_timeout,
+            self.read_timeout,
+            self.idle_timeout,
+            self.max_connections.get(),
+        );
         let shared = Arc::new(Shared {
             board: settings.board.clone(),
             history: Mutex::new(History::new(self.history_size.get())),
@@ -159,7 +210,7 @@ impl Config {
         let app = router(shared.clone());
         let shutdown = settings.shutdown.clone();
         let interval = self.sample_interval;
-        info!(endpoint = %local, "Status page listening.");
+        info!(endpoint = %local, tls = tls.is_some(), "Status page listening.");
         let running = async move {
             let sampler = {
                 let shared = shared.clone();
@@ -176,11 +227,10 @@ impl Config {
                     }
                 }
             };
-            let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-            let (served, ()) = tokio::join!(server, sampler);
-            served.map_err(|e| RunError(format!("status page server on {local} failed: {e}")))?;
+            let server = authwatch_net::serve_http(listener, tls, app, limits, shutdown);
+            tokio::join!(server, sampler);
             info!(endpoint = %local, "Status page stopped.");
-            Ok(())
+            Ok::<(), RunError>(())
         };
         Ok((local, Box::pin(running)))
     }

@@ -22,11 +22,18 @@ fn defaults_and_every_option() {
     assert_eq!(c.resources(), [Resource::Listen("127.0.0.1:13134".parse().unwrap())]);
     let c: Config = decode_config(json!({
         "endpoint": "0.0.0.0:9000", "title": "IdP", "banner": "hi", "refresh_interval": "2s",
-        "sample_interval": "1s", "history_size": 10, "recent_alerts": 3
+        "sample_interval": "1s", "history_size": 10, "recent_alerts": 3,
+        "read_header_timeout": "2s", "read_timeout": "3s", "idle_timeout": "4s",
+        "max_connections": 8, "tls": {"cert_file": "/c.pem", "key_file": "/k.pem"}
     }))
     .unwrap();
     assert_eq!(c.refresh_interval, Duration::from_secs(2));
     assert_eq!(c.history_size.get(), 10);
+    assert_eq!(
+        (c.read_header_timeout, c.read_timeout, c.idle_timeout, c.max_connections.get()),
+        (Duration::from_secs(2), Duration::from_secs(3), Duration::from_secs(4), 8)
+    );
+    assert!(c.tls.is_some());
     let mut v = Validator::new("status_page");
     Config { refresh_interval: Duration::from_millis(10), ..Config::default() }.validate(&mut v);
     assert!(v.has_errors());
@@ -201,4 +208,47 @@ async fn shutdown_without_requests() {
     let running = config.build(settings.clone()).await.unwrap();
     settings.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off() {
+    let config = Config {
+        endpoint: "127.0.0.1:0".parse().unwrap(),
+        read_header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let settings = Settings::new(ComponentId::new("status_page", None).unwrap());
+    let (addr, running) = config.bind(settings.clone()).await.unwrap();
+    let task = tokio::spawn(running);
+    let wait = Duration::from_secs(10);
+    authwatch_testkit::slow_client::assert_slow_head_is_cut_off(addr, wait).await;
+    let status =
+        authwatch_testkit::slow_client::assert_idle_connection_is_closed(addr, API_PATH, wait)
+            .await;
+    assert_eq!(status, 200);
+    settings.shutdown.cancel();
+    tokio::time::timeout(wait, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn turned_off_timeouts_are_warned_about() {
+    let mut v = Validator::new("");
+    Config {
+        idle_timeout: Duration::ZERO,
+        ..Config::default()
+    }
+    .validate(&mut v);
+    let (errors, warnings) = v.into_parts();
+    assert!(errors.is_empty());
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("idle_timeout: is 0"),
+        "{warnings:?}"
+    );
 }

@@ -10,7 +10,8 @@ use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::semconv;
 use serde_json::{json, Map, Value};
 
-use super::engine::{verdict, Engine, Verdict};
+use super::engine::Engine;
+use super::verdict::{verdict, Verdict};
 use super::store::Store;
 use super::VerdictConfig;
 
@@ -50,7 +51,7 @@ fn number(r: &LogRecord, key: &str) -> Value {
 
 fn unix_of_rfc3339(v: &Value) -> Value {
     v.as_str()
-        .and_then(|s| humantime::parse_rfc3339(s).ok())
+        .and_then(authwatch_core::time::parse_rfc3339)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(Value::Null, |d| json!(d.as_millis() as f64 / 1000.0))
 }

@@ -7,7 +7,7 @@
 //! (provider_outage, tenant_issue, application_issue, transient), the numbers behind it and the
 //! provider's status page link. Evaluation is streaming: on every incoming metrics request and
 //! on a 1s tick (for `for`, `keep_firing_for` and re-sends), so an alert fires within one
-//! second of its condition becoming true in the data. See the README's "alerts connector" section for the full
+//! second of its condition becoming true in the data. See [the alerting guide](../../alerting.md) for the full
 //! reference; [`prometheus_rules`] writes equivalent Prometheus rules for a fleet.
 //!
 //! ```yaml
@@ -31,6 +31,7 @@ mod engine;
 mod prometheus;
 pub mod rules;
 mod store;
+mod verdict;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,6 +41,7 @@ use authwatch_core::config::{duration, Positive};
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConnectorConfig, ConnectorContext, ConsumeError, Consumer,
+    PermanentError,
     Router, RunError, Signal, SignalKind, Validator,
 };
 use futures::future::BoxFuture;
@@ -47,14 +49,14 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::error_rate::util::Clock;
-use crate::error_rate::Window;
-pub use engine::{verdict, Signals, State, Verdict};
+use authwatch_core::time::{Clock, Window};
+pub use engine::State;
 pub use prometheus::prometheus_rules;
 pub use rules::{
     Aggregation, BurnRate, BurnWindow, Consecutive, Op, Rule, SourceFilter, StatusRule, Threshold,
 };
 pub use store::Increase;
+pub use verdict::{verdict, Signals, Verdict};
 
 /// The `alerts` connector's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,7 +295,7 @@ impl Inner {
             return;
         }
         let n = records.len();
-        let req = crate::error_rate::state::logs_request(records);
+        let req = authwatch_core::data::logs_request(records);
         if let Err(e) = self.next.route(Signal::Logs(req.clone())).await {
             if e.is_retryable() {
                 let mut rt = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -323,10 +325,11 @@ impl Consumer for Alerts {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             if data.kind() != SignalKind::Metrics {
-                return Err(ConsumeError::Permanent(format!(
-                    "the alerts connector takes metrics, not {}",
-                    data.kind()
-                )));
+                return Err(ConsumeError::Permanent(PermanentError::WrongSignal {
+                    component: "the alerts connector",
+                    expected: SignalKind::Metrics,
+                    got: data.kind(),
+                }));
             }
             let data = data.into_decoded()?;
             self.inner.step(Some(&data)).await;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::rules::{label_name, Aggregation, Kind, Op, SourceFilter};
 use super::Config;
-use crate::error_rate::{self, Window};
+use authwatch_core::time::Window;
 
 const REQUESTS: &str = "authwatch_dependency_requests_total";
 const ERRORS: &str = "authwatch_dependency_errors_total";
@@ -107,10 +107,12 @@ fn prom_name(name: &str) -> String {
     label_name(name)
 }
 
-/// The rules file (YAML) for `authwatch rules --config FILE`.
-pub fn prometheus_rules(er: &error_rate::Config, al: &Config) -> String {
+/// The rules file (YAML) for `authwatch rules --config FILE`: recording rules for
+/// `error_rate_windows` (the `error_rate` connector's `windows`) and every window the rules of
+/// `al` read, and alerting rules equivalent to those rules.
+pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
     // Every window anyone needs.
-    let mut windows: BTreeSet<Window> = er.windows.iter().copied().collect();
+    let mut windows: BTreeSet<Window> = error_rate_windows.iter().copied().collect();
     for r in &al.rules {
         match r.kind() {
             Some(Kind::Threshold(t)) if t.error_ratio.is_some() => {

@@ -7,7 +7,8 @@ use authwatch_core::config::{duration, Positive};
 use authwatch_core::Validator;
 use serde::{Deserialize, Serialize};
 
-use crate::error_rate::{Source, Window};
+use authwatch_core::semconv::Source;
+use authwatch_core::time::Window;
 
 /// One alerting rule: a name, exactly one kind, and what every kind shares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

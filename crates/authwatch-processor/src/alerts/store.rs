@@ -10,13 +10,13 @@ use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::otlp::metrics::v1::{metric, number_data_point, AggregationTemporality, NumberDataPoint};
 use authwatch_core::semconv;
 
-use crate::error_rate::util::attr_str;
-use crate::error_rate::{ErrorClass, Source};
+use authwatch_core::data::{attr_str, find_str};
+use authwatch_core::semconv::{ErrorClass, Source};
 
 /// Gauge 1/0 per probe run (the `synthetic` receiver).
 pub const PROBE_SUCCESS: &str = semconv::PROBE_SUCCESS;
 /// Attribute: the probe check's name.
-pub const SYNTHETIC_CHECK: &str = crate::error_rate::classify::SYNTHETIC_CHECK;
+pub const SYNTHETIC_CHECK: &str = semconv::SYNTHETIC_CHECK;
 /// Probe runs remembered per check.
 const MAX_RUNS: usize = 1024;
 /// Samples remembered per series of a value rule.
@@ -168,7 +168,7 @@ impl Store {
                 }
                 (semconv::STATUS_INDICATOR, Some(metric::Data::Gauge(g))) => {
                     for p in &g.data_points {
-                        let page = crate::error_rate::util::find_str(&p.attributes, semconv::STATUS_PAGE)
+                        let page = find_str(&p.attributes, semconv::STATUS_PAGE)
                             .unwrap_or("")
                             .to_owned();
                         if let Some(v) = num(p) {
@@ -251,7 +251,7 @@ impl Store {
 
     fn probe_point(&mut self, p: &NumberDataPoint, now: Duration) {
         let Some(v) = num(p) else { return };
-        let check = crate::error_rate::util::find_str(&p.attributes, SYNTHETIC_CHECK)
+        let check = find_str(&p.attributes, SYNTHETIC_CHECK)
             .unwrap_or("")
             .to_owned();
         let probe = self.probes.entry(check).or_default();

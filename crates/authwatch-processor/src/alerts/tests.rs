@@ -229,7 +229,7 @@ fn sre_workbook_burn_rate_example() {
     }
 
     let mut store = c.store();
-    let mut engine = Engine::new(&c, crate::error_rate::util::Clock::new());
+    let mut engine = Engine::new(&c, Clock::new());
     let (mut ok, mut failed) = (0.0, 0.0);
     let feed = |store: &mut Store, engine: &mut Engine, t: u64, ok: f64, failed: f64| {
         store.ingest(&counters("auth0", "traffic", ok, failed), Duration::from_secs(t));
@@ -449,7 +449,7 @@ async fn fires_in_the_evaluation_that_sees_the_condition() {
 async fn consecutive_failures_fire_and_successes_resolve() {
     let c = rules(serde_json::json!([{"name": "login_probe", "consecutive": {"check": "login", "failures": 3, "successes": 2}}]));
     let mut store = c.store();
-    let mut engine = Engine::new(&c, crate::error_rate::util::Clock::new());
+    let mut engine = Engine::new(&c, Clock::new());
     let mut run = 0u64;
     let mut feed = |ok: bool| {
         run += 1;
@@ -476,7 +476,7 @@ async fn consecutive_failures_fire_and_successes_resolve() {
 async fn consecutive_alert_verdicts() {
     let c = rules(serde_json::json!([{"name": "login_probe", "consecutive": {"failures": 2, "successes": 1}}]));
     let mut store = c.store();
-    let mut engine = Engine::new(&c, crate::error_rate::util::Clock::new());
+    let mut engine = Engine::new(&c, Clock::new());
     let s = Duration::from_secs;
     // Healthy real traffic, failing probes: the tenant (or the probe's setup).
     store.ingest(&counters("auth0", "traffic", 100.0, 0.0), s(1));
@@ -493,7 +493,7 @@ async fn consecutive_alert_verdicts() {
 async fn status_rule_fires_on_an_incident_and_resolves() {
     let c = rules(serde_json::json!([{"name": "auth0_incident", "status": {"page": "auth0", "min_indicator": 1}}]));
     let mut store = c.store();
-    let mut engine = Engine::new(&c, crate::error_rate::util::Clock::new());
+    let mut engine = Engine::new(&c, Clock::new());
     let s = Duration::from_secs;
     store.ingest(&status("auth0", 0), s(1));
     assert!(engine.evaluate(&store, s(1)).is_empty());
@@ -579,7 +579,7 @@ async fn refused_alert_events_are_kept_and_sent_later() {
 async fn value_threshold_reads_any_metric() {
     let c = rules(serde_json::json!([{"name": "slow_probe", "threshold": {"metric": "authwatch.probe.duration.last", "value": 2.0, "aggregation": "max", "window": "5m"}}]));
     let mut store = c.store();
-    let mut engine = Engine::new(&c, crate::error_rate::util::Clock::new());
+    let mut engine = Engine::new(&c, Clock::new());
     let m = |v: f64| request(vec![gauge("authwatch.probe.duration.last", vec![int_point(vec![kv("synthetic.check", "login")], v, 1)])]);
     store.ingest(&m(1.0), Duration::from_secs(1));
     assert!(engine.evaluate(&store, Duration::from_secs(1)).is_empty());
@@ -610,8 +610,9 @@ fn which(cmd: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-fn example_configs() -> (crate::error_rate::Config, Config) {
-    let er = crate::error_rate::Config::default();
+fn example_configs() -> (Vec<Window>, Config) {
+    // The `error_rate` connector's default windows.
+    let er = [60, 300, 1800, 3600, 21_600].map(Window::secs).to_vec();
     let al = rules(serde_json::json!([
         {"name": "auth0_errors", "threshold": {"dependency": "auth0", "source": "traffic", "error_ratio": 0.05, "window": "5m", "min_requests": 10},
          "for": "1m", "severity": "page", "runbook_url": "https://runbooks.example.com/auth0"},

@@ -60,15 +60,14 @@ use std::time::Duration;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, Encoded, ProcessorConfig,
+    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError, Encoded,
+    PermanentError,
+    ProcessorConfig,
     ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
 };
 use bytes::BytesMut;
 use futures::future::BoxFuture;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
+use authwatch_core::telemetry::{Counter, Family, Histogram};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -175,11 +174,12 @@ impl ProcessorConfig for Config {
 
 // === impl BatchMetrics ===
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct BatchLabels {
     processor: String,
     pipeline: String,
 }
+authwatch_core::label_set!(BatchLabels { processor, pipeline });
 
 type HistogramFamily = Family<BatchLabels, Histogram, fn() -> Histogram>;
 
@@ -253,11 +253,11 @@ impl Consumer for Batcher {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             if data.kind() != self.kind {
-                return Err(ConsumeError::Permanent(format!(
-                    "the batch processor of a {} pipeline cannot take {}",
-                    self.kind,
-                    data.kind()
-                )));
+                return Err(ConsumeError::Permanent(PermanentError::WrongSignal {
+                    component: "the batch processor",
+                    expected: self.kind,
+                    got: data.kind(),
+                }));
             }
             let n = data.item_count();
             if n == 0 {
@@ -452,7 +452,7 @@ impl BatchTask {
 
     /// Concatenated requests that do not decode (cannot happen for checked input): dropped and
     /// counted rather than retried forever.
-    fn drop_undecodable(&mut self, e: ConsumeError) {
+    fn drop_undecodable(&mut self, e: DecodeError) {
         self.telemetry.dropped(self.kind, self.pending_items);
         warn!(pipeline = %self.pipeline, items = self.pending_items, error = %e, "Batch processor cannot decode a batch to split it; dropping it.");
         self.pending_items = 0;

@@ -448,7 +448,7 @@ async fn wait_for_metric(h: &Harness, name: &str, value: u64) {
 #[tokio::test(start_paused = true)]
 async fn permanent_error_drops_and_counts() {
     let sink = Sink::new();
-    sink.fail_with(Some(ConsumeError::Permanent("bad data".into())));
+    sink.fail_with(Some(authwatch_testkit::permanent("bad data")));
     let config = Config {
         send_batch_size: 5,
         timeout: Duration::from_secs(1),

@@ -7,89 +7,12 @@ use authwatch_core::semconv;
 use serde::{Deserialize, Serialize};
 
 use super::Dependency;
+pub use authwatch_core::semconv::{ErrorClass, Source};
 
 /// `synthetic.check`: set by the `synthetic` receiver on its spans (probe runs).
 pub const SYNTHETIC_CHECK: &str = semconv::SYNTHETIC_CHECK;
 /// `synthetic.outcome`: the probe run's outcome (`timeout`, `connect`, ...).
 pub const SYNTHETIC_OUTCOME: &str = semconv::SYNTHETIC_OUTCOME;
-
-/// What a matched call ended as, following the HTTP client semantic conventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// 1xx-3xx, or no error.
-    Ok,
-    /// 5xx (gRPC INTERNAL, UNAVAILABLE, UNKNOWN, DATA_LOSS).
-    ServerError,
-    /// 429 without a user-specific OAuth error (gRPC RESOURCE_EXHAUSTED).
-    RateLimited,
-    /// No response in time (`error.type` names a timeout; gRPC DEADLINE_EXCEEDED).
-    Timeout,
-    /// No response at all: DNS, connect, TLS, reset.
-    Network,
-    /// 4xx with an OAuth error code listed in `auth_rejected_errors` (a wrong password).
-    AuthRejected,
-    /// Any other 4xx.
-    ClientError,
-}
-
-impl ErrorClass {
-    pub const ALL: [ErrorClass; 7] = [
-        ErrorClass::Ok,
-        ErrorClass::ServerError,
-        ErrorClass::RateLimited,
-        ErrorClass::Timeout,
-        ErrorClass::Network,
-        ErrorClass::AuthRejected,
-        ErrorClass::ClientError,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Ok => "ok",
-            ErrorClass::ServerError => "server_error",
-            ErrorClass::RateLimited => "rate_limited",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Network => "network",
-            ErrorClass::AuthRejected => "auth_rejected",
-            ErrorClass::ClientError => "client_error",
-        }
-    }
-
-    /// Whether this class points at the provider rather than at the caller.
-    pub const fn is_provider_side(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::ServerError | ErrorClass::Timeout | ErrorClass::Network
-        )
-    }
-
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Where a call came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    /// A real call made by an application.
-    Traffic,
-    /// A synthetic probe run (span carrying `synthetic.check`).
-    Probe,
-}
-
-impl Source {
-    pub const ALL: [Source; 2] = [Source::Traffic, Source::Probe];
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Source::Traffic => "traffic",
-            Source::Probe => "probe",
-        }
-    }
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// The attributes of one span that matter, borrowed.
 #[derive(Debug, Default, PartialEq)]

@@ -16,7 +16,7 @@ use prost::Message;
 use super::classify::{SpanFacts, SpanView};
 use super::encoded;
 use super::state::State;
-use super::util::Clock;
+use authwatch_core::time::Clock;
 use super::*;
 
 fn any(v: any_value::Value) -> Option<AnyValue> {

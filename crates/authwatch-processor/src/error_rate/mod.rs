@@ -92,9 +92,12 @@
 pub(crate) mod classify;
 mod encoded;
 #[cfg(test)]
+mod classify_tests;
+#[cfg(test)]
 mod encoded_tests;
 pub(crate) mod state;
-pub(crate) mod util;
+#[cfg(test)]
+mod state_tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,7 +106,7 @@ use authwatch_core::board::{self, StatusBoard};
 use authwatch_core::config::{duration, Positive};
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConnectorConfig, ConnectorContext, ConsumeError, Consumer,
-    Router, RunError, Signal, SignalKind, Validator,
+    PermanentError, Router, RunError, Signal, SignalKind, Validator,
 };
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -112,8 +115,7 @@ use tracing::{debug, info, warn};
 
 pub use classify::{ErrorClass, Source, SpanKindName};
 use state::State;
-pub use util::Window;
-use util::Clock;
+use authwatch_core::time::{Clock, Window};
 
 /// The `error_rate` connector's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -393,14 +395,15 @@ impl ErrorRate {
                 .inner
                 .lock()
                 .record_traces_encoded(e.bytes(), now)
-                .ok_or_else(|| {
-                    ConsumeError::Permanent(
-                        "the error_rate connector got traces that are not valid protobuf".into(),
-                    )
-                }),
-            _ => Err(ConsumeError::Permanent(format!(
-                "the error_rate connector takes traces, not {kind}"
-            ))),
+                .ok_or(ConsumeError::Permanent(PermanentError::Malformed {
+                    component: "the error_rate connector",
+                    kind,
+                })),
+            _ => Err(ConsumeError::Permanent(PermanentError::WrongSignal {
+                component: "the error_rate connector",
+                expected: SignalKind::Traces,
+                got: kind,
+            })),
         }
     }
 }
@@ -424,7 +427,7 @@ impl Consumer for ErrorRate {
                 if let Err(e) = self
                     .inner
                     .next
-                    .route(Signal::Logs(state::logs_request(logs)))
+                    .route(Signal::Logs(authwatch_core::data::logs_request(logs)))
                     .await
                 {
                     debug!(error = %e, records = n, "Error-group records refused downstream.");

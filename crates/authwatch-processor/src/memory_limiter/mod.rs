@@ -141,6 +141,17 @@ pub(crate) struct Limits {
     pub soft: u64,
 }
 
+/// Why the limits cannot be worked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("cannot read the total memory (cgroup memory.max or /proc/meminfo) for `limit_percentage`; set `limit_mib` instead")]
+    TotalMemoryUnknown,
+    #[error("set one of `limit_mib` or `limit_percentage`")]
+    NoLimit,
+    #[error("the spike limit must be smaller than the limit")]
+    SpikeNotBelowLimit,
+}
+
 impl Config {
     /// Works out the limits; `total` is asked for the total memory only for percentages.
     pub(crate) fn limits(&self, total: impl FnOnce() -> Option<u64>) -> Result<Limits, BuildError> {
@@ -148,25 +159,16 @@ impl Config {
             let hard = self.limit_mib.saturating_mul(MIB);
             (hard, self.spike_limit_mib.saturating_mul(MIB))
         } else if self.limit_percentage.0 > 0 {
-            let total = total().ok_or_else(|| {
-                BuildError::Other(
-                    "cannot read the total memory (cgroup memory.max or /proc/meminfo) for \
-                     `limit_percentage`; set `limit_mib` instead"
-                        .into(),
-                )
-            })?;
+            let total = total()
+                .ok_or_else(|| BuildError::component(LimitError::TotalMemoryUnknown))?;
             let pct = |p: Percent| (u128::from(total) * u128::from(p.0) / 100) as u64;
             (pct(self.limit_percentage), pct(self.spike_limit_percentage))
         } else {
-            return Err(BuildError::Other(
-                "set one of `limit_mib` or `limit_percentage`".into(),
-            ));
+            return Err(BuildError::component(LimitError::NoLimit));
         };
         let spike = if spike == 0 { hard / 5 } else { spike };
         if spike >= hard {
-            return Err(BuildError::Other(
-                "the spike limit must be smaller than the limit".into(),
-            ));
+            return Err(BuildError::component(LimitError::SpikeNotBelowLimit));
         }
         Ok(Limits {
             hard,

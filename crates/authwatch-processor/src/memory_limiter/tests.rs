@@ -361,7 +361,10 @@ async fn build_fails_without_a_limit() {
             next: sink.shared(),
         })
         .await;
-    assert!(matches!(r, Err(BuildError::Other(_))));
+    let Err(BuildError::Component(e)) = r else {
+        panic!("want the limiter's own error");
+    };
+    assert_eq!(e.downcast_ref::<LimitError>(), Some(&LimitError::NoLimit));
 }
 
 #[tokio::test]

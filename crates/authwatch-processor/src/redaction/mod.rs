@@ -88,8 +88,7 @@ use authwatch_core::{
     SharedConsumer, Signal, SignalKind, Validator,
 };
 use futures::future::BoxFuture;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use authwatch_core::telemetry::{Counter, Family};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tracing::info;
 
@@ -190,17 +189,28 @@ impl PartialEq for Pattern {
     }
 }
 
+/// Why a `blocked_values` pattern was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatternError {
+    #[error("pattern must not be empty: it would match everywhere")]
+    Empty,
+    #[error("invalid regular expression: {0}")]
+    Regex(#[from] regex::Error),
+    #[error(
+        "pattern `{0}` matches the empty string, so it would redact between every character"
+    )]
+    MatchesEmpty(String),
+}
+
 impl std::str::FromStr for Pattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PatternError;
+    fn from_str(s: &str) -> Result<Self, PatternError> {
         if s.is_empty() {
-            return Err("pattern must not be empty: it would match everywhere".to_owned());
+            return Err(PatternError::Empty);
         }
-        let regex = regex::Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))?;
+        let regex = regex::Regex::new(s)?;
         if regex.is_match("") {
-            return Err(format!(
-                "pattern `{s}` matches the empty string, so it would redact between every character"
-            ));
+            return Err(PatternError::MatchesEmpty(s.to_owned()));
         }
         Ok(Pattern { regex })
     }
@@ -255,7 +265,7 @@ impl ComponentConfig for Config {
 impl ProcessorConfig for Config {
     async fn build(&self, cx: ProcessorContext) -> Result<Built, BuildError> {
         let redactor = Redactor::new(self)
-            .map_err(|e| BuildError::Other(format!("cannot compile the redaction rules: {e}")))?;
+            .map_err(BuildError::component)?;
         let pipeline = cx.pipeline.to_string();
         let family: Redactions = cx.settings.telemetry.metric(
             "processor_redactions",

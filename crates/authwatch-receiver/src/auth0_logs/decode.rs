@@ -46,7 +46,7 @@ impl Event {
 
 /// Why a body is not a log-stream batch.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("the body is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("record {0} is not a JSON object; send Auth0 log stream records")]
@@ -210,7 +210,8 @@ pub(crate) fn record(event: &Event, include_user_ids: bool, observed: u64) -> Lo
         .data
         .get("date")
         .and_then(Value::as_str)
-        .and_then(crate::statuspage::parse_rfc3339)
+        .and_then(authwatch_core::time::parse_rfc3339)
+        .and_then(authwatch_core::time::unix_nanos)
         .unwrap_or(0);
     let body = event
         .data

@@ -25,7 +25,10 @@ pub(crate) struct Endpoint {
 }
 
 pub(crate) fn router(path: &str, endpoint: Arc<Endpoint>) -> axum::Router {
+    // A `UrlPath` holds no route syntax (`{`, `}`, `*`); a segment starting with `:` is a plain
+    // segment too (axum 0.7's capture syntax, which axum 0.8 would refuse with a panic).
     axum::Router::new()
+        .without_v07_checks()
         .route(path, axum::routing::post(handle))
         .with_state(endpoint)
 }
@@ -189,7 +192,7 @@ mod tests {
             .unwrap()
             .port();
         let config = super::super::Config {
-            endpoint: authwatch_core::config::ListenAddr::localhost(port),
+            endpoint: authwatch_net::ListenAddr::localhost(port),
             authorization: Secret::new("Bearer t"),
             max_request_body_size: Positive(64 * 1024),
             ..Default::default()

@@ -91,16 +91,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use authwatch_core::config::{ListenAddr, Positive, Secret, UrlPath};
+use authwatch_core::config::{Positive, Secret};
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, RunError, Running,
     Signals, Validator,
 };
+use authwatch_net::server::{
+    validate_http_limits, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+use authwatch_net::{ListenAddr, TlsServerConfig, UrlPath};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::info;
-
-use crate::tls::TlsServerConfig;
 
 pub(crate) mod decode;
 mod dedupe;
@@ -146,7 +149,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Most connections open at once; more wait until one closes.
     pub max_connections: Positive,
-    /// Serve HTTPS (see [`crate::tls`]).
+    /// Serve HTTPS (see [`authwatch_net::tls`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
 }
@@ -161,10 +164,10 @@ impl Default for Config {
             include_user_ids: false,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             dedupe_max_entries: Positive(DEFAULT_DEDUPE_MAX_ENTRIES),
-            read_header_timeout: crate::serve::DEFAULT_READ_HEADER_TIMEOUT,
-            read_timeout: crate::serve::DEFAULT_READ_TIMEOUT,
-            idle_timeout: crate::serve::DEFAULT_IDLE_TIMEOUT,
-            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             tls: None,
         }
     }
@@ -193,7 +196,7 @@ impl ComponentConfig for Config {
         if let Some(tls) = &self.tls {
             tls.validate(v, "tls");
         }
-        crate::serve::validate_http_limits(
+        validate_http_limits(
             v,
             "",
             self.read_header_timeout,
@@ -225,7 +228,7 @@ pub(crate) struct Receiver {
     tls: Option<Arc<rustls::ServerConfig>>,
     path: UrlPath,
     endpoint: Arc<http::Endpoint>,
-    limits: crate::serve::Limits,
+    limits: Limits,
     shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -236,9 +239,7 @@ impl Receiver {
             None => None,
         };
         let addr = config.endpoint.addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BuildError::Bind { addr, source })?;
+        let listener = authwatch_net::server::bind(addr).await?;
         let local = listener.local_addr().unwrap_or(addr);
         info!(
             endpoint = %local,
@@ -263,7 +264,7 @@ impl Receiver {
                 max_body: config.max_request_body_size.get(),
                 ingest,
             }),
-            limits: crate::serve::Limits::new(
+            limits: Limits::new(
                 config.read_header_timeout,
                 config.read_timeout,
                 config.idle_timeout,
@@ -287,7 +288,7 @@ impl Receiver {
         let shutdown = self.shutdown;
         let limits = self.limits;
         Box::pin(async move {
-            crate::serve::serve_http(listener, tls, app, limits, shutdown).await;
+            authwatch_net::serve_http(listener, tls, app, limits, shutdown).await;
             info!("Auth0 log stream receiver stopped.");
             Ok::<(), RunError>(())
         })

@@ -576,3 +576,97 @@ async fn port_in_use_fails_build() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn serves_https() {
+    let pki = authwatch_testkit::tls::TestPki::new("auth0_logs");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Config {
+        endpoint: ListenAddr::localhost(port),
+        authorization: Secret::new("Bearer x"),
+        tls: Some(pki.server_config(false)),
+        ..Default::default()
+    };
+    let settings = Settings::new("auth0_logs".parse().unwrap());
+    let running = config
+        .build(ReceiverContext {
+            settings: settings.clone(),
+            next: Router::new(),
+        })
+        .await
+        .unwrap();
+    let task = tokio::spawn(running);
+    let client = authwatch_net::http_client(
+        Duration::from_secs(20),
+        &authwatch_net::TlsClientConfig {
+            ca_file: Some(pki.ca_file.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Served over TLS: the request reaches the handler (401: no Authorization header).
+    let res = client
+        .post(format!("https://localhost:{port}/auth0/logs"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // Plaintext to the same port gets no HTTP answer.
+    let plain = client
+        .post(format!("http://127.0.0.1:{port}/auth0/logs"))
+        .body("[]")
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    settings.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off() {
+    let config = Config {
+        endpoint: ListenAddr::localhost(0),
+        authorization: Secret::new("Bearer x"),
+        // Any URL path routes: `:tenant` is a plain segment, not a capture.
+        path: "/:tenant/logs".parse().unwrap(),
+        read_header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let settings = Settings::new("auth0_logs".parse().unwrap());
+    let receiver = Receiver::bind(
+        &config,
+        ReceiverContext {
+            settings: settings.clone(),
+            next: Router::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let addr = receiver.local_addr().unwrap();
+    let task = tokio::spawn(receiver.run());
+    authwatch_testkit::slow_client::assert_slow_head_is_cut_off(addr, WAIT).await;
+    // `GET` of the path: `405` (the stream POSTs); then the connection idles.
+    let status = authwatch_testkit::slow_client::assert_idle_connection_is_closed(
+        addr,
+        "/:tenant/logs",
+        WAIT,
+    )
+    .await;
+    assert_eq!(status, 405);
+    settings.shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

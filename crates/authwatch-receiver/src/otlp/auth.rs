@@ -5,8 +5,7 @@
 
 use authwatch_core::config::Secret;
 use authwatch_core::{ComponentId, Validator};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use authwatch_core::telemetry::{Counter, Family};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 

@@ -36,6 +36,21 @@ const ALWAYS_ALLOWED_HEADERS: &[&str] = &[
     "origin",
 ];
 
+/// Why a preflight is refused (the `403` body says it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PreflightRefused {
+    #[error("no `Origin` header")]
+    NoOrigin,
+    #[error("the `Origin` header is not ASCII")]
+    OriginNotAscii,
+    #[error("origin `{0}` is not in `cors.allowed_origins`")]
+    Origin(String),
+    #[error("method `{0}` is not allowed: OTLP/HTTP takes POST")]
+    Method(String),
+    #[error("header `{0}` is not in `cors.allowed_headers`")]
+    Header(String),
+}
+
 /// The CORS policy of one OTLP/HTTP endpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct Cors {
@@ -135,15 +150,13 @@ impl Cors {
     }
 
     /// The allowed origin's header value, or why the preflight is refused.
-    fn check_preflight(&self, headers: &HeaderMap) -> Result<HeaderValue, String> {
-        let origin = headers
-            .get(ORIGIN)
-            .ok_or_else(|| "no `Origin` header".to_owned())?;
+    fn check_preflight(&self, headers: &HeaderMap) -> Result<HeaderValue, PreflightRefused> {
+        let origin = headers.get(ORIGIN).ok_or(PreflightRefused::NoOrigin)?;
         let text = origin
             .to_str()
-            .map_err(|_| "the `Origin` header is not ASCII".to_owned())?;
+            .map_err(|_| PreflightRefused::OriginNotAscii)?;
         if !self.allows_origin(text) {
-            return Err(format!("origin `{text}` is not in `cors.allowed_origins`"));
+            return Err(PreflightRefused::Origin(text.to_owned()));
         }
         let method = headers
             .get(ACCESS_CONTROL_REQUEST_METHOD)
@@ -151,9 +164,7 @@ impl Cors {
             .unwrap_or_default()
             .trim();
         if method != "POST" {
-            return Err(format!(
-                "method `{method}` is not allowed: OTLP/HTTP takes POST"
-            ));
+            return Err(PreflightRefused::Method(method.to_owned()));
         }
         if let Some(requested) = headers.get(ACCESS_CONTROL_REQUEST_HEADERS) {
             let requested = String::from_utf8_lossy(requested.as_bytes()).to_ascii_lowercase();
@@ -163,7 +174,7 @@ impl Cors {
                 .filter(|n| !n.is_empty())
             {
                 if !self.allows_header(name) {
-                    return Err(format!("header `{name}` is not in `cors.allowed_headers`"));
+                    return Err(PreflightRefused::Header(name.to_owned()));
                 }
             }
         }

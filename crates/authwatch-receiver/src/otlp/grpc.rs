@@ -14,6 +14,7 @@ use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use authwatch_core::{ConsumeError, RunError};
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
+use http_body_util::Full;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::{
@@ -26,6 +27,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
 use super::auth::BearerAuth;
+use super::grpc_frame::{self, RequestEncoding};
 use super::ingest::{Decoded, Export, Ingest};
 use super::status::Problem;
 use super::{grpc_limits, GrpcConfig};
@@ -33,9 +35,10 @@ use super::{grpc_limits, GrpcConfig};
 // === impl ExportServer ===
 
 /// One OTLP gRPC service (`TraceService`, `MetricsService` or `LogsService`) whose `Export`
-/// takes the request message as bytes: [`Ingest::read_protobuf`] checks or decodes it, so a
-/// request the pipelines want as bytes is never decoded, and an undecodable one gets
-/// INVALID_ARGUMENT with the reason.
+/// takes the request message as bytes: [`grpc_frame::read_message`] unframes and inflates it
+/// (each fault a typed error, answered per `status.rs`), then [`Ingest::read_protobuf`] checks or
+/// decodes it, so a request the pipelines want as bytes is never decoded, and an undecodable one
+/// gets INVALID_ARGUMENT with the reason.
 pub(crate) struct ExportServer<R> {
     ingest: Ingest,
     max_decoding_message_size: usize,
@@ -97,46 +100,22 @@ where
             let mut grpc = tonic::server::Grpc::new(BytesCodec::<R::Response>::default())
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(limit), None);
-            Ok(senders_fault(grpc.unary(this, req).await))
+            let Some(encoding) = RequestEncoding::from_headers(req.headers()) else {
+                // An encoding the receiver does not take: tonic answers UNIMPLEMENTED (the gRPC
+                // spec) with the encodings it does take, before reading the body.
+                return Ok(grpc.unary(this, req).await);
+            };
+            let (mut parts, body) = req.into_parts();
+            let frame = match grpc_frame::read_message(body, encoding, limit).await {
+                Ok(frame) => frame,
+                Err(e) => return Ok(Status::from(&e).into_http::<tonic::body::Body>()),
+            };
+            // The message is inflated now: tonic gets it as a plain frame.
+            parts.headers.remove("grpc-encoding");
+            let req = http::Request::from_parts(parts, Full::new(frame));
+            Ok(grpc.unary(this, req).await)
         })
     }
-}
-
-/// tonic refuses a request it cannot unframe before the message reaches [`BytesDecoder`]: a gzip
-/// stream that does not inflate or a frame cut short with INTERNAL, a message over
-/// `max_recv_msg_size_mib` on the wire with OUT_OF_RANGE. Both are the sender's fault and sending
-/// the same bytes again cannot help, but OTLP clients retry OUT_OF_RANGE, and INTERNAL reads as
-/// ours. So they become INVALID_ARGUMENT and RESOURCE_EXHAUSTED without `RetryInfo` (what OTLP
-/// clients do not retry, and what grpc-go answers for an oversized message). tonic's other
-/// INTERNAL (a compressed frame without `grpc-encoding`) stays: the gRPC spec requires it.
-fn senders_fault(response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
-    let Some(status) = Status::from_header_map(response.headers()) else {
-        return response; // not trailers-only: the call reached the service
-    };
-    let message = status.message();
-    let refined = match status.code() {
-        Code::Internal
-            if message.starts_with("Error decompressing")
-                || message.starts_with("Unexpected EOF") =>
-        {
-            Status::invalid_argument(format!(
-                "cannot read the request message (a gzip stream that does not inflate, or a gRPC \
-                 frame cut short): {message}"
-            ))
-        }
-        Code::OutOfRange => Status::resource_exhausted(format!(
-            "{message}: send smaller requests (the sender's batch size) or raise \
-             max_recv_msg_size_mib"
-        )),
-        _ => return response,
-    };
-    let mut refused = refined.into_http::<tonic::body::Body>();
-    if let Some(accept) = response.headers().get("grpc-accept-encoding") {
-        refused
-            .headers_mut()
-            .insert("grpc-accept-encoding", accept.clone());
-    }
-    refused
 }
 
 impl<R: Export> UnaryService<Bytes> for ExportServer<R> {
@@ -237,7 +216,7 @@ fn authenticate(
 
 /// Serves the three services on `listener` until `shutdown` is cancelled, then lets the requests
 /// in flight finish. tonic checks `max_recv_msg_size_mib` on the wire and while inflating gzip.
-/// With `tls`, connections are TLS (handshakes off the accept loop; see [`crate::tls`]).
+/// With `tls`, connections are TLS (handshakes off the accept loop; see [`authwatch_net::tls`]).
 pub(crate) fn serve(
     config: GrpcConfig,
     listener: TcpListener,
@@ -267,7 +246,8 @@ pub(crate) fn serve(
                     .await
             }
             Some(tls) => {
-                let incoming = crate::tls::TlsIncoming::new(listener, tls, shutdown.clone());
+                let incoming =
+                    authwatch_net::tls::TlsIncoming::new(listener, tls, shutdown.clone());
                 router
                     .serve_with_incoming_shutdown(
                         grpc_limits::limit(&config, incoming),
@@ -276,6 +256,9 @@ pub(crate) fn serve(
                     .await
             }
         };
-        served.map_err(|e| RunError(format!("OTLP gRPC server failed: {e}")))
+        served.map_err(|e| RunError::Serve {
+            server: "OTLP gRPC server",
+            source: Box::new(e),
+        })
     }
 }

@@ -152,7 +152,7 @@ pub(crate) fn router(
 
 /// Serves the router on `listener` until `shutdown` is cancelled, then lets the requests in
 /// flight finish. Slow, idle and surplus clients are bounded by `config`'s `read_header_timeout`,
-/// `read_timeout`, `idle_timeout` and `max_connections` (see [`crate::serve`]).
+/// `read_timeout`, `idle_timeout` and `max_connections` (see [`authwatch_net::server`]).
 pub(crate) fn serve(
     config: &HttpConfig,
     listener: TcpListener,
@@ -164,7 +164,7 @@ pub(crate) fn serve(
     let app = router(config, ingest, auth);
     let limits = config.limits();
     async move {
-        crate::serve::serve_http(listener, tls, app, limits, shutdown).await;
+        authwatch_net::serve_http(listener, tls, app, limits, shutdown).await;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::json::JsonError;
+
 const TRACE_ID_LEN: usize = 16;
 const SPAN_ID_LEN: usize = 8;
 
@@ -41,8 +43,8 @@ pub(crate) trait Export:
     const PATH: &'static str;
 
     /// Decodes OTLP/JSON.
-    fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    fn from_json(bytes: &[u8]) -> Result<Self, JsonError> {
+        Ok(serde_json::from_slice(bytes)?)
     }
     /// Drops the items the OTLP spec calls invalid, in place; valid items are left untouched.
     fn drop_invalid(&mut self) -> Option<Rejected>;
@@ -102,6 +104,16 @@ impl Ingest {
     }
 }
 
+/// Why a body is not a protobuf export request.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProtobufError {
+    /// Found by the walk of a request the pipelines want as bytes.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    #[error(transparent)]
+    Decode(#[from] prost::DecodeError),
+}
+
 /// A protobuf request as the pipelines will get it.
 pub(crate) enum Decoded<R> {
     /// Checked and counted, still bytes: the pipelines want it so and every item is valid.
@@ -114,20 +126,21 @@ impl Ingest {
     /// (see [`authwatch_core::wire`]) are only walked when all their items are valid; the others
     /// are decoded. The error (what is wrong with the bytes) is for the sender (400 /
     /// INVALID_ARGUMENT).
-    pub(crate) fn read_protobuf<R: Export>(&self, bytes: Bytes) -> Result<Decoded<R>, String> {
+    pub(crate) fn read_protobuf<R: Export>(
+        &self,
+        bytes: Bytes,
+    ) -> Result<Decoded<R>, ProtobufError> {
         if self.next.wants_encoded_for(R::KIND) {
             match wire::check(R::KIND, &bytes) {
                 Some(Ok(s)) if s.invalid == 0 => {
                     return Ok(Decoded::Encoded(Encoded::new(R::KIND, bytes, s.items)));
                 }
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(e.into()),
                 // Invalid items to drop, or a signal that is not walked: decode.
                 Some(Ok(_)) | None => {}
             }
         }
-        R::decode(bytes)
-            .map(Decoded::Decoded)
-            .map_err(|e| e.to_string())
+        Ok(Decoded::Decoded(R::decode(bytes)?))
     }
 
     /// Forwards a checked request in which every item is valid.
@@ -193,7 +206,7 @@ impl Export for ExportTraceServiceRequest {
     const KIND: SignalKind = SignalKind::Traces;
     const NAME: &'static str = "ExportTraceServiceRequest";
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const PATH: &'static str = authwatch_net::otlp::TRACES_EXPORT_PATH;
     const REJECTED_JSON_KEY: &'static str = "rejectedSpans";
 
     fn drop_invalid(&mut self) -> Option<Rejected> {
@@ -227,11 +240,11 @@ impl Export for ExportMetricsServiceRequest {
     const KIND: SignalKind = SignalKind::Metrics;
     const NAME: &'static str = "ExportMetricsServiceRequest";
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const PATH: &'static str = authwatch_net::otlp::METRICS_EXPORT_PATH;
     const REJECTED_JSON_KEY: &'static str = "rejectedDataPoints";
 
     /// With the check for data the serde impls would drop silently (see `json.rs`).
-    fn from_json(bytes: &[u8]) -> Result<Self, String> {
+    fn from_json(bytes: &[u8]) -> Result<Self, JsonError> {
         super::json::metrics_from_json(bytes)
     }
 
@@ -259,7 +272,7 @@ impl Export for ExportLogsServiceRequest {
     const KIND: SignalKind = SignalKind::Logs;
     const NAME: &'static str = "ExportLogsServiceRequest";
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const PATH: &'static str = authwatch_net::otlp::LOGS_EXPORT_PATH;
     const REJECTED_JSON_KEY: &'static str = "rejectedLogRecords";
 
     fn drop_invalid(&mut self) -> Option<Rejected> {

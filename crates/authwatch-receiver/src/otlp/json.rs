@@ -38,9 +38,51 @@ fn present<'a>(v: &Value, keys: &[&'a str]) -> Option<&'a str> {
         .find(|k| v.get(*k).is_some_and(|x| !x.is_null()))
 }
 
-pub(crate) fn metrics_from_json(bytes: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
-    let tree: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let req = ExportMetricsServiceRequest::deserialize(&tree).map_err(|e| e.to_string())?;
+/// Why a body is not an OTLP/JSON export request.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Not JSON, or JSON that serde cannot decode as the request.
+    #[error(transparent)]
+    Serde(#[from] serde_json::Error),
+    /// JSON the serde impls would decode with this metric's data silently gone.
+    #[error("metric `{}`: {problem}", .metric.escape_debug())]
+    Metric {
+        metric: String,
+        #[source]
+        problem: MetricError,
+    },
+}
+
+/// What is wrong inside one metric of an OTLP/JSON request.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricError {
+    /// `gauge`, `sum`, ... present but not decodable.
+    #[error("`{0}` is not valid OTLP/JSON")]
+    Data(&'static str),
+    /// `asInt` or `asDouble` of a data point present but not a number.
+    #[error("data point {point}: `{key}` is not a valid number")]
+    Value { point: usize, key: &'static str },
+    #[error("data point {point}: {exemplar}")]
+    PointExemplar {
+        point: usize,
+        #[source]
+        exemplar: ExemplarError,
+    },
+    #[error(transparent)]
+    Exemplar(#[from] ExemplarError),
+}
+
+/// An exemplar's `asInt` or `asDouble` present but not a number.
+#[derive(Debug, thiserror::Error)]
+#[error("exemplar {index}: `{key}` is not a valid number")]
+pub struct ExemplarError {
+    index: usize,
+    key: &'static str,
+}
+
+pub(crate) fn metrics_from_json(bytes: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+    let tree: Value = serde_json::from_slice(bytes)?;
+    let req = ExportMetricsServiceRequest::deserialize(&tree)?;
     for (rm, rm_json) in req
         .resource_metrics
         .iter()
@@ -48,18 +90,20 @@ pub(crate) fn metrics_from_json(bytes: &[u8]) -> Result<ExportMetricsServiceRequ
     {
         for (sm, sm_json) in rm.scope_metrics.iter().zip(items(rm_json, "scopeMetrics")) {
             for (m, m_json) in sm.metrics.iter().zip(items(sm_json, "metrics")) {
-                check_metric(m, m_json)
-                    .map_err(|e| format!("metric `{}`: {e}", m.name.escape_debug()))?;
+                check_metric(m, m_json).map_err(|problem| JsonError::Metric {
+                    metric: m.name.clone(),
+                    problem,
+                })?;
             }
         }
     }
     Ok(req)
 }
 
-fn check_metric(m: &Metric, json: &Value) -> Result<(), String> {
+fn check_metric(m: &Metric, json: &Value) -> Result<(), MetricError> {
     let Some(data) = &m.data else {
         return match present(json, &DATA_KEYS) {
-            Some(key) => Err(format!("`{key}` is not valid OTLP/JSON")),
+            Some(key) => Err(MetricError::Data(key)),
             None => Ok(()),
         };
     };
@@ -87,23 +131,24 @@ fn check_metric(m: &Metric, json: &Value) -> Result<(), String> {
     }
 }
 
-fn check_number_points(points: &[NumberDataPoint], json: &Value) -> Result<(), String> {
-    for (i, (p, p_json)) in points.iter().zip(items(json, "dataPoints")).enumerate() {
+fn check_number_points(points: &[NumberDataPoint], json: &Value) -> Result<(), MetricError> {
+    for (point, (p, p_json)) in points.iter().zip(items(json, "dataPoints")).enumerate() {
         if p.value.is_none() {
             if let Some(key) = present(p_json, &VALUE_KEYS) {
-                return Err(format!("data point {i}: `{key}` is not a valid number"));
+                return Err(MetricError::Value { point, key });
             }
         }
-        check_exemplars(&p.exemplars, p_json).map_err(|e| format!("data point {i}: {e}"))?;
+        check_exemplars(&p.exemplars, p_json)
+            .map_err(|exemplar| MetricError::PointExemplar { point, exemplar })?;
     }
     Ok(())
 }
 
-fn check_exemplars(exemplars: &[Exemplar], point: &Value) -> Result<(), String> {
-    for (i, (e, e_json)) in exemplars.iter().zip(items(point, "exemplars")).enumerate() {
+fn check_exemplars(exemplars: &[Exemplar], point: &Value) -> Result<(), ExemplarError> {
+    for (index, (e, e_json)) in exemplars.iter().zip(items(point, "exemplars")).enumerate() {
         if e.value.is_none() {
             if let Some(key) = present(e_json, &VALUE_KEYS) {
-                return Err(format!("exemplar {i}: `{key}` is not a valid number"));
+                return Err(ExemplarError { index, key });
             }
         }
     }
@@ -191,7 +236,7 @@ mod tests {
                 "{text}"
             );
             assert_eq!(
-                metrics_from_json(text.as_bytes()).unwrap_err(),
+                metrics_from_json(text.as_bytes()).unwrap_err().to_string(),
                 want,
                 "{text}"
             );

@@ -219,26 +219,32 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authwatch_core::config::{ListenAddr, Positive, UrlPath};
+use authwatch_core::config::Positive;
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, Router, RunError,
     Running, Settings, Signals, Validator,
 };
+use authwatch_net::server::{
+    validate_http_limits, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+use authwatch_net::{ListenAddr, UrlPath};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use self::auth::AuthConfig;
-pub use crate::tls::TlsServerConfig;
+pub use authwatch_net::TlsServerConfig;
 
 mod auth;
 mod cors;
 mod grpc;
+mod grpc_frame;
 mod grpc_limits;
 mod http;
 pub(crate) use http::{gunzip_capped, InflateError};
 pub(crate) mod ingest;
-mod json;
+pub(crate) mod json;
 mod status;
 
 /// Default gRPC listen port (OTLP/gRPC).
@@ -416,7 +422,7 @@ impl Default for GrpcConfig {
             endpoint: ListenAddr::localhost(DEFAULT_GRPC_PORT),
             max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
             max_concurrent_streams: None,
-            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             timeout: DEFAULT_GRPC_TIMEOUT,
             keepalive: KeepaliveConfig::default(),
             tls: None,
@@ -438,9 +444,9 @@ impl Default for KeepaliveServerParameters {
 }
 
 impl HttpConfig {
-    /// The server limits of [`crate::serve::serve_http`].
-    pub(crate) fn limits(&self) -> crate::serve::Limits {
-        crate::serve::Limits::new(
+    /// The server limits of [`authwatch_net::serve_http`].
+    pub(crate) fn limits(&self) -> Limits {
+        Limits::new(
             self.read_header_timeout,
             self.read_timeout,
             self.idle_timeout,
@@ -464,10 +470,10 @@ impl Default for HttpConfig {
             metrics_url_path: UrlPath::from_static("/v1/metrics"),
             logs_url_path: UrlPath::from_static("/v1/logs"),
             max_request_body_size: Positive(DEFAULT_MAX_REQUEST_BODY_SIZE),
-            read_header_timeout: crate::serve::DEFAULT_READ_HEADER_TIMEOUT,
-            read_timeout: crate::serve::DEFAULT_READ_TIMEOUT,
-            idle_timeout: crate::serve::DEFAULT_IDLE_TIMEOUT,
-            max_connections: Positive(crate::serve::DEFAULT_MAX_CONNECTIONS),
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             tls: None,
             auth: None,
             cors: None,
@@ -527,7 +533,7 @@ impl ComponentConfig for Config {
             }
         }
         if let Some(http) = &p.http {
-            crate::serve::validate_http_limits(
+            validate_http_limits(
                 v,
                 "protocols::http",
                 http.read_header_timeout,
@@ -629,13 +635,7 @@ fn load_tls(
 ) -> Result<Option<Arc<rustls::ServerConfig>>, BuildError> {
     tls.map(|t| t.load(alpn))
         .transpose()
-        .map_err(|e| BuildError::Other(format!("protocols::{protocol}::{e}")))
-}
-
-async fn listen(addr: SocketAddr) -> Result<TcpListener, BuildError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BuildError::Bind { addr, source })
+        .map_err(|e| BuildError::option(format!("protocols::{protocol}"), e))
 }
 
 fn local_addr(l: &TcpListener, configured: SocketAddr) -> SocketAddr {
@@ -684,7 +684,7 @@ impl Receiver {
         let grpc = match &p.grpc {
             Some(g) => Some(Bound {
                 config: g.clone(),
-                listener: listen(g.endpoint.addr()).await?,
+                listener: authwatch_net::server::bind(g.endpoint.addr()).await?,
                 tls: grpc_tls,
             }),
             None => None,
@@ -692,7 +692,7 @@ impl Receiver {
         let http = match &p.http {
             Some(h) => Some(Bound {
                 config: h.clone(),
-                listener: listen(h.endpoint.addr()).await?,
+                listener: authwatch_net::server::bind(h.endpoint.addr()).await?,
                 tls: http_tls,
             }),
             None => None,
@@ -803,7 +803,5 @@ impl Receiver {
     }
 }
 
-#[cfg(test)]
-mod security_tests;
 #[cfg(test)]
 mod tests;

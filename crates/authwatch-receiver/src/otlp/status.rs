@@ -8,13 +8,17 @@
 //! | `Throttled(d)` | `RESOURCE_EXHAUSTED` + `RetryInfo(d)` | 429 + `Retry-After: ceil(d)` |
 //! | `NoPipeline` | `UNIMPLEMENTED` | 404 |
 //! | `Permanent` | `INVALID_ARGUMENT` | 400 |
-//! | undecodable body | (tonic) | 400 + `BadRequest` |
-//! | body too large | (tonic) | 413 |
+//! | undecodable body | `INVALID_ARGUMENT` | 400 + `BadRequest` |
+//! | a gRPC message that cannot be read ([`FrameError`]: bad gzip, a frame cut short) | `INVALID_ARGUMENT` | — |
+//! | message or body too large | `RESOURCE_EXHAUSTED`, no `RetryInfo` | 413 |
+//! | a gRPC frame against the gRPC spec (bad flag, compressed without `grpc-encoding`, none) | `INTERNAL` | — |
 
 use std::time::Duration;
 
 use authwatch_core::ConsumeError;
 use bytes::Bytes;
+
+use super::grpc_frame::FrameError;
 use http::StatusCode;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -49,6 +53,32 @@ impl From<&ConsumeError> for Problem {
             message: e.to_string(),
             retry_after: e.retry_after(),
             bad_request: false,
+        }
+    }
+}
+
+impl From<&FrameError> for tonic::Status {
+    /// A gRPC request message that could not be read. The sender's faults are refused so that
+    /// OTLP clients do not retry them (no `RetryInfo`; not `OUT_OF_RANGE`, which they retry):
+    /// `INVALID_ARGUMENT` for bytes that cannot be read, `RESOURCE_EXHAUSTED` as grpc-go for a
+    /// message over the limit. What the gRPC spec calls a protocol error stays `INTERNAL`.
+    fn from(e: &FrameError) -> Self {
+        match e {
+            FrameError::Body(status) => status.clone(),
+            FrameError::PrefixCutShort { .. }
+            | FrameError::MessageCutShort { .. }
+            | FrameError::Gzip(_) => {
+                tonic::Status::invalid_argument(format!("cannot read the request message: {e}"))
+            }
+            FrameError::TooLarge { .. } | FrameError::InflatesTooLarge { .. } => {
+                tonic::Status::resource_exhausted(format!(
+                    "{e}: send smaller requests (the sender's batch size) or raise \
+                     max_recv_msg_size_mib"
+                ))
+            }
+            FrameError::CompressedWithoutEncoding
+            | FrameError::InvalidFlag(_)
+            | FrameError::Missing => tonic::Status::internal(e.to_string()),
         }
     }
 }
@@ -201,7 +231,7 @@ mod tests {
                 None,
             ),
             (
-                ConsumeError::Permanent("bad".into()),
+                authwatch_testkit::permanent("bad"),
                 Code::InvalidArgument,
                 400,
                 None,

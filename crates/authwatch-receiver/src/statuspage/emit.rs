@@ -10,7 +10,7 @@ use authwatch_core::otlp::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use authwatch_core::otlp::resource::v1::Resource;
-use authwatch_core::semconv;
+use authwatch_core::{semconv, time};
 
 /// Scope name of everything this receiver sends.
 pub(crate) const SCOPE: &str = "authwatch.statuspage";
@@ -138,86 +138,24 @@ fn severity_text(s: SeverityNumber) -> &'static str {
 }
 
 /// RFC 3339 (`2026-11-26T10:00:00.123Z`, `...+02:00`) or RFC 2822 (`Wed, 26 Nov 2026 10:00:00
-/// +0000`, `GMT`) to Unix nanoseconds; `None` when it is neither.
+/// +0000`, `GMT`) to Unix nanoseconds; `None` when it is neither (or before 1970).
 pub(crate) fn parse_time(s: &str) -> Option<u64> {
     let s = s.trim();
-    parse_rfc3339(s).or_else(|| parse_rfc2822(s))
+    time::parse_rfc3339(s)
+        .or_else(|| time::parse_rfc3339(&rfc2822_as_rfc3339(s)?))
+        .and_then(time::unix_nanos)
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn to_nanos(
-    (y, mo, d): (i64, i64, i64),
-    (h, mi, s): (i64, i64, i64),
-    frac: u64,
-    offset_s: i64,
-) -> Option<u64> {
-    // Four-digit years only: an RFC 2822 date may carry any number of digits, and a year
-    // beyond 9999 would overflow the day arithmetic below.
-    if !(0..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || s > 60
-    {
-        return None;
-    }
-    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset_s;
-    let secs = u64::try_from(secs).ok()?;
-    secs.checked_mul(1_000_000_000)?.checked_add(frac)
-}
-
-fn num(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+fn num(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
 }
 
-pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (num(s.get(0..4)?)?, num(s.get(5..7)?)?, num(s.get(8..10)?)?);
-    let (h, mi, sec) = (
-        num(s.get(11..13)?)?,
-        num(s.get(14..16)?)?,
-        num(s.get(17..19)?)?,
-    );
-    let mut rest = s.get(19..)?;
-    let mut frac = 0u64;
-    if let Some(r) = rest.strip_prefix('.') {
-        let n = r.bytes().take_while(u8::is_ascii_digit).count();
-        let digits = r.get(..n)?;
-        let mut f: String = digits.chars().take(9).collect();
-        while f.len() < 9 {
-            f.push('0');
-        }
-        frac = f.parse().ok()?;
-        rest = r.get(n..)?;
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (num(o.get(1..3)?)? * 3600 + num(o.get(4..6)?)? * 60)
-        }
-        _ => return None,
-    };
-    to_nanos((y, mo, d), (h, mi, sec), frac, offset)
-}
-
-fn parse_rfc2822(s: &str) -> Option<u64> {
+/// An RFC 2822 date (the feeds' `pubDate`) rewritten as RFC 3339, for the one parser in
+/// `authwatch_core::time`. Unknown zone names are read as UTC.
+fn rfc2822_as_rfc3339(s: &str) -> Option<String> {
     let s = match s.split_once(',') {
         Some((_, rest)) => rest,
         None => s,
@@ -232,21 +170,19 @@ fn parse_rfc2822(s: &str) -> Option<u64> {
     ];
     let mo = months
         .iter()
-        .position(|m| parts[1].to_ascii_lowercase().starts_with(m))? as i64
+        .position(|m| parts[1].to_ascii_lowercase().starts_with(m))?
         + 1;
     let y = num(parts[2])?;
     let t: Vec<&str> = parts[3].split(':').collect();
     let (h, mi) = (num(t.first()?)?, num(t.get(1)?)?);
     let sec = t.get(2).map_or(Some(0), |x| num(x))?;
     let offset = match parts.get(4).copied().unwrap_or("GMT") {
-        "GMT" | "UT" | "UTC" | "Z" => 0,
         o if o.len() == 5 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (num(o.get(1..3)?)? * 3600 + num(o.get(3..5)?)? * 60)
+            format!("{}:{}", o.get(..3)?, o.get(3..)?)
         }
-        _ => 0,
+        _ => "Z".to_owned(),
     };
-    to_nanos((y, mo, d), (h, mi, sec), 0, offset)
+    Some(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{offset}"))
 }
 
 #[cfg(test)]
@@ -272,8 +208,15 @@ mod tests {
             parse_time("Wed, 03 Nov 2021 03:07:24 GMT"),
             Some(1_635_908_844_000_000_000)
         );
+        assert_eq!(
+            parse_time("Wed, 03 Nov 2021 05:37:24 +0230"),
+            Some(1_635_908_844_000_000_000)
+        );
+        assert_eq!(parse_time("3 Nov 2021 03:07 UT"), Some(1_635_908_844_000_000_000 - 24_000_000_000));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2021-13-03T03:07:24Z"), None);
+        assert_eq!(parse_time("Thu, 29 Feb 2021 03:07:24 GMT"), None, "not a leap year");
+        assert_eq!(parse_time("1969-12-31T23:59:59Z"), None, "before 1970");
     }
 
     /// Found writing the `statuspage` fuzz target, which reproduces it: a feed date with a huge

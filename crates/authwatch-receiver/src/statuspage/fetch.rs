@@ -3,6 +3,7 @@
 use reqwest::header::{HeaderMap, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 
+use super::parse::ParseError;
 use super::MAX_DOCUMENT_SIZE;
 
 /// Validators from the last good answer, sent back as `If-None-Match` / `If-Modified-Since`.
@@ -35,19 +36,21 @@ pub(crate) enum Fetched {
     NotModified,
 }
 
-/// Why a page could not be fetched. `kind()` is the `error.type` attribute.
+/// Why a page could not be fetched or read. `kind()` is the `error.type` attribute.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
     #[error("request timed out")]
     Timeout,
-    #[error("cannot reach the page: {0}")]
-    Unreachable(String),
+    #[error("cannot reach the page: {}", Chain(.0))]
+    Unreachable(#[source] reqwest::Error),
     #[error("the page answered HTTP {0}")]
     Status(u16),
     #[error("the document is larger than {MAX_DOCUMENT_SIZE} bytes")]
     TooLarge,
-    #[error("{0}")]
-    Malformed(String),
+    #[error(transparent)]
+    Malformed(#[from] ParseError),
+    #[error("304 Not Modified without an earlier document")]
+    NotModifiedFirst,
 }
 
 impl FetchError {
@@ -56,23 +59,35 @@ impl FetchError {
             FetchError::Timeout => "timeout",
             FetchError::Unreachable(_) => "unreachable",
             FetchError::Status(_) => "http_status",
-            FetchError::TooLarge | FetchError::Malformed(_) => "malformed",
+            FetchError::TooLarge | FetchError::Malformed(_) | FetchError::NotModifiedFirst => {
+                "malformed"
+            }
         }
+    }
+}
+
+/// An error with its sources, `: `-separated: a reqwest error's useful part ("connection
+/// refused", "dns error") is in its sources.
+struct Chain<'a>(&'a reqwest::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
 }
 
 fn classify(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
-        return FetchError::Timeout;
+        FetchError::Timeout
+    } else {
+        FetchError::Unreachable(e)
     }
-    // The chain carries the useful part ("connection refused", "dns error").
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    FetchError::Unreachable(msg)
 }
 
 /// `GET url`, conditional on `validators`.

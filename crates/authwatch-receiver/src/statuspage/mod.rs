@@ -77,15 +77,13 @@
 //! `interval × 2^(failures-1)`, at most `max_backoff`; one success resets it.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, RunError, Running, Signals,
     Validator,
 };
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use tracing::{info, Instrument};
 
 pub(crate) mod emit;
@@ -93,7 +91,6 @@ mod fetch;
 pub(crate) mod parse;
 mod poller;
 
-pub(crate) use emit::parse_rfc3339;
 pub(crate) use poller::Poller;
 
 /// Default `interval`.
@@ -167,57 +164,62 @@ impl Default for Config {
 
 // === newtypes ===
 
-/// An absolute `http` or `https` URL.
+/// An absolute `http` or `https` URL with a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageUrl(reqwest::Url);
+
+/// Why a page URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageUrlError {
+    #[error("invalid URL `{url}` ({source}); write it like `https://status.example.com/api/v2/summary.json`")]
+    Parse {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error(
+        "invalid URL `{url}`: scheme `{scheme}` is not supported; use `https://` or `http://`"
+    )]
+    Scheme { url: String, scheme: String },
+    #[error("invalid URL `{0}`: it has no host")]
+    NoHost(String),
+}
+
+authwatch_net::string_newtype!(
+    PageUrl,
+    error = PageUrlError,
+    parse = PageUrl::parse,
+    display = |u| u.0.as_str()
+);
 
 impl PageUrl {
     pub fn url(&self) -> &reqwest::Url {
         &self.0
     }
+
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
-}
 
-impl FromStr for PageUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn parse(s: &str) -> Result<Self, PageUrlError> {
         let t = s.trim();
-        let url = reqwest::Url::parse(t).map_err(|e| {
-            format!("invalid URL `{t}` ({e}); write it like `https://status.example.com/api/v2/summary.json`")
+        let url = reqwest::Url::parse(t).map_err(|source| PageUrlError::Parse {
+            url: t.to_owned(),
+            source,
         })?;
         match url.scheme() {
             "http" | "https" => {}
             other => {
-                return Err(format!(
-                "invalid URL `{t}`: scheme `{other}` is not supported; use `https://` or `http://`"
-            ))
+                return Err(PageUrlError::Scheme {
+                    url: t.to_owned(),
+                    scheme: other.to_owned(),
+                })
             }
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("invalid URL `{t}`: it has no host"));
+            return Err(PageUrlError::NoHost(t.to_owned()));
         }
         Ok(PageUrl(url))
-    }
-}
-
-impl fmt::Display for PageUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
-    }
-}
-
-impl Serialize for PageUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for PageUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -320,12 +322,10 @@ impl ReceiverConfig for Config {
 
 /// The reqwest client every page of one receiver shares.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| BuildError::Other(format!("cannot create the HTTP client: {e}")))
+    Ok(authwatch_net::http_client(
+        timeout,
+        &authwatch_net::TlsClientConfig::default(),
+    )?)
 }
 
 // === impl Schedule ===

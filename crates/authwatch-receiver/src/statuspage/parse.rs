@@ -53,11 +53,19 @@ impl Incident {
 
 /// Why a document could not be understood.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ParseError {
+pub enum ParseError {
     #[error("not a Statuspage v2 summary document: {0}")]
     Json(#[from] serde_json::Error),
     #[error("not a well-formed XML feed: {0}")]
-    Xml(String),
+    Utf8(#[from] std::str::Utf8Error),
+    #[error("not a well-formed XML feed: at byte {at}: {source}")]
+    Xml {
+        at: u64,
+        #[source]
+        source: quick_xml::Error,
+    },
+    #[error("not a well-formed XML feed: the document ends inside an element (truncated?)")]
+    Truncated,
     #[error("no <feed> or <rss> element; is `format` right?")]
     NotAFeed,
 }
@@ -237,7 +245,7 @@ fn field_of(local: &[u8]) -> Option<Field> {
 }
 
 fn parse_feed(body: &[u8]) -> Result<Snapshot, ParseError> {
-    let text = std::str::from_utf8(body).map_err(|e| ParseError::Xml(e.to_string()))?;
+    let text = std::str::from_utf8(body)?;
     let mut reader = Reader::from_str(text);
     let mut seen_root = false;
     let mut depth_in_entry = 0usize;
@@ -249,7 +257,10 @@ fn parse_feed(body: &[u8]) -> Result<Snapshot, ParseError> {
     loop {
         let ev = reader
             .read_event()
-            .map_err(|e| ParseError::Xml(format!("at byte {}: {e}", reader.error_position())))?;
+            .map_err(|source| ParseError::Xml {
+                at: reader.error_position(),
+                source,
+            })?;
         match ev {
             Event::Start(e) => {
                 depth += 1;
@@ -311,9 +322,7 @@ fn parse_feed(body: &[u8]) -> Result<Snapshot, ParseError> {
             }
             Event::Eof => {
                 if depth != 0 {
-                    return Err(ParseError::Xml(
-                        "the document ends inside an element (truncated?)".into(),
-                    ));
+                    return Err(ParseError::Truncated);
                 }
                 break;
             }
@@ -505,7 +514,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(Format::Atom, b"<feed><entry><title>x</title>", &[]),
-            Err(ParseError::Xml(_))
+            Err(ParseError::Truncated)
         ));
         assert!(parse(Format::StatuspageV2, b"{\"page\":{}}", &[]).is_err());
     }

@@ -145,7 +145,7 @@ impl Poller {
                         self.up(now, snapshot, changes).await;
                         Polled::Fresh
                     }
-                    Err(e) => self.fail(now, FetchError::Malformed(e.to_string())).await,
+                    Err(e) => self.fail(now, e.into()).await,
                 }
             }
             Ok(Fetched::NotModified) => match self.last.clone() {
@@ -154,13 +154,7 @@ impl Poller {
                     Polled::NotModified
                 }
                 None => {
-                    self.fail(
-                        now,
-                        FetchError::Malformed(
-                            "304 Not Modified without an earlier document".into(),
-                        ),
-                    )
-                    .await
+                    self.fail(now, FetchError::NotModifiedFirst).await
                 }
             },
             Err(e) => self.fail(now, e).await,

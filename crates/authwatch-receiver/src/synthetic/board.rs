@@ -117,7 +117,7 @@ mod publish_tests {
     use authwatch_core::board::{StatusBoard, PROBES};
     use tokio::time::Instant;
 
-    use super::super::run::RateLimit;
+    use super::super::result::RateLimit;
     use super::super::{Check, OAuthCheck, Outcome, RunResult};
     use super::{ProbeBoard, RUNS_KEPT};
 

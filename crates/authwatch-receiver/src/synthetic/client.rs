@@ -4,18 +4,15 @@
 //! the handshake fails because of it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use authwatch_net::tls::{ServerVerifier, TlsError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::CertificateError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -46,34 +43,47 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// Why a probe URL was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UrlError {
+    #[error("invalid URL `{url}`: {source}")]
+    Invalid {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    #[error("invalid URL `{0}`: must start with https:// or http://")]
+    Scheme(String),
+    #[error("invalid URL `{0}`: no host")]
+    NoHost(String),
+    /// The URL is not repeated: its user info may be a secret.
+    #[error("credentials in the URL are not supported: use `client_secret` or `headers`")]
+    Credentials,
+}
+
 impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+    pub fn parse(url: &str) -> Result<Endpoint, UrlError> {
+        let uri: http::Uri = url.parse().map_err(|source| UrlError::Invalid {
+            url: url.to_owned(),
+            source,
+        })?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => {
-                return Err(format!(
-                    "invalid URL `{url}`: must start with https:// or http://"
-                ))
-            }
+            _ => return Err(UrlError::Scheme(url.to_owned())),
         };
         let authority = uri
             .authority()
-            .ok_or_else(|| format!("invalid URL `{url}`: no host"))?;
+            .ok_or_else(|| UrlError::NoHost(url.to_owned()))?;
         if authority.as_str().contains('@') {
-            return Err(
-                "credentials in the URL are not supported: use `client_secret` or `headers`".into(),
-            );
+            return Err(UrlError::Credentials);
         }
         let host = authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
         if host.is_empty() {
-            return Err(format!("invalid URL `{url}`: no host"));
+            return Err(UrlError::NoHost(url.to_owned()));
         }
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let path_and_query = uri
@@ -249,65 +259,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// One check's HTTP client: its TLS settings, used for one exchange at a time.
 pub(crate) struct Client {
     tls: Arc<rustls::ClientConfig>,
-    verifier: Arc<CapturingVerifier>,
-}
-
-/// A TLS settings problem found when the receiver is built.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum TlsSetupError {
-    #[error("cannot read `ca_file` {path}: {message}; check the path and that it holds PEM certificates")]
-    CaFile { path: String, message: String },
-    #[error("cannot set up TLS: {0}")]
-    Rustls(String),
+    /// Keeps the server certificate of the last handshake, for its expiry.
+    verifier: Arc<ServerVerifier>,
+    /// `tls.server_name_override`: sent as SNI instead of the URL's host.
+    server_name: Option<ServerName<'static>>,
 }
 
 impl Client {
-    pub fn new(cfg: &TlsConfig) -> Result<Client, TlsSetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = if cfg.insecure_skip_verify {
-            None
-        } else {
-            let mut roots = rustls::RootCertStore::empty();
-            match &cfg.ca_file {
-                Some(path) => {
-                    let bad = |message: String| TlsSetupError::CaFile {
-                        path: path.display().to_string(),
-                        message,
-                    };
-                    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                        .map_err(|e| bad(e.to_string()))?
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| bad(e.to_string()))?;
-                    if certs.is_empty() {
-                        return Err(bad("no certificate found".into()));
-                    }
-                    for c in certs {
-                        roots.add(c).map_err(|e| bad(e.to_string()))?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| TlsSetupError::Rustls(e.to_string()))?,
-            )
-        };
-        let verifier = Arc::new(CapturingVerifier {
-            inner,
-            provider: provider.clone(),
-            seen: Mutex::new(None),
-        });
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    /// Reads the TLS files of `cfg` (when the receiver is built).
+    pub fn new(cfg: &TlsConfig) -> Result<Client, TlsError> {
+        let verifier = Arc::new(cfg.verifier()?.capturing());
+        let tls = cfg.rustls_config(verifier.clone(), &[b"http/1.1"])?;
         Ok(Client {
             tls: Arc::new(tls),
             verifier,
+            server_name: cfg.server_name()?,
         })
     }
 
@@ -322,7 +288,7 @@ impl Client {
     ) -> Exchange {
         let start = Instant::now();
         let mut rec = Recorder::default();
-        self.verifier.take();
+        self.verifier.take_seen();
         let result = match tokio::time::timeout_at(
             deadline,
             self.send(&mut rec, method, endpoint, headers, body),
@@ -340,7 +306,7 @@ impl Client {
             end: Instant::now(),
             phases: rec.phases,
             peer: rec.peer,
-            cert_not_after: self.verifier.take().and_then(|der| not_after(&der)),
+            cert_not_after: self.verifier.take_seen().and_then(|der| not_after(&der)),
             result,
         }
     }
@@ -387,11 +353,14 @@ impl Client {
         let _ = tcp.set_nodelay(true);
         let io: Box<dyn Io> = if ep.https {
             rec.begin(PhaseName::Tls);
-            let name = ServerName::try_from(ep.host.clone()).map_err(|e| TransportError::Tls {
-                host: ep.host.clone(),
-                message: e.to_string(),
-                kind: "tls_server_name",
-            })?;
+            let name = match &self.server_name {
+                Some(name) => name.clone(),
+                None => ServerName::try_from(ep.host.clone()).map_err(|e| TransportError::Tls {
+                    host: ep.host.clone(),
+                    message: e.to_string(),
+                    kind: "tls_server_name",
+                })?,
+            };
             let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, tcp)
                 .await
@@ -479,76 +448,6 @@ pub(crate) fn not_after(der: &[u8]) -> Option<i64> {
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     let t = cert.tbs_certificate.validity.not_after.to_unix_duration();
     i64::try_from(t.as_secs()).ok()
-}
-
-// === impl CapturingVerifier ===
-
-/// Verifies like rustls' WebPKI verifier (or not at all with `insecure_skip_verify`) and keeps
-/// the end-entity certificate, so that its expiry is known even when verification fails.
-#[derive(Debug)]
-struct CapturingVerifier {
-    inner: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl CapturingVerifier {
-    fn take(&self) -> Option<Vec<u8>> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-impl ServerCertVerifier for CapturingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(end_entity.to_vec());
-        match &self.inner {
-            Some(v) => {
-                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            }
-            None => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tracing::debug;
 
 use super::client::TransportError;
 use super::outcome::Outcome;
-use super::run::{Purpose, RunResult, Step};
+use super::result::{Purpose, RunResult, Step};
 
 const SCOPE: &str = "authwatch.synthetic";
 const SERVER_PORT: &str = "server.port";

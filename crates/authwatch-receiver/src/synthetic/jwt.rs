@@ -78,14 +78,22 @@ pub(crate) fn header(token: &str, cfg: &TokenValidation) -> Result<TokenHeader, 
     })
 }
 
+/// Why a JWKS document was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JwksError {
+    #[error("the JWKS is not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("the JWKS has no `keys` list")]
+    NoKeys,
+}
+
 /// Parses a JWKS document, keeping the keys this crate understands.
-pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Jwk>, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Jwk>, JwksError> {
+    let v: Value = serde_json::from_slice(body)?;
     let keys = v
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or("the JWKS has no `keys` list")?;
+        .ok_or(JwksError::NoKeys)?;
     Ok(keys
         .iter()
         .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())

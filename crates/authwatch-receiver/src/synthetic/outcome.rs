@@ -1,4 +1,4 @@
-//! The outcome taxonomy: one outcome per run, documented in the README's "Synthetic transactions" section.
+//! The outcome taxonomy: one outcome per run, documented in docs/synthetic.md.
 
 use serde::Serialize;
 

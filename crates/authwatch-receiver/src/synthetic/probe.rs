@@ -8,7 +8,8 @@ use serde::Serialize;
 use authwatch_core::registry::decode_config;
 use authwatch_core::{ComponentConfig, ConfigError, Validator};
 
-use super::run::{CheckRunner, RunResult};
+use super::result::RunResult;
+use super::run::CheckRunner;
 use super::Config;
 
 /// Why `probe` could not run.
@@ -20,8 +21,12 @@ pub enum ProbeError {
     UnknownCheck(String, String),
     #[error("{0}")]
     Config(ConfigError),
-    #[error("check `{check}`: {message}")]
-    Setup { check: String, message: String },
+    #[error("check `{check}`: {source}")]
+    Setup {
+        check: String,
+        #[source]
+        source: Box<authwatch_net::TlsError>,
+    },
 }
 
 /// The results of one probe run.
@@ -81,9 +86,9 @@ pub async fn probe_once(config: &Config, only: Option<&str>) -> Result<Vec<RunRe
         }
         let (_, timeout) = config.schedule_of(check);
         let mut runner =
-            CheckRunner::new(check.clone(), timeout).map_err(|e| ProbeError::Setup {
+            CheckRunner::new(check.clone(), timeout).map_err(|source| ProbeError::Setup {
                 check: check.name().to_owned(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?;
         out.push(runner.run().await);
     }

@@ -1,21 +1,23 @@
-//! Config loading, in the Collector's two phases: the top level is decoded into raw sections,
+//! Config decoding, in the Collector's two phases: the top level is decoded into raw sections,
 //! then each component's value is decoded as its own concrete `Config` (so unknown fields are
-//! caught with exact paths), validated, and the pipeline graph is checked. Every problem is
-//! collected, sorted by path and reported at once.
+//! caught with exact paths) and validated. [`crate::load`] then checks the pipeline graph;
+//! every problem is collected, sorted by path and reported at once.
 
 mod source;
+mod telemetry;
 
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use authwatch_core::config::{duration, ListenAddr};
+use authwatch_core::config::duration;
 use authwatch_core::{
     AnyConfig, ComponentId, ConfigError, Factories, Factory, Kind, PipelineId, Validator,
 };
 
 pub use source::{expand_env, merge, ConfigSource};
+pub use telemetry::*;
 
 /// The `service` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,67 +50,6 @@ pub struct PipelineConfig {
     pub receivers: Vec<ComponentId>,
     pub processors: Vec<ComponentId>,
     pub exporters: Vec<ComponentId>,
-}
-
-/// `service.telemetry`: authwatch's own logs and metrics.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    pub logs: LogsConfig,
-    pub metrics: MetricsConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogsConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter such as `info,authwatch_exporter=debug`.
-    pub level: String,
-    pub encoding: LogEncoding,
-}
-
-impl Default for LogsConfig {
-    fn default() -> Self {
-        LogsConfig {
-            level: "info".into(),
-            encoding: LogEncoding::Console,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogEncoding {
-    #[default]
-    Console,
-    Json,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// `none` turns the Prometheus endpoint off; `basic` (default), `normal` and `detailed` serve it.
-    pub level: MetricsLevel,
-    /// Where the Prometheus text endpoint (`/metrics`) listens.
-    pub address: ListenAddr,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            level: MetricsLevel::Basic,
-            address: ListenAddr::localhost(8888),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricsLevel {
-    None,
-    #[default]
-    Basic,
-    Normal,
-    Detailed,
 }
 
 /// One configured component: its id as written, its factory and its decoded config.
@@ -212,12 +153,21 @@ struct RawConfig {
     service: Option<serde_json::Value>,
 }
 
-/// Loads, merges (in order), expands and validates config documents.
-pub fn load(
+/// A config decoded and each component validated, with the problems found so far; the pipeline
+/// graph is not checked yet (that is [`crate::load`]'s next step).
+pub struct Decoded {
+    pub loaded: Loaded,
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Merges (in order), expands and decodes config documents, validating each component. Fails
+/// early only when the documents cannot be read as a config at all.
+pub fn decode(
     sources: &[ConfigSource],
     factories: &Factories,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, LoadError> {
+) -> Result<Decoded, LoadError> {
     let fail =
         |errors: Vec<ConfigError>, warnings: Vec<ConfigError>| LoadError { errors, warnings };
     let mut errors: Vec<ConfigError> = factories
@@ -370,7 +320,7 @@ pub fn load(
         },
     };
 
-    let mut loaded = Loaded {
+    let loaded = Loaded {
         receivers,
         processors,
         exporters,
@@ -381,18 +331,9 @@ pub fn load(
         invalid,
         service_invalid,
     };
-    if !loaded.service_invalid {
-        let checks = crate::graph::check(&loaded);
-        errors.extend(checks.errors);
-        warnings.extend(checks.warnings);
-    }
-    errors.sort();
-    errors.dedup();
-    warnings.sort();
-    warnings.dedup();
-    if !errors.is_empty() {
-        return Err(fail(errors, warnings));
-    }
-    loaded.warnings = warnings;
-    Ok(loaded)
+    Ok(Decoded {
+        loaded,
+        errors,
+        warnings,
+    })
 }

@@ -34,18 +34,24 @@ impl ConfigSource {
     }
 }
 
-fn parse_yaml(text: &str) -> Result<Value, String> {
+/// Why a config document is not a config.
+#[derive(Debug, thiserror::Error)]
+enum DocumentError {
+    #[error("invalid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("the config must be a YAML mapping with `receivers`, `exporters`, `service`, ...")]
+    NotMapping,
+}
+
+fn parse_yaml(text: &str) -> Result<Value, DocumentError> {
     if text.trim().is_empty() {
         return Ok(Value::Mapping(Default::default()));
     }
-    let v: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    let v: Value = serde_yaml::from_str(text)?;
     match v {
         Value::Mapping(_) => Ok(v),
         Value::Null => Ok(Value::Mapping(Default::default())),
-        _ => Err(
-            "the config must be a YAML mapping with `receivers`, `exporters`, `service`, ..."
-                .into(),
-        ),
+        _ => Err(DocumentError::NotMapping),
     }
 }
 
@@ -173,7 +179,9 @@ fn expand_at(
                         Value::String(text)
                     };
                 }
-                Err(e) => out.errors.push(ConfigError::new(path.join("::"), e)),
+                Err(e) => out
+                    .errors
+                    .push(ConfigError::new(path.join("::"), e.to_string())),
             }
         }
         Value::Mapping(m) => {
@@ -203,11 +211,22 @@ fn typed_scalar(text: String) -> Value {
     }
 }
 
+/// A `${...}` reference that cannot be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ExpandError {
+    #[error("unterminated `${{` in `{0}`; write `$$` for a literal `$`")]
+    Unterminated(String),
+    #[error("unsupported config provider `{provider}` in `${{{body}}}`; only `${{env:NAME}}` is supported")]
+    Provider { provider: String, body: String },
+    #[error("invalid environment variable name `{name}` in `${{{body}}}`")]
+    VariableName { name: String, body: String },
+}
+
 /// Returns (expanded text, whether the input was exactly one reference, unset variables).
 fn expand_str(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, bool, Vec<String>), String> {
+) -> Result<(String, bool, Vec<String>), ExpandError> {
     let mut out = String::with_capacity(s.len());
     let mut missing = Vec::new();
     let mut refs = 0;
@@ -226,18 +245,19 @@ fn expand_str(
             continue;
         }
         if let Some(body_start) = after.strip_prefix('{') {
-            let end = body_start.find('}').ok_or_else(|| {
-                format!("unterminated `${{` in `{s}`; write `$$` for a literal `$`")
-            })?;
+            let end = body_start
+                .find('}')
+                .ok_or_else(|| ExpandError::Unterminated(s.to_owned()))?;
             let body = &body_start[..end];
             let (provider, reference) = match body.split_once(':') {
                 Some((p, r)) => (p, r),
                 None => ("env", body),
             };
             if provider != "env" {
-                return Err(format!(
-                    "unsupported config provider `{provider}` in `${{{body}}}`; only `${{env:NAME}}` is supported"
-                ));
+                return Err(ExpandError::Provider {
+                    provider: provider.to_owned(),
+                    body: body.to_owned(),
+                });
             }
             let (name, default) = match reference.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -247,9 +267,10 @@ fn expand_str(
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || name.starts_with(|c: char| c.is_ascii_digit())
             {
-                return Err(format!(
-                    "invalid environment variable name `{name}` in `${{{body}}}`"
-                ));
+                return Err(ExpandError::VariableName {
+                    name: name.to_owned(),
+                    body: body.to_owned(),
+                });
             }
             match lookup(name) {
                 Some(val) => out.push_str(&val),
