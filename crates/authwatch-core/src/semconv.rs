@@ -87,6 +87,9 @@ pub const DEPENDENCY_ERROR_RATIO: &str = "authwatch.dependency.error_ratio";
 pub const DEPENDENCY_WINDOW_REQUESTS: &str = "authwatch.dependency.window.requests";
 /// Histogram (seconds): the HTTP client semantic-convention duration of matched calls.
 pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// Counter, same attributes as requests: calls their source marked degraded (probe runs slower
+/// than their check's `degraded_response_time`); series only once one was counted.
+pub const DEPENDENCY_DEGRADED: &str = "authwatch.dependency.degraded";
 /// Attribute: the configured dependency name (`auth0`).
 pub const DEPENDENCY: &str = "dependency";
 /// Attribute: the templated endpoint (`/api/v2/users/{id}`).
@@ -249,6 +252,13 @@ pub const ALERT_THRESHOLD: &str = "alert.threshold";
 /// `.probe.failures`, `.probe.consecutive_failures`, `.traffic.requests`, `.traffic.errors`,
 /// `.traffic.error_ratio`, `.status.indicator`.
 pub const ALERT_SIGNAL_PREFIX: &str = "alert.signal.";
+/// Attribute (string) of latency alerts: the quantile compared (`p95`), or `share` for the
+/// share of calls slower than the bound.
+pub const ALERT_LATENCY_QUANTILE: &str = "alert.latency.quantile";
+/// Attribute (double) of latency alerts: the bound, in seconds.
+pub const ALERT_LATENCY_BOUND: &str = "alert.latency.bound";
+/// The verdict of an alert about calls that are slow but do not fail.
+pub const VERDICT_DEGRADED: &str = "degraded";
 
 // --- synthetic probes ---
 
@@ -260,6 +270,9 @@ pub const PROBE_DURATION: &str = "authwatch.probe.duration";
 pub const PROBE_PHASE_DURATION: &str = "authwatch.probe.phase.duration";
 /// Counter: runs of a check, by [`SYNTHETIC_OUTCOME`].
 pub const PROBE_RUNS: &str = "authwatch.probe.runs";
+/// Gauge: 1 if the last run of a check succeeded but took longer than the check's
+/// `degraded_response_time`, 0 if not (only for checks with that option).
+pub const PROBE_DEGRADED: &str = "authwatch.probe.degraded";
 /// Gauge: `x-ratelimit-limit` of the last response.
 pub const RATELIMIT_LIMIT: &str = "authwatch.ratelimit.limit";
 /// Gauge: `x-ratelimit-remaining` of the last response.
@@ -274,6 +287,9 @@ pub const SYNTHETIC_CHECK: &str = "synthetic.check";
 pub const SYNTHETIC_TYPE: &str = "synthetic.type";
 /// Attribute: the run's outcome, one of [`SYNTHETIC_OUTCOMES`].
 pub const SYNTHETIC_OUTCOME: &str = "synthetic.outcome";
+/// Attribute (bool) of a probe run's root span: the run succeeded but took longer than the
+/// check's `degraded_response_time` (Checkly's "degraded").
+pub const SYNTHETIC_DEGRADED: &str = "synthetic.degraded";
 /// Attribute: the phase of a run (`dns`, `connect`, `tls`, `request`, `transfer`, `jwks`, `validate`).
 pub const SYNTHETIC_PHASE: &str = "phase";
 /// The outcome of a passing run.

@@ -136,7 +136,18 @@ impl BoardAlerts {
                 && sig.probe_consecutive_failures == 0
                 && sig.last_probe_ok != Some(false)
                 && ratio.unwrap_or(0.0) < cfg.traffic_error_ratio;
-            let (v, reason) = if calm {
+            // Calm but slow: a firing latency alert of this dependency says `degraded`.
+            let slow = self.active.values().find(|a| {
+                a["state"] == "firing"
+                    && a["dependency"] == dep.as_str()
+                    && a["verdict"] == semconv::VERDICT_DEGRADED
+            });
+            let (v, reason) = if let (true, Some(a)) = (calm, slow) {
+                (
+                    semconv::VERDICT_DEGRADED,
+                    a["verdict_reason"].as_str().unwrap_or_default().to_owned(),
+                )
+            } else if calm {
                 (
                     "healthy",
                     "Probes pass, real traffic is under the error-ratio limit and the status page is green.".to_owned(),

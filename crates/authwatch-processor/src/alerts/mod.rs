@@ -28,6 +28,7 @@
 
 mod board;
 mod engine;
+mod histogram;
 mod prometheus;
 pub mod rules;
 mod store;
@@ -53,7 +54,8 @@ use authwatch_core::time::{Clock, Window};
 pub use engine::State;
 pub use prometheus::prometheus_rules;
 pub use rules::{
-    Aggregation, BurnRate, BurnWindow, Consecutive, Op, Rule, SourceFilter, StatusRule, Threshold,
+    Aggregation, BurnRate, BurnWindow, Consecutive, Latency, Op, Quantile, Rule, SourceFilter,
+    StatusRule, Threshold,
 };
 pub use store::Increase;
 pub use verdict::{verdict, Signals, Verdict};
@@ -211,7 +213,32 @@ impl Config {
             .rules
             .iter()
             .filter_map(|r| r.threshold.as_ref().and_then(|t| t.metric.clone()));
-        store::Store::new(keep, metrics)
+        store::Store::new(keep, metrics, self.latency_needs())
+    }
+
+    /// What the latency rules and latency objectives read of the duration histogram.
+    fn latency_needs(&self) -> store::LatencyNeeds {
+        let mut n = store::LatencyNeeds::default();
+        for r in &self.rules {
+            let bound = match (&r.latency, &r.burn_rate) {
+                (Some(l), _) => {
+                    n.any = true;
+                    if l.quantile.is_some() {
+                        n.keep_buckets = n.keep_buckets.max(l.window.get());
+                    }
+                    l.share_bound()
+                }
+                (None, Some(b)) => b.slower_than,
+                _ => None,
+            };
+            if let Some(b) = bound {
+                n.any = true;
+                if !n.slow_bounds.contains(&b) {
+                    n.slow_bounds.push(b);
+                }
+            }
+        }
+        n
     }
 }
 

@@ -2,7 +2,10 @@
 //! `alerts` rules, so that a fleet of sidecars can be evaluated together in Prometheus, Thanos
 //! or Mimir. Names follow the OpenTelemetry-to-Prometheus conversion:
 //! `authwatch.dependency.requests` -> `authwatch_dependency_requests_total`, attribute
-//! `error.class` -> label `error_class`.
+//! `error.class` -> label `error_class`. Latency rules read the exported duration histogram,
+//! `http_client_request_duration_seconds_bucket`: `histogram_quantile` for quantiles, the
+//! `le` bucket of the bound against `_count` for shares of slow calls (so a bound should be one
+//! of the histogram's bucket bounds).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +17,7 @@ use authwatch_core::time::Window;
 
 const REQUESTS: &str = "authwatch_dependency_requests_total";
 const ERRORS: &str = "authwatch_dependency_errors_total";
+const DURATION: &str = "http_client_request_duration_seconds";
 /// Labels summed away in the recorded series (they stay per sidecar, dependency and source).
 const DROP: &str = "endpoint, error_class, service_name, otel_metric_overflow";
 
@@ -102,6 +106,69 @@ fn requests_expr(w: Window, dep: Option<&str>, source: SourceFilter) -> String {
     }
 }
 
+/// The bucket of a bound: `le="0.5"`; whole numbers as both `1` and `1.0` (Prometheus 3
+/// normalises `le` values to floats).
+fn le_matcher(bound: f64) -> String {
+    let s = num(bound);
+    if bound.fract() == 0.0 {
+        format!("le=~\"{s}|{s}.0\"")
+    } else {
+        format!("le=\"{s}\"")
+    }
+}
+
+/// `sel` (`{a, b}` or `{}`) with one more matcher.
+fn with_matcher(sel: &str, m: &str) -> String {
+    let inner = &sel[1..sel.len() - 1];
+    if inner.is_empty() {
+        format!("{{{m}}}")
+    } else {
+        format!("{{{inner}, {m}}}")
+    }
+}
+
+/// Labels summed away from duration series (`le` too unless `keep_le`).
+fn duration_drop(source: SourceFilter, keep_le: bool) -> String {
+    let mut d = String::new();
+    if source == SourceFilter::All {
+        d.push_str("source, ");
+    }
+    if !keep_le {
+        d.push_str("le, ");
+    }
+    d.push_str(DROP);
+    d
+}
+
+/// Calls over a window, from the duration histogram.
+fn calls_expr(w: Window, dep: Option<&str>, source: SourceFilter) -> String {
+    format!(
+        "sum without ({}) (increase({DURATION}_count{}[{w}]))",
+        duration_drop(source, false),
+        selector(dep, source)
+    )
+}
+
+/// The share of calls slower than `bound` seconds over a window.
+fn slow_ratio_expr(w: Window, dep: Option<&str>, source: SourceFilter, bound: f64) -> String {
+    let sel = selector(dep, source);
+    let fast = format!(
+        "sum without ({}) (increase({DURATION}_bucket{}[{w}]))",
+        duration_drop(source, false),
+        with_matcher(&sel, &le_matcher(bound))
+    );
+    format!("(1 - {fast} / ({} > 0))", calls_expr(w, dep, source))
+}
+
+/// A quantile of the durations over a window.
+fn quantile_expr(q: f64, w: Window, dep: Option<&str>, source: SourceFilter) -> String {
+    format!(
+        "histogram_quantile({q}, sum without ({}) (rate({DURATION}_bucket{}[{w}])))",
+        duration_drop(source, true),
+        selector(dep, source)
+    )
+}
+
 /// A metric name as the OpenTelemetry-to-Prometheus conversion writes it (without unit suffix).
 fn prom_name(name: &str) -> String {
     label_name(name)
@@ -118,7 +185,7 @@ pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
             Some(Kind::Threshold(t)) if t.error_ratio.is_some() => {
                 windows.insert(t.window);
             }
-            Some(Kind::BurnRate(b)) => {
+            Some(Kind::BurnRate(b)) if b.slower_than.is_none() => {
                 for w in &b.windows {
                     windows.insert(w.long);
                     windows.insert(w.short);
@@ -218,17 +285,17 @@ pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
                         .filter(|w| w.severity == sev)
                         .map(|w| {
                             let limit = num(w.factor * budget);
-                            let mut e = format!(
-                                "({} > {limit} and {} > {limit})",
-                                ratio_expr(w.long, dep, b.source),
-                                ratio_expr(w.short, dep, b.source)
-                            );
+                            let ratio = |w: Window| match b.slower_than {
+                                Some(bound) => slow_ratio_expr(w, dep, b.source, bound.as_secs_f64()),
+                                None => ratio_expr(w, dep, b.source),
+                            };
+                            let calls = match b.slower_than {
+                                Some(_) => calls_expr(w.long, dep, b.source),
+                                None => requests_expr(w.long, dep, b.source),
+                            };
+                            let mut e = format!("({} > {limit} and {} > {limit})", ratio(w.long), ratio(w.short));
                             if b.min_requests > 0 {
-                                e = format!(
-                                    "({e} and {} >= {})",
-                                    requests_expr(w.long, dep, b.source),
-                                    b.min_requests
-                                );
+                                e = format!("({e} and {calls} >= {})", b.min_requests);
                             }
                             e
                         })
@@ -236,11 +303,16 @@ pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
                     let mut l = labels.clone();
                     l.insert("severity".into(), sev.clone());
                     let mut a = annotations.clone();
-                    a.entry("summary".into()).or_insert_with(|| {
-                        format!(
+                    a.entry("summary".into()).or_insert_with(|| match b.slower_than {
+                        Some(bound) => format!(
+                            "{{{{ $labels.dependency }}}} burns its {}% latency budget (calls slower than {}) too fast ({sev})",
+                            b.objective,
+                            super::engine::secs(bound.as_secs_f64())
+                        ),
+                        None => format!(
                             "{{{{ $labels.dependency }}}} burns its {}% error budget too fast ({sev})",
                             b.objective
-                        )
+                        ),
                     });
                     alerting.push(base(pairs.join(" or "), l, a));
                 }
@@ -260,6 +332,33 @@ pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
                 let keep = c.probe_interval.get() * (c.successes.get() as u32).saturating_sub(1);
                 r.keep_firing_for = dur(keep.max(rule.keep_firing_for));
                 alerting.push(r);
+            }
+            Some(Kind::Latency(l)) => {
+                let dep = l.dependency.as_deref();
+                let bound = l.slower_than.as_secs_f64();
+                let (mut e, what) = match (l.quantile, l.share) {
+                    (Some(q), _) => (
+                        format!("{} > {}", quantile_expr(q.value(), l.window, dep, l.source), num(bound)),
+                        format!("{} of the calls", q.as_str()),
+                    ),
+                    (None, Some(share)) => (
+                        format!("{} > {}", slow_ratio_expr(l.window, dep, l.source, bound), num(share)),
+                        format!("more than {}% of the calls", num(share * 100.0)),
+                    ),
+                    _ => continue,
+                };
+                if l.min_requests > 0 {
+                    e = format!("({e}) and ({} >= {})", calls_expr(l.window, dep, l.source), l.min_requests);
+                }
+                let mut a = annotations;
+                a.entry("summary".into()).or_insert_with(|| {
+                    format!(
+                        "{{{{ $labels.dependency }}}} is slow: {what} slower than {} over {}",
+                        super::engine::secs(bound),
+                        l.window
+                    )
+                });
+                alerting.push(base(e, labels, a));
             }
             Some(Kind::Status(s)) => {
                 let sel = match &s.page {

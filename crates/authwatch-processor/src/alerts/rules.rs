@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use authwatch_core::config::{duration, Positive};
+use authwatch_core::config::{duration, opt_duration, Positive};
 use authwatch_core::Validator;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,8 @@ pub struct Rule {
     pub consecutive: Option<Consecutive>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
     /// How long the condition must hold before the alert fires (pending meanwhile).
     #[serde(rename = "for", default, with = "duration")]
     pub for_: Duration,
@@ -156,6 +158,10 @@ pub struct BurnRate {
     pub period: Window,
     pub windows: Vec<BurnWindow>,
     pub min_requests: u64,
+    /// A latency objective: the bad events are the calls slower than this (instead of the
+    /// failed calls), e.g. 99% of logins within `1s`.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub slower_than: Option<Duration>,
 }
 
 /// The workbook's pairs for a 30-day SLO: 2% of the budget in 1h, 5% in 6h (page), 10% in 1d
@@ -184,6 +190,7 @@ impl Default for BurnRate {
             period: Window::secs(30 * 86_400),
             windows: workbook_windows(),
             min_requests: 0,
+            slower_than: None,
         }
     }
 }
@@ -249,6 +256,83 @@ impl Default for StatusRule {
     }
 }
 
+/// A quantile of the call durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantile {
+    P50,
+    P90,
+    P95,
+    P99,
+}
+
+impl Quantile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantile::P50 => "p50",
+            Quantile::P90 => "p90",
+            Quantile::P95 => "p95",
+            Quantile::P99 => "p99",
+        }
+    }
+    pub fn value(self) -> f64 {
+        match self {
+            Quantile::P50 => 0.5,
+            Quantile::P90 => 0.9,
+            Quantile::P95 => 0.95,
+            Quantile::P99 => 0.99,
+        }
+    }
+}
+
+/// `latency`: calls to a dependency are slow, read from the `http.client.request.duration`
+/// histogram over a window. Either a quantile above `slower_than` (`quantile: p95`), or more
+/// than `share` of the calls slower than `slower_than`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Latency {
+    /// Dependency name; none: one alert per dependency seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+    pub source: SourceFilter,
+    /// Fire when this quantile of the durations is above `slower_than`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<Quantile>,
+    /// Fire when more than this share (0..1) of the calls are slower than `slower_than`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// The bound. Pick one of the histogram's bucket bounds (defaults: 5ms … 10s) for exact
+    /// numbers here and in the generated Prometheus rules.
+    #[serde(with = "duration")]
+    pub slower_than: Duration,
+    /// With `quantile`: resolve only when the quantile is at or below this (hysteresis);
+    /// default `slower_than`.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub resolve_below: Option<Duration>,
+    /// With `share`: resolve only when the share is at or below this; default `share`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_share: Option<f64>,
+    pub window: Window,
+    /// Inactive with fewer calls than this in the window.
+    pub min_requests: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            dependency: None,
+            source: SourceFilter::All,
+            quantile: None,
+            share: None,
+            slower_than: Duration::ZERO,
+            resolve_below: None,
+            resolve_share: None,
+            window: Window::secs(300),
+            min_requests: 0,
+        }
+    }
+}
+
 /// The kind of a rule, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind<'a> {
@@ -256,6 +340,7 @@ pub enum Kind<'a> {
     BurnRate(&'a BurnRate),
     Consecutive(&'a Consecutive),
     Status(&'a StatusRule),
+    Latency(&'a Latency),
 }
 
 impl Kind<'_> {
@@ -265,6 +350,7 @@ impl Kind<'_> {
             Kind::BurnRate(_) => "burn_rate",
             Kind::Consecutive(_) => "consecutive",
             Kind::Status(_) => "status",
+            Kind::Latency(_) => "latency",
         }
     }
 }
@@ -277,6 +363,7 @@ impl Rule {
             self.burn_rate.as_ref().map(Kind::BurnRate),
             self.consecutive.as_ref().map(Kind::Consecutive),
             self.status.as_ref().map(Kind::Status),
+            self.latency.as_ref().map(Kind::Latency),
         ]
         .into_iter()
         .flatten();
@@ -288,6 +375,7 @@ impl Rule {
     pub fn longest_window(&self) -> Duration {
         match self.kind() {
             Some(Kind::Threshold(t)) => t.window.get(),
+            Some(Kind::Latency(l)) => l.window.get(),
             Some(Kind::BurnRate(b)) => b
                 .windows
                 .iter()
@@ -310,6 +398,7 @@ impl Rule {
             self.burn_rate.is_some(),
             self.consecutive.is_some(),
             self.status.is_some(),
+            self.latency.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -317,7 +406,7 @@ impl Rule {
         if set != 1 {
             v.error(
                 at,
-                "must have exactly one of `threshold`, `burn_rate`, `consecutive` or `status`",
+                "must have exactly one of `threshold`, `burn_rate`, `consecutive`, `status` or `latency`",
             );
         }
         for k in self.labels.keys() {
@@ -388,6 +477,12 @@ impl Rule {
                     v.error(&format!("{at}::windows::{i}::severity"), "must not be empty");
                 }
             }
+            if b.slower_than.is_some_and(|d| d.is_zero()) {
+                v.error(&format!("{at}::slower_than"), "must be longer than zero, e.g. `1s`");
+            }
+        }
+        if let Some(l) = &self.latency {
+            l.validate(v, &format!("{at}::latency"));
         }
         if let Some(s) = &self.status {
             if !(1..=3).contains(&s.min_indicator) {
@@ -396,6 +491,43 @@ impl Rule {
                     "must be 1 (minor), 2 (major) or 3 (critical)",
                 );
             }
+        }
+    }
+}
+
+impl Latency {
+    /// The bounds the store keeps slow-call counts for: the bound of a `share` rule.
+    pub fn share_bound(&self) -> Option<Duration> {
+        self.share.map(|_| self.slower_than)
+    }
+
+    fn validate(&self, v: &mut Validator, at: &str) {
+        if self.slower_than.is_zero() {
+            v.error(&format!("{at}::slower_than"), "is required: the bound, e.g. `500ms`");
+        }
+        match (self.quantile, self.share) {
+            (Some(_), None) => {
+                if self.resolve_share.is_some() {
+                    v.error(&format!("{at}::resolve_share"), "goes with `share`; use `resolve_below` with `quantile`");
+                }
+                if self.resolve_below.is_some_and(|r| r > self.slower_than) {
+                    v.error(&format!("{at}::resolve_below"), "must be at most `slower_than`");
+                }
+            }
+            (None, Some(s)) => {
+                if !(0.0..1.0).contains(&s) {
+                    v.error(&format!("{at}::share"), "must be at least 0 and below 1, e.g. 0.1");
+                }
+                if let Some(r) = self.resolve_share {
+                    if !(0.0..=s).contains(&r) {
+                        v.error(&format!("{at}::resolve_share"), "must be between 0 and `share`");
+                    }
+                }
+                if self.resolve_below.is_some() {
+                    v.error(&format!("{at}::resolve_below"), "goes with `quantile`; use `resolve_share` with `share`");
+                }
+            }
+            _ => v.error(at, "needs exactly one of `quantile` (p50, p90, p95, p99) or `share`"),
         }
     }
 }

@@ -1,13 +1,17 @@
 //! What the alerts connector remembers of the metrics it has seen: dependency counters as
 //! running totals with a bounded history, probe runs, status-page indicators and the values of
-//! metrics that value rules read.
+//! metrics that value rules read. Latency rules read the `http.client.request.duration`
+//! histogram the same way: bucket totals with history per dependency and source (kept for the
+//! longest `quantile` window) and, per bound a rule uses, calls and slow calls as counters.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::KeyValue;
-use authwatch_core::otlp::metrics::v1::{metric, number_data_point, AggregationTemporality, NumberDataPoint};
+use authwatch_core::otlp::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, HistogramDataPoint, NumberDataPoint,
+};
 use authwatch_core::semconv;
 
 use authwatch_core::data::{attr_str, find_str};
@@ -87,6 +91,70 @@ impl Counters {
     }
 }
 
+/// The duration histogram of one dependency and source: running bucket totals with history.
+#[derive(Debug, Default)]
+pub struct Durations {
+    pub bounds: Vec<f64>,
+    totals: Vec<f64>,
+    /// `(time, totals)`, oldest first, at most one per second.
+    samples: VecDeque<(Duration, Box<[f64]>)>,
+}
+
+impl Durations {
+    fn add(&mut self, bounds: &[f64], inc: &[f64]) {
+        if self.bounds.is_empty() && self.totals.is_empty() {
+            self.bounds = bounds.to_vec();
+            self.totals = vec![0.0; inc.len()];
+        }
+        // Points with other bounds (another producer) cannot be added up: left out.
+        if self.bounds == bounds && self.totals.len() == inc.len() {
+            for (t, i) in self.totals.iter_mut().zip(inc) {
+                *t += i;
+            }
+        }
+    }
+
+    fn sample(&mut self, now: Duration, keep: Duration) {
+        let s = (now, self.totals.clone().into_boxed_slice());
+        match self.samples.back_mut() {
+            Some(last) if last.0.as_secs() == now.as_secs() => *last = s,
+            _ => self.samples.push_back(s),
+        }
+        let cutoff = now.saturating_sub(keep);
+        while self.samples.len() > 1 && self.samples[1].0 <= cutoff {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Calls per bucket during the window ending now.
+    pub fn increase(&self, now: Duration, window: Duration) -> Vec<f64> {
+        let start = now.saturating_sub(window);
+        let idx = self.samples.partition_point(|s| s.0 <= start);
+        match self.samples.get(idx.wrapping_sub(1)) {
+            Some((_, base)) if idx > 0 && now >= window && base.len() == self.totals.len() => {
+                self.totals.iter().zip(base.iter()).map(|(t, b)| t - b).collect()
+            }
+            _ => self.totals.clone(),
+        }
+    }
+}
+
+/// What the latency rules need: `quantile` windows and the bounds of `share` rules and latency
+/// objectives.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyNeeds {
+    /// How far back bucket histories reach (the longest `quantile` window); zero: none kept.
+    pub keep_buckets: Duration,
+    /// Bounds (seconds) to count slow calls for.
+    pub slow_bounds: Vec<Duration>,
+    /// Whether any rule reads durations at all.
+    pub any: bool,
+}
+
+/// One histogram request's increments of one dependency and source: bounds, calls per bucket,
+/// and calls marked degraded.
+type Pending = BTreeMap<(String, Source), (Vec<f64>, Vec<f64>, f64)>;
+
 /// Probe runs of one check.
 #[derive(Debug, Default)]
 pub struct Probe {
@@ -114,6 +182,13 @@ pub struct Store {
     pub values: HashMap<String, BTreeMap<LabelSet, VecDeque<(Duration, f64)>>>,
     /// How far back counter histories reach (the longest window any rule uses).
     pub keep: Duration,
+    /// Duration histograms per dependency and source (latency rules only).
+    pub durations: BTreeMap<(String, Source), Durations>,
+    /// Per dependency, source and bound (nanoseconds): calls (`requests`) and calls slower than
+    /// the bound or marked degraded (`errors`).
+    pub slow: BTreeMap<(String, Source, u64), Counters>,
+    latency: LatencyNeeds,
+    last_buckets: HashMap<Vec<(String, String)>, Vec<u64>>,
 }
 
 fn num(p: &NumberDataPoint) -> Option<f64> {
@@ -124,6 +199,22 @@ fn num(p: &NumberDataPoint) -> Option<f64> {
     }
 }
 
+/// `dependency`, `source` and `error.class` of a counter point.
+fn point_keys(p: &NumberDataPoint) -> (Option<&str>, Source, Option<&str>) {
+    let mut dep = None;
+    let mut source = Source::Traffic;
+    let mut class = None;
+    for kv in &p.attributes {
+        match kv.key.as_str() {
+            semconv::DEPENDENCY => dep = attr_str(&kv.value),
+            semconv::SOURCE if attr_str(&kv.value) == Some("probe") => source = Source::Probe,
+            semconv::ERROR_CLASS => class = attr_str(&kv.value),
+            _ => {}
+        }
+    }
+    (dep, source, class)
+}
+
 pub fn labels(attrs: &[KeyValue]) -> LabelSet {
     attrs
         .iter()
@@ -132,9 +223,14 @@ pub fn labels(attrs: &[KeyValue]) -> LabelSet {
 }
 
 impl Store {
-    pub fn new(keep: Duration, value_metrics: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(
+        keep: Duration,
+        value_metrics: impl IntoIterator<Item = String>,
+        latency: LatencyNeeds,
+    ) -> Self {
         Store {
             keep,
+            latency,
             values: value_metrics
                 .into_iter()
                 .map(|m| (m, BTreeMap::new()))
@@ -146,6 +242,7 @@ impl Store {
     /// Takes in one metrics request.
     pub fn ingest(&mut self, req: &ExportMetricsServiceRequest, now: Duration) {
         let mut touched = false;
+        let mut pending = Pending::new();
         for m in req
             .resource_metrics
             .iter()
@@ -160,6 +257,22 @@ impl Store {
                         self.counter_point(name, p, delta);
                     }
                     touched = true;
+                }
+                (semconv::HTTP_CLIENT_REQUEST_DURATION, Some(metric::Data::Histogram(h)))
+                    if self.latency.any =>
+                {
+                    let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                    for p in &h.data_points {
+                        self.duration_point(p, delta, &mut pending);
+                    }
+                }
+                (semconv::DEPENDENCY_DEGRADED, Some(metric::Data::Sum(s))) if self.latency.any => {
+                    let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
+                    for p in &s.data_points {
+                        let (Some(dep), source, _) = point_keys(p) else { continue };
+                        let Some(inc) = self.increment(name, p, delta) else { continue };
+                        pending.entry((dep.to_owned(), source)).or_default().2 += inc;
+                    }
                 }
                 (PROBE_SUCCESS, Some(metric::Data::Gauge(g))) => {
                     for p in &g.data_points {
@@ -197,6 +310,16 @@ impl Store {
                 }
             }
         }
+        if !pending.is_empty() {
+            self.apply_durations(pending);
+            let keep = self.latency.keep_buckets;
+            for d in self.durations.values_mut() {
+                d.sample(now, keep);
+            }
+            for c in self.slow.values_mut() {
+                c.sample(now, self.keep);
+            }
+        }
         if touched {
             for c in self.counters.values_mut() {
                 c.sample(now, self.keep);
@@ -204,37 +327,145 @@ impl Store {
         }
     }
 
-    fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool) {
-        let Some(v) = num(p) else { return };
+    /// The increase of a counter point since its last value (delta points are increases).
+    fn increment(&mut self, name: &str, p: &NumberDataPoint, delta: bool) -> Option<f64> {
+        let v = num(p)?;
+        if delta {
+            return Some(v);
+        }
+        let key = (
+            name.to_owned(),
+            p.attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
+                .collect(),
+        );
+        let last = self.last_cumulative.insert(key, v);
+        Some(match last {
+            Some(l) if v >= l => v - l,
+            // First sight (counted since the error_rate connector started) or a reset.
+            _ => v,
+        })
+    }
+
+    fn duration_point(&mut self, p: &HistogramDataPoint, delta: bool, pending: &mut Pending) {
         let mut dep = None;
         let mut source = Source::Traffic;
-        let mut class = None;
         for kv in &p.attributes {
             match kv.key.as_str() {
                 semconv::DEPENDENCY => dep = attr_str(&kv.value),
                 semconv::SOURCE if attr_str(&kv.value) == Some("probe") => source = Source::Probe,
-                semconv::ERROR_CLASS => class = attr_str(&kv.value),
                 _ => {}
             }
         }
         let Some(dep) = dep else { return };
-        let inc = if delta {
-            v
+        if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+            return;
+        }
+        let inc: Vec<f64> = if delta {
+            p.bucket_counts.iter().map(|c| *c as f64).collect()
         } else {
-            let key = (
-                name.to_owned(),
-                p.attributes
-                    .iter()
-                    .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
-                    .collect(),
-            );
-            let last = self.last_cumulative.insert(key, v);
+            let key: Vec<(String, String)> = p
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
+                .collect();
+            let last = self.last_buckets.insert(key, p.bucket_counts.clone());
             match last {
-                Some(l) if v >= l => v - l,
-                // First sight (counted since the error_rate connector started) or a reset.
-                _ => v,
+                Some(l) if l.len() == p.bucket_counts.len() && p.bucket_counts.iter().zip(&l).all(|(a, b)| a >= b) => {
+                    p.bucket_counts.iter().zip(&l).map(|(a, b)| (a - b) as f64).collect()
+                }
+                // First sight or a reset.
+                _ => p.bucket_counts.iter().map(|c| *c as f64).collect(),
             }
         };
+        let e = pending.entry((dep.to_owned(), source)).or_default();
+        if e.1.is_empty() {
+            e.0 = p.explicit_bounds.clone();
+            e.1 = vec![0.0; inc.len()];
+        }
+        if e.0 == p.explicit_bounds {
+            for (t, i) in e.1.iter_mut().zip(&inc) {
+                *t += i;
+            }
+        }
+    }
+
+    /// Adds one request's duration increments; a call slower than a bound or marked degraded
+    /// is slow (whichever counts more: both count the same calls above a bound).
+    fn apply_durations(&mut self, pending: Pending) {
+        for ((dep, source), (bounds, inc, degraded)) in pending {
+            let calls: f64 = inc.iter().sum();
+            if !inc.is_empty() {
+                self.durations
+                    .entry((dep.clone(), source))
+                    .or_default()
+                    .add(&bounds, &inc);
+            }
+            for b in &self.latency.slow_bounds {
+                let slow = super::histogram::slower_than(b.as_secs_f64(), &bounds, &inc).max(degraded);
+                let key = (dep.clone(), source, u64::try_from(b.as_nanos()).unwrap_or(u64::MAX));
+                let c = self.slow.entry(key).or_default();
+                c.requests += calls;
+                c.errors += slow;
+            }
+        }
+    }
+
+    /// Calls per bucket of one dependency (or all) and source (or both) over a window, with
+    /// the bounds; `None` without histogram data.
+    pub fn durations(
+        &self,
+        dep: Option<&str>,
+        source: Option<Source>,
+        now: Duration,
+        window: Duration,
+    ) -> Option<(Vec<f64>, Vec<f64>)> {
+        let mut out: Option<(Vec<f64>, Vec<f64>)> = None;
+        for ((d, s), h) in &self.durations {
+            if dep.is_some_and(|x| x != d) || source.is_some_and(|x| x != *s) {
+                continue;
+            }
+            let inc = h.increase(now, window);
+            match &mut out {
+                None => out = Some((h.bounds.clone(), inc)),
+                Some((b, total)) if *b == h.bounds && total.len() == inc.len() => {
+                    for (t, i) in total.iter_mut().zip(&inc) {
+                        *t += i;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Calls (`requests`) and slow calls (`errors`) over a window for a bound.
+    pub fn slow_increase(
+        &self,
+        dep: Option<&str>,
+        source: Option<Source>,
+        bound: Duration,
+        now: Duration,
+        window: Duration,
+    ) -> Increase {
+        let b = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        let mut total = Increase::default();
+        for ((d, s, kb), c) in &self.slow {
+            if *kb != b || dep.is_some_and(|x| x != d) || source.is_some_and(|x| x != *s) {
+                continue;
+            }
+            total.add(c.increase(now, window));
+        }
+        total
+    }
+
+    fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool) {
+        let (Some(dep), source, class) = point_keys(p) else { return };
+        let dep = dep.to_owned();
+        let class = class.map(str::to_owned);
+        let class = class.as_deref();
+        let Some(inc) = self.increment(name, p, delta) else { return };
         let c = self.counters.entry((dep.to_owned(), source)).or_default();
         if name == semconv::DEPENDENCY_REQUESTS {
             c.requests += inc;

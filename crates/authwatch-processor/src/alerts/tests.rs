@@ -191,8 +191,8 @@ fn invalid_configs_name_the_path() {
             {"name": "s", "status": {"min_indicator": 4}}
         ], "status_page_url": "status.auth0.com", "evaluation_interval": "5s"})),
         [
-            "connectors::alerts::rules::0: must have exactly one of `threshold`, `burn_rate`, `consecutive` or `status`",
-            "connectors::alerts::rules::1: must have exactly one of `threshold`, `burn_rate`, `consecutive` or `status`",
+            "connectors::alerts::rules::0: must have exactly one of `threshold`, `burn_rate`, `consecutive`, `status` or `latency`",
+            "connectors::alerts::rules::1: must have exactly one of `threshold`, `burn_rate`, `consecutive`, `status` or `latency`",
             "connectors::alerts::rules::1::name: `a` is used by another rule; rule names must be unique",
             "connectors::alerts::rules::2::name: must be a label-safe name: letters, digits and `_`, not starting with a digit",
             "connectors::alerts::rules::2::threshold::error_ratio: must be at least 0 and below 1, e.g. 0.05",
@@ -747,3 +747,5 @@ async fn publishes_firing_resolved_alerts_and_verdicts_on_the_board() {
     token.cancel();
     task.await.unwrap().unwrap();
 }
+
+mod latency;

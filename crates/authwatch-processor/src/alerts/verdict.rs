@@ -15,6 +15,8 @@ pub enum Verdict {
     TenantIssue,
     ApplicationIssue,
     Transient,
+    /// Slow but not failing (latency rules only).
+    Degraded,
 }
 
 impl Verdict {
@@ -24,6 +26,7 @@ impl Verdict {
             Verdict::TenantIssue => "tenant_issue",
             Verdict::ApplicationIssue => "application_issue",
             Verdict::Transient => "transient",
+            Verdict::Degraded => authwatch_core::semconv::VERDICT_DEGRADED,
         }
     }
 }
@@ -73,6 +76,21 @@ impl Signals {
         s.status_indicator = store.status.values().filter(|x| x.up).map(|x| x.indicator).max();
         s
     }
+}
+
+/// The verdict of a latency alert: the failure verdict when calls fail too, else `degraded`
+/// with how slow (`slow` names the quantile or share and the bound).
+pub fn with_latency(v: (Verdict, String), slow: &str, s: &Signals) -> (Verdict, String) {
+    if v.0 != Verdict::Transient {
+        return (v.0, format!("{} Calls are slow too: {slow}.", v.1));
+    }
+    (
+        Verdict::Degraded,
+        format!(
+            "Slow but not failing: {slow}; {} of {} calls and {} of {} probe runs failed.",
+            s.traffic.errors, s.traffic.requests, s.probe_failures, s.probe_runs
+        ),
+    )
 }
 
 /// The verdict and why, from the signals together. `probe_alert` / `traffic_alert` say that the

@@ -31,6 +31,8 @@ pub struct SpanView<'a> {
     pub exception_type: Option<&'a str>,
     pub synthetic_check: Option<&'a str>,
     pub synthetic_outcome: Option<&'a str>,
+    /// `synthetic.degraded`: the probe run was slower than its check's bound.
+    pub synthetic_degraded: bool,
     pub status_error: bool,
 }
 
@@ -88,6 +90,8 @@ impl<'a> SpanView<'a> {
             self.synthetic_check = val.str();
         } else if is(SYNTHETIC_OUTCOME) {
             self.synthetic_outcome = val.str();
+        } else if is(semconv::SYNTHETIC_DEGRADED) {
+            self.synthetic_degraded = matches!(val, Scalar::Bool(true));
         }
     }
 
@@ -139,7 +143,8 @@ pub enum Scalar<'a> {
     Str(&'a [u8]),
     Int(i64),
     Double(f64),
-    /// Absent, or a type the connector does not read (bool, bytes, array, map).
+    Bool(bool),
+    /// Absent, or a type the connector does not read (bytes, array, map).
     Other,
 }
 
@@ -149,6 +154,7 @@ impl<'a> Scalar<'a> {
             Some(any_value::Value::StringValue(s)) => Scalar::Str(s.as_bytes()),
             Some(any_value::Value::IntValue(i)) => Scalar::Int(*i),
             Some(any_value::Value::DoubleValue(d)) => Scalar::Double(*d),
+            Some(any_value::Value::BoolValue(b)) => Scalar::Bool(*b),
             _ => Scalar::Other,
         }
     }

@@ -102,7 +102,8 @@ pub(super) fn key_value_by_fields(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
                         (1, Value::Len(s)) => Scalar::Str(s),
                         (3, Value::Varint(i)) => Scalar::Int(i as i64),
                         (4, Value::Fixed64(bits)) => Scalar::Double(f64::from_bits(bits)),
-                        (2 | 8, Value::Varint(_)) | (5..=7, Value::Len(_)) => Scalar::Other,
+                        (2, Value::Varint(b)) => Scalar::Bool(b != 0),
+                        (8, Value::Varint(_)) | (5..=7, Value::Len(_)) => Scalar::Other,
                         (1..=8, _) => return None,
                         _ => continue,
                     };
@@ -114,7 +115,7 @@ pub(super) fn key_value_by_fields(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
     Some((key, value))
 }
 
-/// [`plain_key_value`] as a [`Scalar`]: a bool is `Other`, as [`key_value_by_fields`] reads it.
+/// [`plain_key_value`] as a [`Scalar`], as [`key_value_by_fields`] reads it.
 #[inline]
 pub(super) fn canonical_key_value(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
     let (key, value) = plain_key_value(buf)?;
@@ -122,7 +123,7 @@ pub(super) fn canonical_key_value(buf: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
         PlainValue::Str(s) => Scalar::Str(s),
         PlainValue::Int(i) => Scalar::Int(i as i64),
         PlainValue::Double(bits) => Scalar::Double(f64::from_bits(bits)),
-        PlainValue::Bool(_) => Scalar::Other,
+        PlainValue::Bool(b) => Scalar::Bool(b != 0),
     };
     Some((key, value))
 }

@@ -111,6 +111,30 @@ async fn probe_spans_count_once_and_are_labelled() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn probe_runs_marked_degraded_are_counted_decoded_and_encoded() {
+    use authwatch_core::otlp::common::v1::{AnyValue, KeyValue};
+    use prost::Message;
+    let degraded = |on: bool| KeyValue {
+        key: semconv::SYNTHETIC_DEGRADED.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::BoolValue(on)) }),
+        ..Default::default()
+    };
+    let run = |on: bool| with(http(AUTH0, "/oauth/token", Some(200)), vec![kv("synthetic.check", "login"), degraded(on)]);
+    let series = "dependency=auth0,endpoint=/oauth/token,error.class=ok,service.name=authwatch,source=probe";
+    // No degraded run: no metric at all.
+    let mut st = State::new(&cfg(), Clock::new());
+    st.record_traces(&req("authwatch", vec![run(false)]), Duration::ZERO);
+    assert!(points(&st.metrics(Duration::ZERO), semconv::DEPENDENCY_DEGRADED).is_empty());
+    // Decoded and encoded spans read the flag alike.
+    st.record_traces(&req("authwatch", vec![run(true), run(false)]), Duration::ZERO);
+    let bytes = req("authwatch", vec![run(true)]).encode_to_vec();
+    st.record_traces_encoded(&bytes, Duration::ZERO).unwrap();
+    let m = st.metrics(Duration::ZERO);
+    assert_eq!(value(&m, semconv::DEPENDENCY_DEGRADED, series), Some(2.0));
+    assert_eq!(value(&m, semconv::DEPENDENCY_REQUESTS, series), Some(4.0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn cardinality_is_capped_with_an_overflow_series() {
     let mut c = cfg();
     c.aggregation_cardinality_limit = 3;

@@ -70,6 +70,14 @@ impl Check {
         }
     }
 
+    /// Runs slower than this succeed but are marked degraded.
+    pub fn degraded_response_time(&self) -> Option<Duration> {
+        match self {
+            Check::PasswordGrant(c) | Check::ClientCredentials(c) => c.degraded_response_time,
+            Check::Http(c) => c.degraded_response_time,
+        }
+    }
+
     pub(crate) fn tls(&self) -> &TlsConfig {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => &c.tls,
@@ -128,6 +136,10 @@ pub struct OAuthCheck {
     /// Overrides the receiver's `timeout` for this check.
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// A run that succeeds but takes longer than this (every request included) is degraded:
+    /// a slow run, not a failure (Checkly's `degradedResponseTime`).
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub degraded_response_time: Option<Duration>,
 }
 
 /// Which token of the response to validate.
@@ -224,6 +236,10 @@ pub struct HttpCheck {
     pub interval: Option<Duration>,
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// A run that passes but takes longer than this is degraded: a slow run, not a failure
+    /// (`expect.max_response_time` makes it a failure).
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub degraded_response_time: Option<Duration>,
 }
 
 impl Default for HttpCheck {
@@ -238,6 +254,7 @@ impl Default for HttpCheck {
             tls: TlsConfig::default(),
             interval: None,
             timeout: None,
+            degraded_response_time: None,
         }
     }
 }

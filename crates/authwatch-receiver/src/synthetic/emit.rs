@@ -279,6 +279,15 @@ pub(crate) fn traces(r: &RunResult) -> ExportTraceServiceRequest {
     if let Some(code) = &r.oauth_error {
         attrs.push(s(sc::OAUTH_ERROR, code.clone()));
     }
+    if r.degraded {
+        attrs.push(KeyValue {
+            key: sc::SYNTHETIC_DEGRADED.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::BoolValue(true)),
+            }),
+            ..Default::default()
+        });
+    }
     if let Some(t) = &r.error_type {
         attrs.push(s(sc::ERROR_TYPE, t.clone()));
     }
@@ -426,6 +435,15 @@ impl MetricState {
             i64::from(r.outcome.is_success()),
             base(),
         )];
+        if r.degraded_after.is_some() {
+            metrics.push(gauge_int(
+                sc::PROBE_DEGRADED,
+                "1",
+                "1 if the last run of the check succeeded but took longer than its degraded_response_time, 0 if not.",
+                i64::from(r.degraded),
+                base(),
+            ));
+        }
         metrics.push(Metric {
             name: sc::PROBE_DURATION.into(),
             unit: "s".into(),

@@ -62,6 +62,10 @@ pub struct RunResult {
     pub(crate) start: Instant,
     pub(crate) end: Instant,
     pub outcome: Outcome,
+    /// The check's `degraded_response_time`, when it has one.
+    pub degraded_after: Option<Duration>,
+    /// The run succeeded but took longer than `degraded_after`.
+    pub degraded: bool,
     /// The provider's OAuth `error` code, when it sent one.
     pub oauth_error: Option<String>,
     /// Low-cardinality `error.type` (absent on success).

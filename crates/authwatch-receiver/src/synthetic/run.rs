@@ -122,6 +122,8 @@ impl CheckRunner {
             start,
             end: start,
             outcome: Outcome::Success,
+            degraded_after: self.check.degraded_response_time(),
+            degraded: false,
             oauth_error: None,
             error_type: None,
             message: None,
@@ -148,6 +150,7 @@ impl CheckRunner {
             r.message = Some(self.scrub(&f.message, &tokens));
         }
         r.end = Instant::now();
+        r.degraded = r.outcome.is_success() && r.degraded_after.is_some_and(|b| r.duration() > b);
         r
     }
 

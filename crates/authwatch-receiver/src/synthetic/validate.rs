@@ -43,6 +43,19 @@ pub(super) fn config(config: &Config, v: &mut Validator) {
                 ),
             );
         }
+        if let Some(d) = check.degraded_response_time() {
+            if d.is_zero() {
+                v.error(&at("degraded_response_time"), "must be positive, e.g. `2s`");
+            } else if d >= timeout && !timeout.is_zero() {
+                v.error(
+                    &at("degraded_response_time"),
+                    format!(
+                        "must be shorter than the timeout {}: a run that long fails with `timeout`",
+                        humantime(timeout)
+                    ),
+                );
+            }
+        }
         check.tls().validate_for_urls(v, &at("tls"));
         match check {
             Check::PasswordGrant(c) => oauth_check(v, i, c, true),

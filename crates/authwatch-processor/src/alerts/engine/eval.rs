@@ -7,7 +7,8 @@ use authwatch_core::data::{kv_f64, kv_i64, kv_str};
 use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::semconv;
 
-use super::super::rules::{label_name, Aggregation, Kind, Op, SourceFilter};
+use super::super::histogram;
+use super::super::rules::{label_name, Aggregation, Kind, Latency, Op, SourceFilter};
 use super::super::store::{Increase, LabelSet, Store, SYNTHETIC_CHECK};
 use super::Engine;
 
@@ -28,6 +29,17 @@ pub(super) struct Eval {
     pub(super) traffic_alert: bool,
     /// A sentence for the body.
     pub(super) summary: String,
+    /// Latency rules and latency objectives: how slow, for a `degraded` verdict's reason.
+    pub(super) slow: Option<String>,
+}
+
+/// Seconds as people read them: `480ms`, `1.52s`.
+pub(crate) fn secs(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0}ms", v * 1000.0)
+    } else {
+        format!("{:.2}s", v)
+    }
 }
 
 impl Engine {
@@ -75,6 +87,7 @@ impl Engine {
                                 "error ratio {ratio:.4} over {} ({} of {} calls to {d}), threshold {limit}",
                                 t.window, inc.errors, inc.requests
                             ),
+                            slow: None,
                         }
                     })
                     .collect(),
@@ -119,6 +132,7 @@ impl Engine {
                                 probe_alert: false,
                                 traffic_alert: false,
                                 summary: format!("{metric} {v} over {}, threshold {limit}", t.window),
+                                slow: None,
                             })
                         })
                         .collect()
@@ -133,9 +147,16 @@ impl Engine {
                         let mut numbers = vec![kv_f64("alert.slo.objective", b.objective), kv_f64("alert.slo.error_budget", budget)];
                         let mut best: Option<(f64, f64, String)> = None;
                         let mut max_burn = 0.0f64;
+                        let bad = |w: Duration| match b.slower_than {
+                            Some(bound) => store.slow_increase(Some(&d), b.source.source(), bound, now, w),
+                            None => store.increase(Some(&d), b.source.source(), now, w),
+                        };
+                        if let Some(bound) = b.slower_than {
+                            numbers.push(kv_f64(semconv::ALERT_LATENCY_BOUND, bound.as_secs_f64()));
+                        }
                         for w in b.windows.iter().filter(|w| w.severity == sev) {
-                            let long = store.increase(Some(&d), b.source.source(), now, w.long.get());
-                            let short = store.increase(Some(&d), b.source.source(), now, w.short.get());
+                            let long = bad(w.long.get());
+                            let short = bad(w.short.get());
                             let burn = |i: &Increase| i.ratio().unwrap_or(0.0) / budget;
                             let (bl, bs) = (burn(&long), burn(&short));
                             numbers.push(kv_f64(format!("alert.burn_rate.{}", w.long), bl));
@@ -153,6 +174,15 @@ impl Engine {
                         if active {
                             numbers.push(kv_str("alert.burn_rate.windows", pair.clone()));
                         }
+                        let budget_of = match b.slower_than {
+                            Some(bound) => format!("latency budget (calls slower than {})", secs(bound.as_secs_f64())),
+                            None => "error budget".to_owned(),
+                        };
+                        let summary = if active {
+                            format!("{d} burns its {budget_of} {value:.1}x over {pair} (objective {}%)", b.objective)
+                        } else {
+                            format!("{d} burn rate back under the thresholds (objective {}%)", b.objective)
+                        };
                         out.push(Eval {
                             labels,
                             active,
@@ -161,13 +191,11 @@ impl Engine {
                             threshold,
                             numbers,
                             dependency: Some(d.clone()),
-                            probe_alert: b.source == SourceFilter::Probe,
-                            traffic_alert: b.source == SourceFilter::Traffic,
-                            summary: if active {
-                                format!("{d} burns its error budget {value:.1}x over {pair} (objective {}%)", b.objective)
-                            } else {
-                                format!("{d} burn rate back under the thresholds (objective {}%)", b.objective)
-                            },
+                            // Slow calls are not failing ones: a latency objective reads no failure.
+                            probe_alert: b.source == SourceFilter::Probe && b.slower_than.is_none(),
+                            traffic_alert: b.source == SourceFilter::Traffic && b.slower_than.is_none(),
+                            slow: b.slower_than.map(|_| summary.clone()),
+                            summary,
                         });
                     }
                 }
@@ -195,6 +223,7 @@ impl Engine {
                             "probe {check}: {} failed runs in a row ({} to fire, {} successes to resolve)",
                             p.consecutive_failures, c.failures.get(), c.successes.get()
                         ),
+                        slow: None,
                     }
                 })
                 .collect(),
@@ -217,9 +246,76 @@ impl Engine {
                         probe_alert: false,
                         traffic_alert: false,
                         summary: format!("status page {page} indicator {}", st.indicator),
+                        slow: None,
                     }
                 })
                 .collect(),
+            Kind::Latency(l) => deps(&l.dependency)
+                .into_iter()
+                .filter_map(|d| latency(l, &d, store, now, dep_labels(&d, l.source.as_str())))
+                .collect(),
         }
     }
+}
+
+/// A latency rule for one dependency; `None` without duration data (the instance, if any,
+/// then resolves as gone).
+fn latency(l: &Latency, d: &str, store: &Store, now: Duration, labels: LabelSet) -> Option<Eval> {
+    let bound = l.slower_than.as_secs_f64();
+    let w = l.window;
+    let min = l.min_requests as f64;
+    let mut numbers = vec![
+        kv_f64(semconv::ALERT_LATENCY_BOUND, bound),
+        kv_str("alert.window", w.to_string()),
+    ];
+    let (value, threshold, active, cleared, summary) = match (l.quantile, l.share) {
+        (Some(q), _) => {
+            let (bounds, counts) = store.durations(Some(d), l.source.source(), now, w.get())?;
+            let calls: f64 = counts.iter().sum();
+            let v = histogram::quantile(q.value(), &bounds, &counts).unwrap_or(0.0);
+            let enough = calls >= min && calls > 0.0;
+            let resolve = l.resolve_below.unwrap_or(l.slower_than).as_secs_f64();
+            numbers.push(kv_str(semconv::ALERT_LATENCY_QUANTILE, q.as_str()));
+            numbers.push(kv_f64("alert.window.requests", calls));
+            let summary = format!(
+                "{} of calls to {d} is {} over {w} ({calls} calls), bound {}",
+                q.as_str(),
+                secs(v),
+                secs(bound)
+            );
+            (v, bound, enough && v > bound, !enough || v <= resolve, summary)
+        }
+        (None, Some(share)) => {
+            let inc = store.slow_increase(Some(d), l.source.source(), l.slower_than, now, w.get());
+            let enough = inc.requests >= min && inc.requests > 0.0;
+            let ratio = inc.ratio().unwrap_or(0.0);
+            numbers.push(kv_str(semconv::ALERT_LATENCY_QUANTILE, "share"));
+            numbers.push(kv_f64("alert.window.requests", inc.requests));
+            numbers.push(kv_f64("alert.window.slow", inc.errors));
+            let summary = format!(
+                "{:.1}% of calls to {d} slower than {} over {w} ({} of {}), threshold {:.1}%",
+                ratio * 100.0,
+                secs(bound),
+                inc.errors,
+                inc.requests,
+                share * 100.0
+            );
+            let resolve = l.resolve_share.unwrap_or(share);
+            (ratio, share, enough && ratio > share, !enough || ratio <= resolve, summary)
+        }
+        _ => return None,
+    };
+    Some(Eval {
+        labels,
+        active,
+        cleared,
+        value,
+        threshold,
+        numbers,
+        dependency: Some(d.to_owned()),
+        probe_alert: false,
+        traffic_alert: false,
+        slow: Some(summary.clone()),
+        summary,
+    })
 }

@@ -10,7 +10,7 @@ use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
 use authwatch_core::semconv;
 
 use super::super::store::Store;
-use super::super::verdict::verdict;
+use super::super::verdict::{verdict, with_latency};
 use super::eval::Eval;
 use super::{Engine, State};
 
@@ -35,7 +35,11 @@ impl Engine {
         let rule = &self.rules[ri];
         let kind = rule.kind().map_or("", |k| k.as_str());
         let sig = self.signals(store, e.dependency.as_deref(), now);
-        let (verdict, reason) = verdict(&sig, &self.cfg.verdict, e.probe_alert && e.active, e.traffic_alert && e.active);
+        let mut v = verdict(&sig, &self.cfg.verdict, e.probe_alert && e.active, e.traffic_alert && e.active);
+        if let Some(slow) = &e.slow {
+            v = with_latency(v, slow, &sig);
+        }
+        let (verdict, reason) = v;
 
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         labels.insert("alertname".into(), rule.name.clone());

@@ -18,6 +18,7 @@ use super::Config;
 use authwatch_core::time::Clock;
 use eval::Eval;
 pub use event::Event;
+pub(crate) use eval::secs;
 
 /// Where an alert is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,7 @@ impl Engine {
                 probe_alert: false,
                 traffic_alert: false,
                 summary: "no data".into(),
+                slow: None,
             };
             self.step(ri, e, store, now, &mut events);
         }

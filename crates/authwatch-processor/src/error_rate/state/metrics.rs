@@ -34,6 +34,7 @@ impl State {
         let mut requests = Vec::with_capacity(keys.len());
         let mut errors = Vec::new();
         let mut durations = Vec::with_capacity(keys.len());
+        let mut degraded = Vec::new();
         for k in &keys {
             let s = &self.series[k];
             let start = if delta { self.last_flush } else { s.start };
@@ -49,6 +50,9 @@ impl State {
             requests.push(point(s.count));
             if self.is_error[k.class as usize] {
                 errors.push(point(s.count));
+            }
+            if s.degraded > 0 {
+                degraded.push(point(s.degraded));
             }
             durations.push(HistogramDataPoint {
                 attributes: attrs.clone(),
@@ -115,7 +119,7 @@ impl State {
             })),
             ..Default::default()
         };
-        let metrics = vec![
+        let mut metrics = vec![
             sum(
                 semconv::DEPENDENCY_REQUESTS,
                 "Calls to a dependency, by endpoint, error class, calling service and source",
@@ -149,6 +153,14 @@ impl State {
                 window_requests,
             ),
         ];
+        // Only probes with `degraded_response_time` mark calls degraded: no empty metric.
+        if !degraded.is_empty() {
+            metrics.push(sum(
+                semconv::DEPENDENCY_DEGRADED,
+                "Calls their source marked degraded: probe runs slower than their check's degraded_response_time",
+                degraded,
+            ));
+        }
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(Default::default()),

@@ -53,6 +53,8 @@ struct SeriesData {
     min: f64,
     max: f64,
     buckets: Vec<u64>,
+    /// Calls their source marked degraded (`synthetic.degraded`).
+    degraded: u64,
     /// When this series started counting (cumulative start time).
     start: Duration,
 }
@@ -232,6 +234,7 @@ impl State {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             buckets: vec![0; n_bounds + 1],
+            degraded: 0,
             start: now,
         });
         s.count += 1;
@@ -240,6 +243,7 @@ impl State {
         s.max = s.max.max(seconds);
         let b = self.bounds.partition_point(|bound| *bound < seconds);
         s.buckets[b] += 1;
+        s.degraded += u64::from(view.synthetic_degraded);
 
         let ring_idx = dep as usize * Source::ALL.len() + source.index();
         if let Some(rings) = self.rings.get_mut(ring_idx) {
