@@ -9,7 +9,9 @@ It serves `/.well-known/openid-configuration` and `/.well-known/jwks.json` too, 
 bodies as Auth0 does, and sends Auth0's `x-ratelimit-*` headers.
 
 Modes (`--mode`) make it misbehave in one way each: error500, rate_limited, blocked, slow,
-no_claim, expired, bad_signature, es256. `ok` is a healthy server.
+no_claim, expired, bad_signature, es256. `ok` is a healthy server. `PUT /_delay?seconds=S`
+makes it answer every later token request correctly but S seconds late (0: at once again), so
+one server can turn slow and recover during a test.
 
 Started by `authwatch_testkit::oauth_server::OAuthServer`: it prints one JSON line
 `{"port": N}` on stdout once it listens, then serves until killed.
@@ -50,6 +52,7 @@ EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig", "a
 REQUESTS = []
 LOCK = threading.Lock()
 REMAINING = [30]
+DELAY = [0.0]
 
 
 class Client(ClientMixin):
@@ -214,6 +217,10 @@ def issue_token():
             "user_agent": request.headers.get("User-Agent"),
         })
     mode = ARGS.mode
+    with LOCK:
+        delay = DELAY[0]
+    if delay > 0:
+        time.sleep(delay)
     if mode == "slow":
         time.sleep(ARGS.delay)
     if mode == "error500":
@@ -254,6 +261,17 @@ def discovery():
 @app.route("/.well-known/jwks.json")
 def jwks():
     return jsonify({"keys": [KEY.as_dict(private=False), EC_KEY.as_dict(private=False)]})
+
+
+@app.route("/_delay", methods=["PUT", "POST"])
+def set_delay():
+    try:
+        seconds = float(request.args.get("seconds", "0"))
+    except ValueError:
+        return canned(400, "invalid_request", "seconds must be a number")
+    with LOCK:
+        DELAY[0] = max(seconds, 0.0)
+        return jsonify({"delay": DELAY[0]})
 
 
 @app.route("/_requests")

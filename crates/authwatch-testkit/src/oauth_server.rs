@@ -215,6 +215,26 @@ impl OAuthServer {
         serde_json::from_str(body).unwrap_or_default()
     }
 
+    /// Makes the token endpoint answer every later request correctly but `delay` late
+    /// (`Duration::ZERO`: at once again). Plain HTTP servers only.
+    pub async fn set_delay(&self, delay: std::time::Duration) {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to the OAuth2 test server");
+        let req = format!(
+            "PUT /_delay?seconds={} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+            delay.as_secs_f64()
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.expect("read");
+        assert!(
+            buf.starts_with("HTTP/1.") && buf.contains(" 200 "),
+            "setting the delay failed: {buf}"
+        );
+    }
+
     /// Kills the server now.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

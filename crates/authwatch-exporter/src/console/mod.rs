@@ -32,6 +32,7 @@
 //! 2025-05-01T09:30:02Z ALERT firing auth0_error_ratio dependency=auth0 severity=warning value=0.3 threshold=0.05 verdict=provider_outage: auth0 fails for real traffic (30 of 100 calls) ...
 //! 2025-05-01T09:31:00Z SUMMARY dependency=auth0 window=1m requests=100 errors=30 error_ratio=0.300 verdict=provider_outage alerts=auth0_error_ratio
 //! 2025-05-01T09:31:00Z SUMMARY dependency=okta window=1m requests=12 errors=0 error_ratio=0.000 verdict=healthy
+//! 2025-05-01T09:31:00Z SUMMARY dependency=google window=1m requests=40 errors=0 error_ratio=0.000 verdict=degraded alerts=google_p95 p95=1.52s bound=500ms
 //! ```
 //!
 //! - `ALERT <state> <alert name>`: one line per transition (`pending`, `firing`, `resolved`,
@@ -41,7 +42,9 @@
 //! - `SUMMARY`: per dependency with calls in `window` (traffic and probes together), from the
 //!   latest gauges: requests, errors, error ratio, and the verdict of the dependency's firing
 //!   alerts (`healthy` when none fires, as on the status page; the firing alerts are listed in `alerts=`). A dependency that
-//!   had no calls in the window is left out; with none at all, nothing is printed.
+//!   had no calls in the window is left out; with none at all, nothing is printed. A failing
+//!   verdict wins over `degraded` (a firing latency alert whose calls do not fail); a firing
+//!   latency alert adds its quantile (or `slow_share`) and bound.
 //!
 //! Synchronous: no queue; it never refuses data (except after shutdown).
 
@@ -163,13 +166,15 @@ struct Console {
     shutdown: CancellationToken,
 }
 
+type Firing = (String, String, String, Option<String>);
+
 /// The latest numbers per dependency, and the alerts firing now.
 #[derive(Default)]
 struct State {
     /// dependency → source → (requests, error ratio) in the window.
     deps: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
-    /// alert fingerprint → (dependency, alert name, verdict) of firing alerts.
-    firing: BTreeMap<String, (String, String, String)>,
+    /// alert fingerprint → (dependency, alert name, verdict, latency detail) of firing alerts.
+    firing: BTreeMap<String, Firing>,
 }
 
 impl Console {
@@ -268,6 +273,7 @@ impl Console {
                             alert.dependency.clone().unwrap_or_default(),
                             alert.name.clone(),
                             alert.verdict.clone(),
+                            alert.latency.clone(),
                         ),
                     );
                 } else {
@@ -314,12 +320,11 @@ fn summary_lines(state: &State, window: &str, at: &str) -> Vec<String> {
         }
         let errors: f64 = sources.values().map(|(n, r)| n * r).sum();
         let ratio = errors / requests;
-        let firing: Vec<&(String, String, String)> =
-            state.firing.values().filter(|(d, _, _)| d == dep).collect();
-        let verdict = firing
-            .iter()
-            .map(|(_, _, v)| v.as_str())
-            .find(|v| !v.is_empty())
+        let firing: Vec<&Firing> = state.firing.values().filter(|(d, ..)| d == dep).collect();
+        let verdicts = || firing.iter().map(|(_, _, v, _)| v.as_str()).filter(|v| !v.is_empty());
+        let verdict = verdicts()
+            .find(|v| *v != semconv::VERDICT_DEGRADED)
+            .or_else(|| verdicts().next())
             .unwrap_or(if firing.is_empty() { "healthy" } else { "unknown" });
         let mut line = format!(
             "{at} SUMMARY dependency={dep} window={window} requests={} errors={} error_ratio={ratio:.3} verdict={verdict}",
@@ -327,10 +332,14 @@ fn summary_lines(state: &State, window: &str, at: &str) -> Vec<String> {
             errors.round(),
         );
         if !firing.is_empty() {
-            let mut names: Vec<&str> = firing.iter().map(|(_, n, _)| n.as_str()).collect();
+            let mut names: Vec<&str> = firing.iter().map(|(_, n, ..)| n.as_str()).collect();
             names.sort_unstable();
             names.dedup();
             line.push_str(&format!(" alerts={}", names.join(",")));
+        }
+        if let Some(detail) = firing.iter().find_map(|(.., l)| l.as_deref()) {
+            line.push(' ');
+            line.push_str(detail);
         }
         lines.push(line);
     }
@@ -350,6 +359,17 @@ struct AlertEvent {
     threshold: Option<f64>,
     verdict: String,
     reason: String,
+    /// Latency alerts: `p95=1.52s bound=500ms` or `slow_share=0.34 bound=1.00s`.
+    latency: Option<String>,
+}
+
+/// Seconds as people read them: `480ms`, `1.52s`.
+fn secs(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0}ms", v * 1000.0)
+    } else {
+        format!("{v:.2}s")
+    }
 }
 
 impl AlertEvent {
@@ -374,6 +394,7 @@ impl AlertEvent {
             threshold: f64_attr(a, semconv::ALERT_THRESHOLD),
             verdict: s(semconv::ALERT_VERDICT),
             reason: s(semconv::ALERT_VERDICT_REASON),
+            latency: latency_detail(a),
         }
     }
 
@@ -402,6 +423,17 @@ impl AlertEvent {
         }
         line
     }
+}
+
+fn latency_detail(a: &[KeyValue]) -> Option<String> {
+    let q = str_attr(a, semconv::ALERT_LATENCY_QUANTILE)?;
+    let bound = secs(f64_attr(a, semconv::ALERT_LATENCY_BOUND)?);
+    let value = f64_attr(a, semconv::ALERT_VALUE)?;
+    Some(if q == "share" {
+        format!("slow_share={} bound={bound}", number(value))
+    } else {
+        format!("{q}={} bound={bound}", secs(value))
+    })
 }
 
 /// At most 4 decimals, trailing zeros dropped.

@@ -270,6 +270,46 @@ async fn a_summary_per_dependency_with_traffic_every_interval() {
     ));
 }
 
+/// A firing latency alert: `degraded`, with its quantile and bound, unless something fails.
+#[tokio::test(start_paused = true)]
+async fn a_slow_dependency_is_degraded_in_the_summary() {
+    let (built, buf, _settings) = start(&Config::default());
+    let _task = tokio::spawn(built.task.expect("a summary task"));
+    let c = built.consumer;
+    c.consume(window_metrics(&[("auth0", "traffic", "1m", 40, 0.0)])).await.unwrap();
+    let slow = LogRecord {
+        event_name: semconv::ALERT_EVENT.into(),
+        attributes: vec![
+            kv(semconv::ALERT_NAME, s("idp_p95")),
+            kv(semconv::ALERT_STATE, s("firing")),
+            kv(semconv::ALERT_FINGERPRINT, s("fedcba9876543210")),
+            kv("alert.label.dependency", s("auth0")),
+            kv(semconv::ALERT_VALUE, Value::DoubleValue(1.52)),
+            kv(semconv::ALERT_THRESHOLD, Value::DoubleValue(0.5)),
+            kv(semconv::ALERT_LATENCY_QUANTILE, s("p95")),
+            kv(semconv::ALERT_LATENCY_BOUND, Value::DoubleValue(0.5)),
+            kv(semconv::ALERT_VERDICT, s("degraded")),
+            kv(semconv::ALERT_VERDICT_REASON, s("Slow but not failing: p95 of calls to auth0 is 1.52s")),
+        ],
+        ..Default::default()
+    };
+    c.consume(logs(vec![slow])).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let lines = buf.lines();
+    assert_eq!(
+        body(lines.last().unwrap()),
+        "SUMMARY dependency=auth0 window=1m requests=40 errors=0 error_ratio=0.000 verdict=degraded alerts=idp_p95 p95=1.52s bound=500ms"
+    );
+    // Failing too: the failure verdict wins.
+    c.consume(logs(vec![alert("firing", false)])).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let lines = buf.lines();
+    assert!(
+        body(lines.last().unwrap()).contains("verdict=provider_outage alerts=idp_error_ratio,idp_p95 p95=1.52s bound=500ms"),
+        "{lines:#?}"
+    );
+}
+
 #[tokio::test]
 async fn summaries_off_with_zero_interval() {
     let config = Config {

@@ -80,7 +80,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:8px;pa
 .card{border:1px solid var(--line);border-radius:6px;padding:10px}.row{display:flex;gap:8px;align-items:center;flex-wrap:wrap}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
 .v-healthy,.s-success,.st-resolved,.up{background:var(--ok)}.v-provider_outage,.st-firing,.s-fail,.down{background:var(--bad)}
-.v-tenant_issue,.v-application_issue,.st-pending{background:var(--warn)}.v-transient{background:var(--info)}
+.v-tenant_issue,.v-application_issue,.v-degraded,.st-pending{background:var(--warn)}.v-transient{background:var(--info)}
 table{border-collapse:collapse;width:100%;margin-top:6px}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid var(--line);font-variant-numeric:tabular-nums}
 th{font-weight:600;color:var(--muted);font-size:12px}.muted{color:var(--muted)}.reason{margin:4px 0;color:var(--muted)}
 .chip{display:inline-block;margin:2px 4px 2px 0;padding:0 6px;border:1px solid var(--line);border-radius:4px;font-size:12px}
@@ -151,7 +151,7 @@ function renderDependency(d){
 function renderProbe(p){
   var c=el('div','card probe');c.setAttribute('data-check',p.check||'');var runs=p.runs||[];var last=runs[0];
   var head=add(el('div','row'),el('h3',null,p.check),el('span','muted',(p.type||'')+' \u2192 '+(p.server_address||'')));
-  if(last){add(head,badge(last.outcome,last.success?'s-success':'s-fail'));}
+  if(last){add(head,last.degraded?badge('degraded','v-degraded'):badge(last.outcome,last.success?'s-success':'s-fail'));}
   add(c,head);
   if(last&&last.ratelimit){var rl=last.ratelimit;add(c,el('div',null,'Rate-limit headroom: '+(rl.remaining===null?'?':rl.remaining)+' of '+(rl.limit===null?'?':rl.limit)+' left'+(rl.reset?(', resets '+clock(rl.reset)):'')));}
   if(last&&last.cert_not_after){add(c,el('div',null,'Certificate expires in '+Math.floor((last.cert_not_after-Date.now()/1000)/86400)+' days'));}

@@ -120,6 +120,8 @@ fn config_errors_have_paths() {
             {"name": "a", "type": "password_grant", "token_url": "ftp://x", "client_id": "c"},
             {"name": "a", "type": "client_credentials", "token_url": "https://x/oauth/token",
              "client_id": "c", "username": "u", "validate_token": {}},
+            {"name": "b", "type": "http", "url": "https://x/", "timeout": "5s", "interval": "1m",
+             "degraded_response_time": "5s"},
         ]
     }))
     .unwrap();
@@ -133,6 +135,7 @@ fn config_errors_have_paths() {
         "receivers::synthetic::checks::1::username: only a password_grant check takes it; remove it or change the type",
         "receivers::synthetic::checks::1::client_secret: is required for a client_credentials check",
         "receivers::synthetic::checks::1::validate_token: set `issuer` (keys are then found through discovery), `discovery_url` or `jwks_url`",
+        "receivers::synthetic::checks::2::degraded_response_time: must be shorter than the timeout 5s: a run that long fails with `timeout`",
     ];
     for w in want {
         assert!(

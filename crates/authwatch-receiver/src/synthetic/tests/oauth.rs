@@ -231,6 +231,40 @@ async fn too_many_attempts_backs_off() {
     assert!(r.message.unwrap().contains("brute-force protection"));
 }
 
+/// A run that passes but takes longer than `degraded_response_time` is degraded: still a
+/// success, marked on the root span and in `authwatch.probe.degraded`.
+#[tokio::test]
+async fn slow_but_correct_answers_are_degraded_not_failed() {
+    let s = OAuthServer::start(OAuthOptions::default()).await;
+    s.set_delay(Duration::from_millis(600)).await;
+    let check = |bound_ms: u64| {
+        Check::PasswordGrant(OAuthCheck {
+            degraded_response_time: Some(Duration::from_millis(bound_ms)),
+            ..oauth_check(&s)
+        })
+    };
+    let e = run_oauth(check(300), T).await;
+    assert_eq!(e.outcome(), "success");
+    assert!(!is_error(&e.root()));
+    let degraded = e.root().attributes.iter().find(|kv| kv.key == sc::SYNTHETIC_DEGRADED).cloned();
+    assert_eq!(
+        degraded.and_then(|kv| kv.value).and_then(|v| v.value),
+        Some(any_value::Value::BoolValue(true))
+    );
+    assert_eq!(e.gauge(sc::PROBE_DEGRADED), Some(1));
+    assert_eq!(e.gauge(sc::PROBE_SUCCESS), Some(1));
+    // Fast again: not degraded, and the gauge says so.
+    s.set_delay(Duration::ZERO).await;
+    let e = run_oauth(check(5_000), T).await;
+    assert_eq!(e.outcome(), "success");
+    assert!(e.root().attributes.iter().all(|kv| kv.key != sc::SYNTHETIC_DEGRADED));
+    assert_eq!(e.gauge(sc::PROBE_DEGRADED), Some(0));
+    // Without the option: no gauge.
+    let e = run_oauth(Check::PasswordGrant(oauth_check(&s)), T).await;
+    assert_eq!(e.gauge(sc::PROBE_DEGRADED), None);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn slow_token_endpoint_times_out() {
     let s = OAuthServer::start(OAuthOptions {
