@@ -256,6 +256,10 @@ connectors:
         threshold: {error_ratio: 0.05, window: 5m, min_requests: 20}
       - name: idp_slo
         burn_rate: {objective: 99.9}
+      - name: idp_p95
+        latency: {quantile: p95, slower_than: 500ms, window: 5m, min_requests: 20}
+      - name: idp_latency_slo
+        burn_rate: {objective: 99, slower_than: 1s}
 exporters: {debug: {}}
 service:
   telemetry: {metrics: {level: none}}
@@ -279,6 +283,11 @@ service:
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("alert: idp_errors"), "{text}");
+    assert!(text.contains("histogram_quantile(0.95"), "{text}");
+    assert!(
+        text.contains("http_client_request_duration_seconds_bucket"),
+        "{text}"
+    );
     let promtool = std::process::Command::new("promtool")
         .args(["check", "rules", out.to_str().unwrap()])
         .output()
@@ -300,6 +309,7 @@ service:
     );
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("alert: idp_error_ratio"), "{text}{err}");
+    assert!(text.contains("alert: idp_latency"), "{text}{err}");
     // ... a config without an alerts connector has none to write.
     let plain = scratch.write(
         "plain.yaml",

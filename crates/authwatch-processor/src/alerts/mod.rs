@@ -1,11 +1,11 @@
 //! # `alerts` connector
 //!
 //! Evaluates alerting rules on the metrics that flow through a metrics pipeline (the
-//! `error_rate` connector's counters, the `synthetic` receiver's `authwatch.probe.success`, the
-//! `statuspage` receiver's `authwatch.status.indicator`) and emits one log record per alert
+//! `error_rate` connector's counters and duration histogram, the `synthetic` receiver's
+//! `authwatch.probe.success`, the `statuspage` receiver's `authwatch.status.indicator`) and emits one log record per alert
 //! transition (event name `authwatch.alert`), re-sent while firing. Every alert carries a verdict
-//! (provider_outage, tenant_issue, application_issue, transient), the numbers behind it and the
-//! provider's status page link. Evaluation is streaming: on every incoming metrics request and
+//! (provider_outage, tenant_issue, application_issue, transient, or degraded: slow but not
+//! failing), the numbers behind it and the provider's status page link. Evaluation is streaming: on every incoming metrics request and
 //! on a 1s tick (for `for`, `keep_firing_for` and re-sends), so an alert fires within one
 //! second of its condition becoming true in the data. See [the alerting guide](../../alerting.md) for the full
 //! reference; [`prometheus_rules`] writes equivalent Prometheus rules for a fleet.
@@ -24,6 +24,8 @@
 //!         consecutive: { failures: 3, successes: 2 }
 //!       - name: auth0_status_incident
 //!         status: { min_indicator: 1 }
+//!       - name: auth0_slow
+//!         latency: { dependency: auth0, quantile: p95, slower_than: 1s, window: 5m, min_requests: 20 }
 //! ```
 
 mod board;
