@@ -139,6 +139,9 @@ impl Durations {
     }
 }
 
+/// `(start time, time, bucket counts)` of a cumulative histogram series' last point.
+type LastBuckets = (u64, u64, Vec<u64>);
+
 /// What the latency rules need: `quantile` windows and the bounds of `share` rules and latency
 /// objectives.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +191,8 @@ pub struct Store {
     /// the bound or marked degraded (`errors`).
     pub slow: BTreeMap<(String, Source, u64), Counters>,
     latency: LatencyNeeds,
-    last_buckets: HashMap<Vec<(String, String)>, Vec<u64>>,
+    /// Per cumulative histogram series: its last point.
+    last_buckets: HashMap<Vec<(String, String)>, LastBuckets>,
 }
 
 fn num(p: &NumberDataPoint) -> Option<f64> {
@@ -370,14 +374,27 @@ impl Store {
                 .iter()
                 .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
                 .collect();
-            let last = self.last_buckets.insert(key, p.bucket_counts.clone());
-            match last {
-                Some(l) if l.len() == p.bucket_counts.len() && p.bucket_counts.iter().zip(&l).all(|(a, b)| a >= b) => {
-                    p.bucket_counts.iter().zip(&l).map(|(a, b)| (a - b) as f64).collect()
+            let (start, time) = (p.start_time_unix_nano, p.time_unix_nano);
+            let last = self.last_buckets.get(&key);
+            // The same point again, or an older one arriving late: nothing new.
+            if let Some((s, t, _)) = last {
+                if *s == start && time != 0 && time <= *t {
+                    return;
                 }
-                // First sight or a reset.
-                _ => p.bucket_counts.iter().map(|c| *c as f64).collect(),
             }
+            let inc = match last {
+                Some((s, _, l))
+                    if *s == start
+                        && l.len() == p.bucket_counts.len()
+                        && p.bucket_counts.iter().zip(l).all(|(a, b)| a >= b) =>
+                {
+                    p.bucket_counts.iter().zip(l).map(|(a, b)| (a - b) as f64).collect()
+                }
+                // First sight, a new start time or a reset.
+                _ => p.bucket_counts.iter().map(|c| *c as f64).collect(),
+            };
+            self.last_buckets.insert(key, (start, time, p.bucket_counts.clone()));
+            inc
         };
         let e = pending.entry((dep.to_owned(), source)).or_default();
         if e.1.is_empty() {
