@@ -30,6 +30,7 @@ mod board;
 mod engine;
 mod evidence;
 mod prometheus;
+mod reason;
 pub mod rules;
 mod store;
 mod verdict;

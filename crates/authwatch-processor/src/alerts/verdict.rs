@@ -15,6 +15,7 @@ use std::time::Duration;
 use authwatch_core::semconv::Source;
 
 use super::evidence::{Fault, TrafficFault};
+use super::reason::{human, window, Reason};
 use super::store::{Increase, Store};
 use super::VerdictConfig;
 
@@ -76,6 +77,17 @@ pub struct TrafficEvidence {
     pub since_probes_fail: (f64, f64, f64),
     /// Calls in the seconds after the last error.
     pub since_last_error: f64,
+    /// The current run of errors (it starts with the first error after [`clean_run`] calls
+    /// without one): its errors by [`TrafficFault`], weighed, and their number.
+    pub episode: [f64; 4],
+    pub episode_errors: f64,
+}
+
+/// Calls in a row without an error after which real traffic's failures are over: enough that
+/// an error ratio at the limit would almost surely have shown one (3 / ratio), at least
+/// `min_requests`.
+pub fn clean_run(cfg: &VerdictConfig) -> f64 {
+    (cfg.min_requests as f64).max(3.0 / cfg.traffic_error_ratio.max(0.01))
 }
 
 /// The signals a verdict is drawn from.
@@ -165,9 +177,15 @@ impl Signals {
             let age = Duration::from_secs_f64((now_s - b.second as f64).max(0.0));
             let wt = weight(age, h);
             s.calls.calls += b.calls * wt;
-            s.calls.since_last_error += b.calls;
+            let errors: f64 = b.errors.iter().sum();
+            if errors > 0.0 && s.calls.since_last_error >= clean_run(cfg) {
+                s.calls.episode = [0.0; 4];
+                s.calls.episode_errors = 0.0;
+            }
+            s.calls.since_last_error = if errors > 0.0 { 0.0 } else { s.calls.since_last_error + b.calls };
+            s.calls.episode_errors += errors;
             for (i, e) in b.errors.iter().enumerate().filter(|(_, e)| **e > 0.0) {
-                s.calls.since_last_error = 0.0;
+                s.calls.episode[i] += e * wt;
                 s.calls.errors[i] += e * wt;
                 s.calls.counts[i] += e;
                 s.calls.last_error[i] = Some(age);
@@ -217,61 +235,19 @@ impl ProbeEvidence {
 }
 
 impl TrafficEvidence {
-    fn error_weight(&self) -> f64 {
-        self.errors.iter().sum()
-    }
-
-    /// Recency-weighted error ratio; `None` without weighed calls.
+    /// Recency-weighted error ratio of the current run of errors; `None` without weighed calls.
     fn ratio(&self) -> Option<f64> {
-        (self.calls > 0.0).then(|| (self.error_weight() / self.calls).min(1.0))
+        (self.calls > 0.0).then(|| (self.episode.iter().sum::<f64>() / self.calls).min(1.0))
     }
 
-    /// What the errors point at, the recent ones weighing most.
+    /// What the errors point at, the recent ones weighing most (those of the current run of
+    /// errors, if any).
     fn fault(&self) -> Option<TrafficFault> {
+        let e = if self.episode_errors > 0.0 { &self.episode } else { &self.errors };
         TrafficFault::ALL
             .into_iter()
-            .filter(|f| self.errors[*f as usize] > 0.0)
-            .max_by(|a, b| self.errors[*a as usize].total_cmp(&self.errors[*b as usize]))
-    }
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "just now".into(),
-        s if s < 120 => format!("{s}s ago"),
-        s => format!("{}m ago", s / 60),
-    }
-}
-
-fn window(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// A verdict reason: a headline, then the evidence for and against.
-struct Reason {
-    headline: String,
-    pros: Vec<String>,
-    cons: Vec<String>,
-}
-
-impl Reason {
-    fn new(headline: impl Into<String>) -> Self {
-        Reason {
-            headline: headline.into(),
-            pros: Vec::new(),
-            cons: Vec::new(),
-        }
-    }
-
-    fn text(self) -> String {
-        let list = |v: Vec<String>| if v.is_empty() { "none".to_owned() } else { v.join("; ") };
-        format!("{} For: {}. Against: {}.", self.headline, list(self.pros), list(self.cons))
+            .filter(|f| e[*f as usize] > 0.0)
+            .max_by(|a, b| e[*a as usize].total_cmp(&e[*b as usize]))
     }
 }
 
@@ -306,10 +282,10 @@ impl<'a> Judge<'a> {
             || (s.probe_failures >= n && p.passed <= p.failed_weight());
         let t = &s.traffic;
         let raw = t.ratio().unwrap_or(0.0);
-        // Failures are over when enough calls in a row succeeded since the last one that an
-        // error ratio at the limit would almost surely have shown an error (3 / ratio calls).
-        let over = s.calls.since_last_error
-            >= (cfg.min_requests as f64).max(3.0 / cfg.traffic_error_ratio.max(0.01));
+        // Failures are over after a clean run of calls; one error after it is a single failure.
+        let c = &s.calls;
+        let measured = c.calls > 0.0;
+        let over = measured && (c.since_last_error >= clean_run(cfg) || c.episode_errors < 2.0);
         let traffic_failing = t.requests >= cfg.min_requests as f64
             && t.errors >= 2.0
             && !over

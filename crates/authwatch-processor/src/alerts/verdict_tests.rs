@@ -175,7 +175,7 @@ impl World {
         for _ in 0..secs {
             self.now += Duration::from_secs(1);
             traffic(self);
-            if probe_every > 0 && self.now.as_secs() % probe_every == 0 {
+            if probe_every > 0 && self.now.as_secs().is_multiple_of(probe_every) {
                 self.probe(outcome);
             }
             let c = self.counters();
