@@ -553,11 +553,10 @@ impl<'a> Judge<'a> {
         if let Some(age) = c.last_error[kind as usize].filter(|a| *a >= Duration::from_secs(2)) {
             line += &format!(", the last {}", human(age));
         }
-        if let Some(ratio) = c.ratio() {
-            line += &format!(", {:.0}% of recent calls", ratio * 100.0);
-        }
-        if !self.traffic_failing {
-            line += " (not failing now)";
+        match c.ratio() {
+            _ if !self.traffic_failing => line += " (not failing now)",
+            Some(ratio) => line += &format!(", {:.0}% of recent calls", ratio * 100.0),
+            None => {}
         }
         if supports && self.traffic_failing {
             r.pros.push(line);
