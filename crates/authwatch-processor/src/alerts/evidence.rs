@@ -113,9 +113,17 @@ impl Evidence {
         }
     }
 
+    /// The evidence of `dep`, created on first sight (no allocation after that).
+    fn dep(&mut self, dep: &str) -> Option<&mut DependencyEvidence> {
+        if !self.deps.contains_key(dep) {
+            self.deps.insert(dep.to_owned(), DependencyEvidence::default());
+        }
+        self.deps.get_mut(dep)
+    }
+
     /// An endpoint a probe call went to.
     pub fn probe_endpoint(&mut self, dep: &str, endpoint: &str) {
-        let d = self.deps.entry(dep.to_owned()).or_default();
+        let Some(d) = self.dep(dep) else { return };
         if d.probe_endpoints.len() < MAX_PROBE_ENDPOINTS && !d.probe_endpoints.contains(endpoint) {
             d.probe_endpoints.insert(endpoint.to_owned());
         }
@@ -127,7 +135,7 @@ impl Evidence {
             return;
         }
         let window = self.window;
-        let d = self.deps.entry(dep.to_owned()).or_default();
+        let Some(d) = self.dep(dep) else { return };
         let fault = errors.then(|| {
             let class = ErrorClass::ALL.iter().find(|c| Some(c.as_str()) == class);
             match class {
