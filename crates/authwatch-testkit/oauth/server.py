@@ -9,15 +9,26 @@ It serves `/.well-known/openid-configuration` and `/.well-known/jwks.json` too, 
 bodies as Auth0 does, and sends Auth0's `x-ratelimit-*` headers.
 
 Modes (`--mode`) make it misbehave in one way each: error500, rate_limited, blocked, slow,
-no_claim, expired, bad_signature, es256. `ok` is a healthy server. `PUT /_delay?seconds=S`
-makes it answer every later token request correctly but S seconds late (0: at once again), so
-one server can turn slow and recover during a test.
+no_claim, expired, bad_signature, es256, and wrong_issuer, wrong_audience, invalid_client and
+unauthorized_client (these two for the confidential probe client only), action_error (an Action
+denies every password login). `ok` is a healthy server.
+
+Knobs change it while it runs (`POST /_control` with a JSON object; every key optional): `mode`,
+`delay` (seconds, for `slow`), `locked` (user names answered 429 `too_many_attempts`, as
+brute-force protection does), `rate_limit` (token requests per second for the whole tenant; more
+are answered 429 `too_many_requests` with `Retry-After: 1`; 0 = none) and `api_status` (the
+status `GET /api/v2/users/<id>` answers, a stand-in for an endpoint probes do not use).
+`PUT /_delay?seconds=S` is short for the knobs `{"mode": "slow", "delay": S}`: every later token
+request is answered correctly but S seconds late (S = 0: `{"mode": null, "delay": null}`, the
+start mode again), so one server can turn slow and recover during a test.
+A second user, `app-user@example.test`, logs in like the probe user (real traffic's user).
 
 Started by `authwatch_testkit::oauth_server::OAuthServer`: it prints one JSON line
 `{"port": N}` on stdout once it listens, then serves until killed.
 """
 
 import argparse
+import base64
 import io
 import json
 import ssl
@@ -43,6 +54,8 @@ REALM = "Username-Password-Authentication"
 AUDIENCE = "https://api.example.test"
 CLAIM = "https://probe.example.test/actions_ran"
 REALM_GRANT = "http://auth0.com/oauth/grant-type/password-realm"
+APP_USERNAME = "app-user@example.test"
+APP_PASSWORD = "app-P4ss-w0rd-Qv3"
 
 ARGS = None
 ISSUER = None
@@ -52,7 +65,12 @@ EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig", "a
 REQUESTS = []
 LOCK = threading.Lock()
 REMAINING = [30]
-DELAY = [0.0]
+KNOBS = {"mode": None, "delay": None, "locked": [], "rate_limit": 0, "api_status": 200}
+WINDOW = {"second": 0, "count": 0}
+
+
+def mode():
+    return KNOBS["mode"] or ARGS.mode
 
 
 class Client(ClientMixin):
@@ -103,6 +121,8 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     def authenticate_user(self, username, password):
         if username == USERNAME and password == PASSWORD:
             return {"sub": "auth0|probe", "name": username}
+        if username == APP_USERNAME and password == APP_PASSWORD:
+            return {"sub": "auth0|app-user", "name": username}
         # What Auth0 answers: 403 invalid_grant "Wrong email or password."
         raise InvalidGrantError(description="Wrong email or password.", status_code=403)
 
@@ -124,9 +144,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 
 def sign(claims):
-    if ARGS.mode == "es256":
+    if mode() == "es256":
         return jwt.encode({"alg": "ES256", "kid": "ec-1", "typ": "JWT"}, claims, EC_KEY)
-    key = OTHER_KEY if ARGS.mode == "bad_signature" else KEY
+    key = OTHER_KEY if mode() == "bad_signature" else KEY
     return jwt.encode({"alg": "RS256", "kid": "key-1", "typ": "JWT"}, claims, key)
 
 
@@ -134,9 +154,11 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     now = int(time.time())
     form = request.form
     audience = form.get("audience")
-    exp = now - 3600 if ARGS.mode == "expired" else now + 3600
+    exp = now - 3600 if mode() == "expired" else now + 3600
+    if mode() == "wrong_audience" and audience:
+        audience = "https://another-api.example.test"
     claims = {
-        "iss": ISSUER,
+        "iss": "https://someone-else.example.test/" if mode() == "wrong_issuer" else ISSUER,
         "sub": user["sub"] if user else f"{client.get_client_id()}@clients",
         "aud": [audience, ISSUER + "userinfo"] if audience else ISSUER + "userinfo",
         "iat": now,
@@ -145,7 +167,7 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
         "scope": scope or "",
         "gty": "client-credentials" if grant_type == "client_credentials" else "password",
     }
-    if ARGS.mode != "no_claim":
+    if mode() != "no_claim":
         claims[CLAIM] = True
     token = {"access_token": sign(claims), "token_type": "Bearer", "expires_in": 3600}
     if user and "openid" in (scope or "").split():
@@ -216,22 +238,61 @@ def issue_token():
             "realm": request.form.get("realm"),
             "user_agent": request.headers.get("User-Agent"),
         })
-    mode = ARGS.mode
+    m = mode()
+    if m == "slow":
+        time.sleep(KNOBS["delay"] if KNOBS["delay"] is not None else ARGS.delay)
     with LOCK:
-        delay = DELAY[0]
-    if delay > 0:
-        time.sleep(delay)
-    if mode == "slow":
-        time.sleep(ARGS.delay)
-    if mode == "error500":
+        limit = KNOBS["rate_limit"]
+        second = int(time.time())
+        if WINDOW["second"] != second:
+            WINDOW["second"], WINDOW["count"] = second, 0
+        WINDOW["count"] += 1
+        over = bool(limit) and WINDOW["count"] > limit
+        locked = request.form.get("username") in KNOBS["locked"]
+    if m == "error500":
         return canned(500, "server_error", "Internal error")
-    if mode == "rate_limited":
+    if m == "rate_limited" or over:
         return canned(429, "too_many_requests", "Too many requests. Check the X-RateLimit-* headers.",
-                      {"Retry-After": "7"})
-    if mode == "blocked":
+                      {"Retry-After": "7" if m == "rate_limited" else "1"})
+    if m == "blocked" or locked:
         return canned(429, "too_many_attempts",
                       "Your account has been blocked after multiple consecutive login attempts.")
+    grant = request.form.get("grant_type")
+    if m in ("invalid_client", "unauthorized_client") and client_id_of(request) == CLIENT_ID:
+        if m == "invalid_client":
+            return canned(401, "invalid_client", "Client authentication failed")
+        return canned(403, "unauthorized_client", f"Grant type '{grant}' not allowed for the client.")
+    if m == "action_error" and grant in ("password", REALM_GRANT):
+        return canned(403, "access_denied", "Access denied by the post-login Action.")
     return server.create_token_response()
+
+
+def client_id_of(req):
+    auth = req.headers.get("Authorization", "")
+    if auth.startswith("Basic "):
+        try:
+            return base64.b64decode(auth[6:]).decode().split(":", 1)[0]
+        except ValueError:
+            return None
+    return req.form.get("client_id")
+
+
+@app.route("/_control", methods=["POST"])
+def control():
+    knobs = request.get_json(force=True, silent=True) or {}
+    with LOCK:
+        for k, v in knobs.items():
+            if k in KNOBS:
+                KNOBS[k] = v
+        return jsonify(KNOBS)
+
+
+@app.route("/api/v2/users/<user_id>")
+def api_user(user_id):
+    status = KNOBS["api_status"]
+    if status != 200:
+        return canned(status, "server_error" if status >= 500 else "invalid_request", "Stand-in answer")
+    return jsonify({"user_id": user_id})
 
 
 @app.after_request
@@ -239,7 +300,7 @@ def ratelimit_headers(resp):
     if request.path == "/oauth/token":
         with LOCK:
             REMAINING[0] = max(REMAINING[0] - 1, 0)
-            remaining = 0 if ARGS.mode == "rate_limited" else REMAINING[0]
+            remaining = 0 if mode() == "rate_limited" else REMAINING[0]
         resp.headers["X-RateLimit-Limit"] = "30"
         resp.headers["X-RateLimit-Remaining"] = str(remaining)
         resp.headers["X-RateLimit-Reset"] = str(int(time.time()) + 60)
@@ -265,13 +326,17 @@ def jwks():
 
 @app.route("/_delay", methods=["PUT", "POST"])
 def set_delay():
+    """Short for `/_control` with `{"mode": "slow", "delay": S}` (S = 0: the start mode again)."""
     try:
-        seconds = float(request.args.get("seconds", "0"))
+        seconds = max(float(request.args.get("seconds", "0")), 0.0)
     except ValueError:
         return canned(400, "invalid_request", "seconds must be a number")
     with LOCK:
-        DELAY[0] = max(seconds, 0.0)
-        return jsonify({"delay": DELAY[0]})
+        if seconds > 0:
+            KNOBS["mode"], KNOBS["delay"] = "slow", seconds
+        else:
+            KNOBS["mode"], KNOBS["delay"] = None, None
+        return jsonify(KNOBS)
 
 
 @app.route("/_requests")

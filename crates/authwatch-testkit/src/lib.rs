@@ -11,6 +11,7 @@ pub mod otlp_server;
 pub mod raw_http;
 pub mod sink;
 pub mod slow_client;
+pub mod tcp_proxy;
 pub mod tls;
 
 pub use data::*;

@@ -22,6 +22,9 @@ pub const PUBLIC_CLIENT_ID: &str = "probe-public";
 /// The probe user.
 pub const USERNAME: &str = "probe@example.test";
 pub const PASSWORD: &str = "p4ss-W0rd-Xy7";
+/// A second user: real traffic's logins (the knob `locked` can lock either).
+pub const APP_USERNAME: &str = "app-user@example.test";
+pub const APP_PASSWORD: &str = "app-P4ss-w0rd-Qv3";
 /// The connection name of the password-realm grant.
 pub const REALM: &str = "Username-Password-Authentication";
 /// The API identifier to ask tokens for (`audience`).
@@ -216,23 +219,41 @@ impl OAuthServer {
     }
 
     /// Makes the token endpoint answer every later request correctly but `delay` late
-    /// (`Duration::ZERO`: at once again). Plain HTTP servers only.
+    /// (`Duration::ZERO`: the start mode again): the knobs `{"mode": "slow", "delay": S}`.
+    /// Plain HTTP servers only.
     pub async fn set_delay(&self, delay: std::time::Duration) {
+        let knobs = if delay.is_zero() {
+            serde_json::json!({"mode": null, "delay": null})
+        } else {
+            serde_json::json!({"mode": "slow", "delay": delay.as_secs_f64()})
+        };
+        self.control(knobs).await;
+    }
+
+    /// Changes how the server behaves while it runs (`POST /_control`); returns the knobs now in
+    /// force. Keys (each optional): `mode` (a [`Mode`] name, or `wrong_issuer`,
+    /// `wrong_audience`, `invalid_client`, `unauthorized_client`, `action_error`; `null` for the
+    /// start mode), `delay` (seconds, for `slow`), `locked` (user names answered 429
+    /// `too_many_attempts`), `rate_limit` (token requests per second for the whole tenant, more
+    /// get 429 `too_many_requests` with `Retry-After: 1`; 0 = none), `api_status` (what
+    /// `GET /api/v2/users/<id>` answers). Plain HTTP servers only.
+    pub async fn control(&self, knobs: serde_json::Value) -> serde_json::Value {
         use tokio::io::AsyncWriteExt;
+        let body = knobs.to_string();
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .expect("connect to the OAuth2 test server");
         let req = format!(
-            "PUT /_delay?seconds={} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
-            delay.as_secs_f64()
+            "POST /_control HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         );
         s.write_all(req.as_bytes()).await.expect("write");
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.expect("read");
-        assert!(
-            buf.starts_with("HTTP/1.") && buf.contains(" 200 "),
-            "setting the delay failed: {buf}"
-        );
+        let answer = buf.split("\r\n\r\n").nth(1).unwrap_or("null");
+        serde_json::from_str(answer).unwrap_or_else(|e| {
+            panic!("the OAuth2 test server refused the knobs {knobs}: {buf}: {e}")
+        })
     }
 
     /// Kills the server now.

@@ -30,8 +30,10 @@
 
 mod board;
 mod engine;
+mod evidence;
 mod histogram;
 mod prometheus;
+mod reason;
 pub mod rules;
 mod store;
 mod verdict;
@@ -96,6 +98,9 @@ pub struct VerdictConfig {
     pub min_requests: u64,
     /// Probes "fail" with this many failed runs in the window (or in a row).
     pub probe_failures: Positive,
+    /// Recency: evidence this old weighs half as much as evidence from now.
+    #[serde(with = "duration")]
+    pub half_life: Duration,
 }
 
 /// The generated fleet rule: fires when `min_sidecars` sidecars see the provider fail.
@@ -140,6 +145,7 @@ impl Default for VerdictConfig {
             traffic_error_ratio: 0.05,
             min_requests: 10,
             probe_failures: Positive(2),
+            half_life: Duration::from_secs(60),
         }
     }
 }
@@ -191,6 +197,9 @@ impl ComponentConfig for Config {
         if self.verdict.window.is_zero() {
             v.error("verdict::window", "must be longer than zero, e.g. `5m`");
         }
+        if self.verdict.half_life.is_zero() {
+            v.error("verdict::half_life", "must be longer than zero, e.g. `1m`");
+        }
         if !(0.0..1.0).contains(&self.fleet.error_ratio) {
             v.error("fleet::error_ratio", "must be at least 0 and below 1");
         }
@@ -215,7 +224,9 @@ impl Config {
             .rules
             .iter()
             .filter_map(|r| r.threshold.as_ref().and_then(|t| t.metric.clone()));
-        store::Store::new(keep, metrics, self.latency_needs())
+        let mut s = store::Store::new(keep, metrics, self.latency_needs());
+        s.evidence = evidence::Evidence::new(self.verdict.window);
+        s
     }
 
     /// What the latency rules and latency objectives read of the duration histogram.
@@ -397,3 +408,5 @@ impl TickTask {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verdict_tests;

@@ -17,6 +17,8 @@ use authwatch_core::semconv;
 use authwatch_core::data::{attr_str, find_str};
 use authwatch_core::semconv::{ErrorClass, Source};
 
+use super::evidence::{outcome_name, Evidence};
+
 /// Gauge 1/0 per probe run (the `synthetic` receiver).
 pub const PROBE_SUCCESS: &str = semconv::PROBE_SUCCESS;
 /// Attribute: the probe check's name.
@@ -158,11 +160,20 @@ pub struct LatencyNeeds {
 /// and calls marked degraded.
 type Pending = BTreeMap<(String, Source), (Vec<f64>, Vec<f64>, f64)>;
 
+/// One probe run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub at: Duration,
+    pub ok: bool,
+    /// Its `synthetic.outcome`, when the probe's `authwatch.probe.runs` counter said it.
+    pub outcome: Option<&'static str>,
+}
+
 /// Probe runs of one check.
 #[derive(Debug, Default)]
 pub struct Probe {
-    /// `(time, success)`, oldest first.
-    pub runs: VecDeque<(Duration, bool)>,
+    /// Oldest first.
+    pub runs: VecDeque<Run>,
     last_point_time: u64,
     pub consecutive_failures: u64,
     pub consecutive_successes: u64,
@@ -193,6 +204,10 @@ pub struct Store {
     latency: LatencyNeeds,
     /// Per cumulative histogram series: its last point.
     last_buckets: HashMap<Vec<(String, String)>, LastBuckets>,
+    /// Kinds of failures, endpoints and times, for verdicts.
+    pub evidence: Evidence,
+    /// Last cumulative `authwatch.probe.runs` per check and outcome.
+    last_probe_runs: HashMap<(String, &'static str), f64>,
 }
 
 fn num(p: &NumberDataPoint) -> Option<f64> {
@@ -203,20 +218,31 @@ fn num(p: &NumberDataPoint) -> Option<f64> {
     }
 }
 
-/// `dependency`, `source` and `error.class` of a counter point.
-fn point_keys(p: &NumberDataPoint) -> (Option<&str>, Source, Option<&str>) {
-    let mut dep = None;
-    let mut source = Source::Traffic;
-    let mut class = None;
+/// The attributes of a counter point that the store reads.
+struct PointKeys<'a> {
+    dep: Option<&'a str>,
+    source: Source,
+    class: Option<&'a str>,
+    endpoint: Option<&'a str>,
+}
+
+fn point_keys(p: &NumberDataPoint) -> PointKeys<'_> {
+    let mut k = PointKeys {
+        dep: None,
+        source: Source::Traffic,
+        class: None,
+        endpoint: None,
+    };
     for kv in &p.attributes {
         match kv.key.as_str() {
-            semconv::DEPENDENCY => dep = attr_str(&kv.value),
-            semconv::SOURCE if attr_str(&kv.value) == Some("probe") => source = Source::Probe,
-            semconv::ERROR_CLASS => class = attr_str(&kv.value),
+            semconv::DEPENDENCY => k.dep = attr_str(&kv.value),
+            semconv::SOURCE if attr_str(&kv.value) == Some("probe") => k.source = Source::Probe,
+            semconv::ERROR_CLASS => k.class = attr_str(&kv.value),
+            semconv::ENDPOINT => k.endpoint = attr_str(&kv.value),
             _ => {}
         }
     }
-    (dep, source, class)
+    k
 }
 
 pub fn labels(attrs: &[KeyValue]) -> LabelSet {
@@ -247,6 +273,7 @@ impl Store {
     pub fn ingest(&mut self, req: &ExportMetricsServiceRequest, now: Duration) {
         let mut touched = false;
         let mut pending = Pending::new();
+        let mut outcomes: Vec<(String, &'static str, u64)> = Vec::new();
         for m in req
             .resource_metrics
             .iter()
@@ -258,7 +285,7 @@ impl Store {
                 (semconv::DEPENDENCY_REQUESTS | semconv::DEPENDENCY_ERRORS, Some(metric::Data::Sum(s))) => {
                     let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
                     for p in &s.data_points {
-                        self.counter_point(name, p, delta);
+                        self.counter_point(name, p, delta, now);
                     }
                     touched = true;
                 }
@@ -273,9 +300,17 @@ impl Store {
                 (semconv::DEPENDENCY_DEGRADED, Some(metric::Data::Sum(s))) if self.latency.any => {
                     let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
                     for p in &s.data_points {
-                        let (Some(dep), source, _) = point_keys(p) else { continue };
+                        let k = point_keys(p);
+                        let Some(dep) = k.dep else { continue };
                         let Some(inc) = self.increment(name, p, delta) else { continue };
-                        pending.entry((dep.to_owned(), source)).or_default().2 += inc;
+                        pending.entry((dep.to_owned(), k.source)).or_default().2 += inc;
+                    }
+                }
+                (semconv::PROBE_RUNS, Some(metric::Data::Sum(s))) => {
+                    for p in &s.data_points {
+                        if let Some(o) = self.probe_runs_point(p) {
+                            outcomes.push(o);
+                        }
                     }
                 }
                 (PROBE_SUCCESS, Some(metric::Data::Gauge(g))) => {
@@ -329,6 +364,39 @@ impl Store {
                 c.sample(now, self.keep);
             }
         }
+        // The outcome of each new failed run: the runs counter that grew with it.
+        for (check, outcome, n) in outcomes {
+            if outcome == semconv::SYNTHETIC_OUTCOME_SUCCESS {
+                continue;
+            }
+            if let Some(p) = self.probes.get_mut(&check) {
+                for r in p
+                    .runs
+                    .iter_mut()
+                    .rev()
+                    .filter(|r| !r.ok && r.outcome.is_none())
+                    .take(n as usize)
+                {
+                    r.outcome = Some(outcome);
+                }
+            }
+        }
+    }
+
+    /// `(check, outcome, new runs)` when a check's runs counter of one outcome grew.
+    fn probe_runs_point(&mut self, p: &NumberDataPoint) -> Option<(String, &'static str, u64)> {
+        let v = num(p)?;
+        let check = find_str(&p.attributes, SYNTHETIC_CHECK)?;
+        let outcome = outcome_name(find_str(&p.attributes, semconv::SYNTHETIC_OUTCOME)?);
+        let last = self.last_probe_runs.insert((check.to_owned(), outcome), v);
+        let inc = match last {
+            Some(l) if v >= l => v - l,
+            // First sight: the run that just happened (earlier runs were seen as gauges
+            // without an outcome, if at all).
+            None if v >= 1.0 => 1.0,
+            _ => 0.0,
+        };
+        (inc >= 1.0).then(|| (check.to_owned(), outcome, inc.min(MAX_RUNS as f64) as u64))
     }
 
     /// The increase of a counter point since its last value (delta points are increases).
@@ -477,14 +545,22 @@ impl Store {
         total
     }
 
-    fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool) {
-        let (Some(dep), source, class) = point_keys(p) else { return };
-        let dep = dep.to_owned();
-        let class = class.map(str::to_owned);
-        let class = class.as_deref();
+    fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool, now: Duration) {
+        let k = point_keys(p);
+        let Some(dep) = k.dep else { return };
         let Some(inc) = self.increment(name, p, delta) else { return };
+        let (source, class, endpoint) = (k.source, k.class, k.endpoint);
+        let errors = name != semconv::DEPENDENCY_REQUESTS;
+        match source {
+            Source::Probe => {
+                if let Some(e) = endpoint {
+                    self.evidence.probe_endpoint(dep, e);
+                }
+            }
+            Source::Traffic => self.evidence.traffic(dep, endpoint, class, errors, inc, now),
+        }
         let c = self.counters.entry((dep.to_owned(), source)).or_default();
-        if name == semconv::DEPENDENCY_REQUESTS {
+        if !errors {
             c.requests += inc;
         } else {
             c.errors += inc;
@@ -509,7 +585,11 @@ impl Store {
         }
         probe.last_point_time = p.time_unix_nano;
         let ok = v >= 1.0;
-        probe.runs.push_back((now, ok));
+        probe.runs.push_back(Run {
+            at: now,
+            ok,
+            outcome: None,
+        });
         if probe.runs.len() > MAX_RUNS {
             probe.runs.pop_front();
         }

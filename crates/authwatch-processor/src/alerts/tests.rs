@@ -527,6 +527,7 @@ fn verdicts_from_the_signals_together() {
         last_probe_ok: Some(true),
         traffic: traffic(1000.0, 1.0, 1.0),
         status_indicator: Some(0),
+        ..Default::default()
     };
     // Probes and traffic fail together.
     let s = Signals {

@@ -1,10 +1,25 @@
 //! Verdicts: whose fault an alert is (the provider, the tenant, the application, or a failure
-//! that did not repeat), drawn from probes, real traffic and the status page together.
+//! that did not repeat; or, for latency alerts, nobody's yet: slow but not failing), drawn from probes, real traffic and the status page together, and from
+//! what kind of failure each one saw and when.
+//!
+//! The kind of failure decides first: a probe that got an answer with a missing claim, a wrong
+//! issuer or an OAuth error (`invalid_client`, `unauthorized_client`, an Action's
+//! `access_denied`, a locked user) shows a tenant problem, never an outage; 5xx, timeouts and
+//! connect failures on the provider's endpoints show the provider; real calls that fail while
+//! the probes reach the provider, or only on endpoints the probes do not use, or with 4xx or 429,
+//! show the application. Recency decides between what fails now and what failed minutes ago:
+//! every run and call weighs `0.5^(age / verdict.half_life)`.
+//!
+//! A latency alert ([`with_latency`]) keeps the failure verdict when calls fail too, and says
+//! they are slow as well; when nothing fails it is `degraded`, with the quantile (or share) and
+//! the bound.
 
 use std::time::Duration;
 
 use authwatch_core::semconv::Source;
 
+use super::evidence::{Fault, TrafficFault};
+use super::reason::{human, window, Reason};
 use super::store::{Increase, Store};
 use super::VerdictConfig;
 
@@ -15,7 +30,7 @@ pub enum Verdict {
     TenantIssue,
     ApplicationIssue,
     Transient,
-    /// Slow but not failing (latency rules only).
+    /// Slow but not failing (latency rules and latency objectives only).
     Degraded,
 }
 
@@ -31,6 +46,57 @@ impl Verdict {
     }
 }
 
+/// How the latest probe run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latest {
+    Passed,
+    /// Failed, with what its outcome points at (`None`: not said).
+    Failed(Option<Fault>),
+}
+
+/// Probe runs in the verdict window, weighed by recency.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeEvidence {
+    /// Weight of the passing runs.
+    pub passed: f64,
+    /// Weight of the failed runs: provider, tenant, rate-limited, outcome not known.
+    pub failed: [f64; 4],
+    /// Failed runs by outcome (`unknown` when not said): `(outcome, runs, weight)`, heaviest first.
+    pub outcomes: Vec<(&'static str, u64, f64)>,
+    pub latest: Option<Latest>,
+    /// Age of the first failed run after the last passing one (the probes fail since then).
+    pub failing_for: Option<Duration>,
+}
+
+/// Real calls in the verdict window, weighed by recency.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficEvidence {
+    /// Weight of all calls.
+    pub calls: f64,
+    /// Weight of the errors, by [`TrafficFault`].
+    pub errors: [f64; 4],
+    /// Errors in the window, by [`TrafficFault`].
+    pub counts: [f64; 4],
+    /// Age of the last error, by [`TrafficFault`].
+    pub last_error: [Option<Duration>; 4],
+    /// Calls and their errors (all kinds, provider-side on the probes' endpoints) since the
+    /// probes began failing.
+    pub since_probes_fail: (f64, f64, f64),
+    /// Calls in the seconds after the last error.
+    pub since_last_error: f64,
+    /// The current run of errors (it starts with the first error after [`clean_run`] calls
+    /// without one): its errors by [`TrafficFault`], weighed, and their number.
+    pub episode: [f64; 4],
+    pub episode_errors: f64,
+}
+
+/// Calls in a row without an error after which real traffic's failures are over: enough that
+/// an error ratio at the limit would almost surely have shown one (3 / ratio), at least
+/// `min_requests`.
+pub fn clean_run(cfg: &VerdictConfig) -> f64 {
+    (cfg.min_requests as f64).max(3.0 / cfg.traffic_error_ratio.max(0.01))
+}
+
 /// The signals a verdict is drawn from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Signals {
@@ -42,6 +108,12 @@ pub struct Signals {
     pub traffic: Increase,
     /// Highest status-page indicator, if a page is watched.
     pub status_indicator: Option<i64>,
+    pub probes: ProbeEvidence,
+    pub calls: TrafficEvidence,
+}
+
+fn weight(age: Duration, half_life: Duration) -> f64 {
+    (-age.as_secs_f64() / half_life.as_secs_f64().max(1e-3)).exp2()
 }
 
 impl Signals {
@@ -49,20 +121,54 @@ impl Signals {
     pub fn gather(store: &Store, cfg: &VerdictConfig, dep: Option<&str>, now: Duration) -> Signals {
         let w = cfg.window;
         let start = now.saturating_sub(w);
+        let h = cfg.half_life;
         let mut s = Signals::default();
+        let mut failing_since: Option<Duration> = None;
         for p in store.probes.values() {
-            for (at, ok) in p.runs.iter().filter(|(at, _)| *at >= start || now < w) {
-                let _ = at;
+            let mut streak_start = None;
+            for r in p.runs.iter().filter(|r| r.at >= start || now < w) {
                 s.probe_runs += 1;
-                if !ok {
-                    s.probe_failures += 1;
+                let wt = weight(now.saturating_sub(r.at), h);
+                if r.ok {
+                    s.probes.passed += wt;
+                    streak_start = None;
+                    continue;
+                }
+                s.probe_failures += 1;
+                streak_start.get_or_insert(r.at);
+                let fault = r.outcome.and_then(Fault::of_outcome);
+                let i = fault.map_or(3, |f| f as usize);
+                s.probes.failed[i] += wt;
+                let name = r.outcome.unwrap_or("unknown");
+                match s.probes.outcomes.iter_mut().find(|o| o.0 == name) {
+                    Some(o) => {
+                        o.1 += 1;
+                        o.2 += wt;
+                    }
+                    None => s.probes.outcomes.push((name, 1, wt)),
                 }
             }
             s.probe_consecutive_failures = s.probe_consecutive_failures.max(p.consecutive_failures);
-            if let Some((_, ok)) = p.runs.back() {
-                s.last_probe_ok = Some(s.last_probe_ok.unwrap_or(true) && *ok);
+            if let Some(r) = p.runs.back() {
+                s.last_probe_ok = Some(s.last_probe_ok.unwrap_or(true) && r.ok);
+                let latest = if r.ok {
+                    Latest::Passed
+                } else {
+                    Latest::Failed(r.outcome.and_then(Fault::of_outcome))
+                };
+                // Of several checks, a failing one speaks louder than a passing one.
+                if s.probes.latest.is_none_or(|l| l == Latest::Passed) {
+                    s.probes.latest = Some(latest);
+                }
+            }
+            if let Some(t) = streak_start {
+                failing_since = Some(failing_since.map_or(t, |f: Duration| f.min(t)));
             }
         }
+        s.probes
+            .outcomes
+            .sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.cmp(&a.1)));
+        s.probes.failing_for = failing_since.map(|t| now.saturating_sub(t));
         if store.probes.is_empty() {
             // No probe metrics: fall back to probe spans counted by error_rate.
             let p = store.increase(dep, Some(Source::Probe), now, w);
@@ -73,24 +179,83 @@ impl Signals {
             }
         }
         s.traffic = store.increase(dep, Some(Source::Traffic), now, w);
+        let now_s = now.as_secs_f64();
+        for b in store.evidence.buckets(dep, now) {
+            let age = Duration::from_secs_f64((now_s - b.second as f64).max(0.0));
+            let wt = weight(age, h);
+            s.calls.calls += b.calls * wt;
+            let errors: f64 = b.errors.iter().sum();
+            if errors > 0.0 && s.calls.since_last_error >= clean_run(cfg) {
+                s.calls.episode = [0.0; 4];
+                s.calls.episode_errors = 0.0;
+            }
+            s.calls.since_last_error = if errors > 0.0 { 0.0 } else { s.calls.since_last_error + b.calls };
+            s.calls.episode_errors += errors;
+            for (i, e) in b.errors.iter().enumerate().filter(|(_, e)| **e > 0.0) {
+                s.calls.episode[i] += e * wt;
+                s.calls.errors[i] += e * wt;
+                s.calls.counts[i] += e;
+                s.calls.last_error[i] = Some(age);
+            }
+            if failing_since.is_some_and(|t| b.second >= t.as_secs()) {
+                let c = &mut s.calls.since_probes_fail;
+                c.0 += b.calls;
+                c.1 += b.errors.iter().sum::<f64>();
+                c.2 += b.errors[TrafficFault::Provider as usize];
+            }
+        }
         s.status_indicator = store.status.values().filter(|x| x.up).map(|x| x.indicator).max();
         s
     }
 }
 
-/// The verdict of a latency alert: the failure verdict when calls fail too, else `degraded`
-/// with how slow (`slow` names the quantile or share and the bound).
-pub fn with_latency(v: (Verdict, String), slow: &str, s: &Signals) -> (Verdict, String) {
-    if v.0 != Verdict::Transient {
-        return (v.0, format!("{} Calls are slow too: {slow}.", v.1));
+impl ProbeEvidence {
+    fn failed_weight(&self) -> f64 {
+        self.failed.iter().sum()
     }
-    (
-        Verdict::Degraded,
-        format!(
-            "Slow but not failing: {slow}; {} of {} calls and {} of {} probe runs failed.",
-            s.traffic.errors, s.traffic.requests, s.probe_failures, s.probe_runs
-        ),
-    )
+
+    /// What the failed runs point at, the recent ones weighing most: `None` without failed
+    /// runs (or weights), `Some(None)` when their outcomes are not known.
+    fn fault(&self) -> Option<Option<Fault>> {
+        if self.failed_weight() <= 0.0 {
+            return None;
+        }
+        let known = [Fault::Provider, Fault::Tenant, Fault::RateLimited];
+        let best = known
+            .into_iter()
+            .max_by(|a, b| self.failed[*a as usize].total_cmp(&self.failed[*b as usize]))
+            .filter(|f| self.failed[*f as usize] > 0.0 && self.failed[*f as usize] >= self.failed[3]);
+        Some(best)
+    }
+
+    /// The outcomes of the failed runs that point at `fault`, for a reason.
+    fn outcomes_of(&self, fault: Option<Fault>) -> String {
+        let v: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|o| Fault::of_outcome(o.0) == fault)
+            .take(3)
+            .map(|o| format!("{} ({})", o.0, o.1))
+            .collect();
+        v.join(", ")
+    }
+}
+
+impl TrafficEvidence {
+    /// Recency-weighted error ratio of the current run of errors; `None` without weighed calls.
+    fn ratio(&self) -> Option<f64> {
+        (self.calls > 0.0).then(|| (self.episode.iter().sum::<f64>() / self.calls).min(1.0))
+    }
+
+    /// What the errors point at, the recent ones weighing most (those of the current run of
+    /// errors, if any).
+    fn fault(&self) -> Option<TrafficFault> {
+        let e = if self.episode_errors > 0.0 { &self.episode } else { &self.errors };
+        TrafficFault::ALL
+            .into_iter()
+            .filter(|f| e[*f as usize] > 0.0)
+            .max_by(|a, b| e[*a as usize].total_cmp(&e[*b as usize]))
+    }
 }
 
 /// The verdict and why, from the signals together. `probe_alert` / `traffic_alert` say that the
@@ -101,69 +266,341 @@ pub fn verdict(
     probe_alert: bool,
     traffic_alert: bool,
 ) -> (Verdict, String) {
-    let t = &s.traffic;
-    let ratio = t.ratio().unwrap_or(0.0);
-    let traffic_failing = traffic_alert
-        || (t.requests >= cfg.min_requests as f64
+    let (v, r) = Judge::new(s, cfg).verdict(probe_alert, traffic_alert);
+    (v, r.text())
+}
+
+/// The verdict of a latency alert (`slow` names the quantile or share and the bound): the
+/// failure verdict when calls fail too, its headline adding that they are slow; else
+/// `degraded`, with what says nothing fails for it and any failure that did not repeat against.
+pub fn with_latency(
+    s: &Signals,
+    cfg: &VerdictConfig,
+    probe_alert: bool,
+    traffic_alert: bool,
+    slow: &str,
+) -> (Verdict, String) {
+    let j = Judge::new(s, cfg);
+    let (v, mut r) = j.verdict(probe_alert, traffic_alert);
+    if v != Verdict::Transient {
+        r.add_to_headline(&format!("Calls are slow too: {slow}."));
+        return (v, r.text());
+    }
+    let mut r = Reason::new(format!("Slow but not failing: {slow}."));
+    j.traffic_evidence(&mut r, false);
+    // Passing probes count for "not failing"; failed runs, even ones that did not repeat, against.
+    let passing = s.probe_failures == 0 || (!j.probes_failing && j.reaches == Some(true));
+    let mut p = Reason::new("");
+    j.probe_evidence(&mut p, None);
+    if passing {
+        r.pros.append(&mut p.pros);
+    } else {
+        r.cons.append(&mut p.pros);
+    }
+    r.cons.append(&mut p.cons);
+    (Verdict::Degraded, r.text())
+}
+
+/// What the verdict reads, worked out once.
+struct Judge<'a> {
+    s: &'a Signals,
+    cfg: &'a VerdictConfig,
+    probes_failing: bool,
+    traffic_failing: bool,
+    probe_fault: Option<Option<Fault>>,
+    traffic_fault: Option<TrafficFault>,
+    /// The latest probe run got an answer from the provider (`None`: not known).
+    reaches: Option<bool>,
+}
+
+impl<'a> Judge<'a> {
+    fn new(s: &'a Signals, cfg: &'a VerdictConfig) -> Self {
+        let n = cfg.probe_failures.get() as u64;
+        let p = &s.probes;
+        let probes_failing = s.probe_consecutive_failures >= n
+            || (s.probe_failures >= n && p.passed <= p.failed_weight());
+        let t = &s.traffic;
+        let raw = t.ratio().unwrap_or(0.0);
+        // Failures are over after a clean run of calls; one error after it is a single failure.
+        let c = &s.calls;
+        let measured = c.calls > 0.0;
+        let over = measured && (c.since_last_error >= clean_run(cfg) || c.episode_errors < 2.0);
+        let traffic_failing = t.requests >= cfg.min_requests as f64
             && t.errors >= 2.0
-            && ratio >= cfg.traffic_error_ratio);
-    let probes_failing = probe_alert
-        || s.probe_consecutive_failures >= cfg.probe_failures.get() as u64
-        || s.probe_failures >= cfg.probe_failures.get() as u64;
-    if let Some(i) = s.status_indicator.filter(|i| *i >= 1) {
-        return (
-            Verdict::ProviderOutage,
-            format!("The provider's status page reports an incident (indicator {i})."),
-        );
+            && !over
+            && s.calls.ratio().unwrap_or(raw) >= cfg.traffic_error_ratio;
+        let traffic_fault = s.calls.fault().or_else(|| {
+            (t.errors > 0.0).then_some(if t.provider_errors * 2.0 >= t.errors {
+                TrafficFault::Provider
+            } else {
+                TrafficFault::Client
+            })
+        });
+        let reaches = match p.latest {
+            Some(Latest::Passed) => Some(true),
+            Some(Latest::Failed(Some(Fault::Provider))) => Some(false),
+            Some(Latest::Failed(Some(_))) => Some(true),
+            Some(Latest::Failed(None)) => None,
+            None => s.last_probe_ok.filter(|ok| *ok),
+        };
+        Judge {
+            s,
+            cfg,
+            probes_failing,
+            traffic_failing,
+            probe_fault: p.fault(),
+            traffic_fault,
+            reaches,
+        }
     }
-    if probes_failing && traffic_failing {
-        return (
-            Verdict::ProviderOutage,
-            format!(
-                "Probes and real traffic fail together: {} of {} probe runs and {} of {} calls failed.",
-                s.probe_failures, s.probe_runs, t.errors, t.requests
-            ),
-        );
+
+    fn verdict(&self, probe_alert: bool, traffic_alert: bool) -> (Verdict, Reason) {
+        if let Some(i) = self.s.status_indicator.filter(|i| *i >= 1) {
+            let mut r = Reason::new(format!(
+                "The provider's status page reports an incident (indicator {i})."
+            ));
+            r.pros.push(format!("status page indicator {i}"));
+            self.probe_evidence(&mut r, Some(Fault::Provider));
+            self.traffic_evidence(&mut r, true);
+            return (Verdict::ProviderOutage, r);
+        }
+        let probes = probe_alert || (!traffic_alert && self.probes_failing);
+        let traffic = traffic_alert || self.traffic_failing;
+        if probes {
+            self.probe_verdict(probe_alert)
+        } else if traffic {
+            self.traffic_verdict()
+        } else {
+            let mut r = Reason::new("A failure that did not repeat.");
+            let s = self.s;
+            r.pros.push(format!(
+                "{} of {} probe runs and {} of {} calls failed in {}",
+                s.probe_failures,
+                s.probe_runs,
+                s.traffic.errors,
+                s.traffic.requests,
+                window(self.cfg.window)
+            ));
+            if s.probe_consecutive_failures > 0 {
+                r.cons.push(format!("the last {} probe runs failed", s.probe_consecutive_failures));
+            }
+            (Verdict::Transient, r)
+        }
     }
-    if probes_failing {
-        return (
-            Verdict::TenantIssue,
-            format!(
-                "Probes fail ({} of {} runs, {} in a row) while the status page is green and real traffic is not failing.",
-                s.probe_failures, s.probe_runs, s.probe_consecutive_failures
-            ),
-        );
+
+    /// The alert is about probes (or probes fail and it is about neither).
+    fn probe_verdict(&self, probe_alert: bool) -> (Verdict, Reason) {
+        let s = self.s;
+        let c = &s.calls;
+        let fault = self.probe_fault.flatten();
+        let outcomes = self.s.probes.outcomes_of(fault);
+        match fault {
+            Some(Fault::Tenant) => {
+                let mut r = Reason::new(format!(
+                    "Probes fail with {outcomes}: the provider answers, but the tenant's setup (rules or Actions, application, user or API settings) gives the wrong answer."
+                ));
+                self.probe_evidence(&mut r, fault);
+                self.traffic_evidence(&mut r, false);
+                (Verdict::TenantIssue, r)
+            }
+            Some(Fault::RateLimited) => {
+                let rl = TrafficFault::RateLimited as usize;
+                let app_limited = c.errors[rl] >= 1.0
+                    || c.last_error[rl].is_some_and(|a| a <= self.cfg.half_life);
+                let (v, mut r) = if app_limited {
+                    (Verdict::ApplicationIssue, Reason::new(format!(
+                        "Probes and the application's own calls are rate-limited: the application spends the tenant's rate limit ({} calls got 429 in {}).",
+                        c.counts[rl], window(self.cfg.window)
+                    )))
+                } else {
+                    (Verdict::TenantIssue, Reason::new(
+                        "Probes are rate-limited while the application's calls are not: the tenant's rate limit is spent elsewhere or set too low.",
+                    ))
+                };
+                self.probe_evidence(&mut r, fault);
+                self.traffic_evidence(&mut r, app_limited);
+                (v, r)
+            }
+            Some(Fault::Provider) => {
+                let (calls, errors, _) = c.since_probes_fail;
+                let together = self.traffic_failing && self.traffic_fault == Some(TrafficFault::Provider);
+                let traffic_fine = !together
+                    && calls >= self.cfg.min_requests.max(1) as f64
+                    && errors / calls < self.cfg.traffic_error_ratio;
+                let (v, mut r) = if together {
+                    (Verdict::ProviderOutage, Reason::new(format!(
+                        "Probes ({outcomes}) and real traffic fail together on the provider's side."
+                    )))
+                } else if traffic_fine {
+                    (Verdict::TenantIssue, Reason::new(format!(
+                        "Probes fail with {outcomes}, but real calls to the provider kept succeeding meanwhile ({errors} of {calls} failed): not an outage of the provider; check the probe's tenant setup or network path."
+                    )))
+                } else {
+                    (Verdict::ProviderOutage, Reason::new(format!(
+                        "Probes fail with {outcomes} on the provider's endpoint."
+                    )))
+                };
+                self.probe_evidence(&mut r, fault);
+                self.traffic_evidence(&mut r, together);
+                (v, r)
+            }
+            None => {
+                // Outcomes not known: which signals fail, as before kinds were read.
+                let mut r;
+                let v = if self.traffic_failing {
+                    r = Reason::new("Probes and real traffic fail together.");
+                    Verdict::ProviderOutage
+                } else {
+                    r = Reason::new("Probes fail while the status page is green and real traffic is not failing.");
+                    Verdict::TenantIssue
+                };
+                if !probe_alert && !self.probes_failing {
+                    r.cons.push("the probes' failures did not repeat".into());
+                }
+                self.probe_evidence(&mut r, None);
+                self.traffic_evidence(&mut r, v == Verdict::ProviderOutage);
+                (v, r)
+            }
+        }
     }
-    if traffic_failing {
-        return match s.last_probe_ok {
-            Some(_) => (
-                Verdict::ApplicationIssue,
-                format!(
-                    "Real traffic fails ({} of {} calls) while probes pass ({} of {} runs failed).",
-                    t.errors, t.requests, s.probe_failures, s.probe_runs
-                ),
-            ),
-            None if t.provider_errors * 2.0 >= t.errors && t.errors > 0.0 => (
+
+    /// The alert is about real traffic (or traffic fails and it is about neither).
+    fn traffic_verdict(&self) -> (Verdict, Reason) {
+        let s = self.s;
+        let no_probes = s.probe_runs == 0 && s.last_probe_ok.is_none();
+        let probe_provider = self.reaches == Some(false)
+            || (self.probes_failing && self.probe_fault == Some(Some(Fault::Provider)));
+        let probe_tenant = self.probes_failing && self.probe_fault == Some(Some(Fault::Tenant));
+        let kind = self.traffic_fault.unwrap_or(TrafficFault::Client);
+        let t = &s.traffic;
+        let (v, headline) = match kind {
+            TrafficFault::Provider if no_probes => (
                 Verdict::ProviderOutage,
+                "Real traffic fails, mostly with 5xx, timeouts or network errors, and no probe runs to compare with.".to_owned(),
+            ),
+            TrafficFault::Provider | TrafficFault::OffPath if probe_provider => (
+                Verdict::ProviderOutage,
+                "Real traffic and probes fail together on the provider's side.".to_owned(),
+            ),
+            TrafficFault::Provider if self.reaches == Some(true) => (
+                Verdict::ApplicationIssue,
+                "Real traffic fails with 5xx, timeouts or network errors while the probes reach the provider: a wrong address, or the application's own network or client.".to_owned(),
+            ),
+            TrafficFault::Provider if self.probes_failing => (
+                Verdict::ProviderOutage,
+                "Probes and real traffic fail together.".to_owned(),
+            ),
+            TrafficFault::Provider => (
+                Verdict::ApplicationIssue,
+                "Real traffic fails while probes pass.".to_owned(),
+            ),
+            TrafficFault::OffPath => (
+                Verdict::ApplicationIssue,
+                "Real traffic fails only on endpoints the probes do not use, while the probes' endpoints answer.".to_owned(),
+            ),
+            TrafficFault::RateLimited => (
+                Verdict::ApplicationIssue,
+                "The application's own calls are rate-limited (429): it spends the tenant's rate limit.".to_owned(),
+            ),
+            TrafficFault::Client if probe_tenant => (
+                Verdict::TenantIssue,
                 format!(
-                    "Real traffic fails ({} of {} calls), mostly with 5xx, timeouts or network errors ({}), and no probe runs to compare with.",
-                    t.errors, t.requests, t.provider_errors
+                    "Real traffic gets 4xx and probes fail with {}: the tenant's setup refuses both.",
+                    s.probes.outcomes_of(Some(Fault::Tenant))
                 ),
             ),
-            None => (
+            TrafficFault::Client if no_probes => (
                 Verdict::ApplicationIssue,
-                format!(
-                    "Real traffic fails ({} of {} calls), mostly with 4xx or rate limiting, and no probe runs to compare with.",
-                    t.errors, t.requests
-                ),
+                "Real traffic fails, mostly with 4xx or rate limiting, and no probe runs to compare with.".to_owned(),
+            ),
+            TrafficFault::Client => (
+                Verdict::ApplicationIssue,
+                "Real traffic fails, mostly with 4xx, while probes pass: the application's requests.".to_owned(),
             ),
         };
+        let mut r = Reason::new(format!(
+            "{headline} ({} of {} calls failed in {}.)",
+            t.errors,
+            t.requests,
+            window(self.cfg.window)
+        ));
+        self.traffic_evidence(&mut r, true);
+        self.probe_evidence(&mut r, if v == Verdict::ProviderOutage { Some(Fault::Provider) } else { None });
+        (v, r)
     }
-    (
-        Verdict::Transient,
-        format!(
-            "A failure that did not repeat: {} of {} probe runs and {} of {} calls failed.",
-            s.probe_failures, s.probe_runs, t.errors, t.requests
-        ),
-    )
+
+    /// Names what the probes say, for or against a verdict that `fault` would support.
+    fn probe_evidence(&self, r: &mut Reason, supports: Option<Fault>) {
+        let s = self.s;
+        if s.probe_runs == 0 && s.last_probe_ok.is_none() {
+            r.cons.push("no probe runs to compare with".into());
+            return;
+        }
+        let w = window(self.cfg.window);
+        if s.probe_failures == 0 || (!self.probes_failing && self.reaches == Some(true)) {
+            let line = format!("probes pass ({} of {} runs failed in {w})", s.probe_failures, s.probe_runs);
+            // Passing probes count against a provider outage and for anything else.
+            if supports == Some(Fault::Provider) {
+                r.cons.push(line);
+            } else {
+                r.pros.push(line);
+            }
+            return;
+        }
+        let mut line = format!(
+            "probes: {} of {} runs failed in {w}, {} in a row",
+            s.probe_failures, s.probe_runs, s.probe_consecutive_failures
+        );
+        let outcomes = s.probes.outcomes.iter().take(3).map(|o| format!("{} ({})", o.0, o.1)).collect::<Vec<_>>();
+        if !outcomes.is_empty() && outcomes.iter().any(|o| !o.starts_with("unknown")) {
+            line += &format!(", {}", outcomes.join(", "));
+        }
+        let fault = self.probe_fault.flatten();
+        if fault.is_none() || supports.is_none() || fault == supports {
+            r.pros.push(line);
+        } else {
+            r.cons.push(line);
+        }
+    }
+
+    /// Names what real traffic says; `supports`: its failures count for the verdict.
+    fn traffic_evidence(&self, r: &mut Reason, supports: bool) {
+        let s = self.s;
+        let t = &s.traffic;
+        let c = &s.calls;
+        if t.requests <= 0.0 {
+            r.cons.push("no real traffic to compare with".into());
+            return;
+        }
+        let w = window(self.cfg.window);
+        if t.errors <= 0.0 {
+            let line = format!("real traffic succeeds (0 of {} calls failed in {w})", t.requests);
+            if supports {
+                r.cons.push(line);
+            } else {
+                r.pros.push(line);
+            }
+            return;
+        }
+        let kind = self.traffic_fault.unwrap_or(TrafficFault::Client);
+        let mut line = format!(
+            "real traffic: {} of {} calls failed in {w}, mostly {}",
+            t.errors,
+            t.requests,
+            kind.describe()
+        );
+        if let Some(age) = c.last_error[kind as usize].filter(|a| *a >= Duration::from_secs(2)) {
+            line += &format!(", the last {}", human(age));
+        }
+        match c.ratio() {
+            _ if !self.traffic_failing => line += " (not failing now)",
+            Some(ratio) => line += &format!(", {:.0}% of recent calls", ratio * 100.0),
+            None => {}
+        }
+        if supports && self.traffic_failing {
+            r.pros.push(line);
+        } else {
+            r.cons.push(line);
+        }
+    }
 }

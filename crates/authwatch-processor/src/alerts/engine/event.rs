@@ -35,11 +35,11 @@ impl Engine {
         let rule = &self.rules[ri];
         let kind = rule.kind().map_or("", |k| k.as_str());
         let sig = self.signals(store, e.dependency.as_deref(), now);
-        let mut v = verdict(&sig, &self.cfg.verdict, e.probe_alert && e.active, e.traffic_alert && e.active);
-        if let Some(slow) = &e.slow {
-            v = with_latency(v, slow, &sig);
-        }
-        let (verdict, reason) = v;
+        let (probe_alert, traffic_alert) = (e.probe_alert && e.active, e.traffic_alert && e.active);
+        let (verdict, reason) = match &e.slow {
+            Some(slow) => with_latency(&sig, &self.cfg.verdict, probe_alert, traffic_alert, slow),
+            None => verdict(&sig, &self.cfg.verdict, probe_alert, traffic_alert),
+        };
 
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         labels.insert("alertname".into(), rule.name.clone());
