@@ -50,6 +50,11 @@ impl State {
             if self.is_error[k.class as usize] {
                 errors.push(point(s.count));
             }
+            if s.count == 0 {
+                // A seeded error series (see `seed_error_series`): its counters start at 0, its
+                // histogram with its first call.
+                continue;
+            }
             durations.push(HistogramDataPoint {
                 attributes: attrs.clone(),
                 start_time_unix_nano: start_ns,
