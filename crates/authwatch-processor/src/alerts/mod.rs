@@ -367,4 +367,6 @@ impl TickTask {
 }
 
 #[cfg(test)]
+mod first_burst_tests;
+#[cfg(test)]
 mod tests;
