@@ -209,7 +209,9 @@ impl PartialEq for PartialRefusal {
     }
 }
 
-/// The address of a consumer's data (what `&self` points to inside its `consume`).
+/// The address of a consumer's data (what `&self` points to inside its `consume`). A fanout
+/// exists only in the allocation [`Fanout::of`] makes (its fields are private), so while the
+/// sender holds that `Arc`, no other consumer has its address.
 fn data_address(c: &SharedConsumer) -> usize {
     Arc::as_ptr(c) as *const () as usize
 }

@@ -5,19 +5,18 @@
 //! already counted it. The connector remembers the last `dedupe_spans` spans it counted, by a
 //! 64-bit fingerprint of `(trace_id, span_id)`, and skips a span it finds there.
 //!
-//! Memory is bounded: a ring of fingerprints (8 bytes each) in counting order and a hash set of
-//! the same fingerprints (about 18 bytes each, hashbrown's buckets at their load factor), so at
-//! most about 26 bytes per remembered span; the default 65,536 spans take at most about 1.7 MB,
-//! allocated as spans arrive. The oldest fingerprint is forgotten first. Per span: one keyed
-//! multiply-fold hash of 24 bytes, one set lookup and, for a new span, one insert and one
-//! removal.
+//! Memory is bounded: a ring of fingerprints (8 bytes each) in counting order and an
+//! open-addressing table of the same fingerprints at most half full (8 bytes a slot, twice the
+//! capacity rounded up to a power of two), so 24 bytes per remembered span for a power-of-two
+//! capacity; the default 65,536 spans take 1.5 MB, of zeroed memory that becomes resident as
+//! spans arrive. The oldest fingerprint is forgotten first. Per span: one keyed multiply-fold
+//! hash of 24 bytes and one probe of the table; for a new span, once the ring is full, one
+//! removal as well (usually a cache line each).
 //!
 //! The fingerprint is keyed with a random per-process seed, so a sender cannot make its spans
 //! collide with another sender's on purpose; two distinct spans collide by chance with
 //! probability about `dedupe_spans / 2^64` per span (below one in 10^14 for the default). A span
 //! without ids (an empty `trace_id` and `span_id`) is always counted.
-
-use rustc_hash::FxHashSet;
 
 /// A span's ids, read as words (what the fingerprint is made of).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,7 +61,10 @@ pub struct Dedupe {
     /// Fingerprints in counting order; once full, `next` is the oldest.
     ring: Vec<u64>,
     next: usize,
-    seen: FxHashSet<u64>,
+    /// Open addressing with linear probing, at most half full; `0` marks an empty slot (a
+    /// fingerprint of 0 is stored as 1).
+    table: Vec<u64>,
+    mask: usize,
     seed: [u64; 3],
 }
 
@@ -71,11 +73,18 @@ impl Dedupe {
     pub fn new(capacity: usize) -> Self {
         use std::hash::BuildHasher;
         let random = std::collections::hash_map::RandomState::new();
+        let slots = if capacity == 0 {
+            0
+        } else {
+            (capacity.saturating_mul(2)).next_power_of_two()
+        };
         Dedupe {
             capacity,
             ring: Vec::new(),
             next: 0,
-            seen: FxHashSet::default(),
+            // Zeroed memory: the pages are touched only as fingerprints land in them.
+            table: vec![0; slots],
+            mask: slots.saturating_sub(1),
             seed: [
                 random.hash_one(1u8),
                 random.hash_one(2u8),
@@ -91,24 +100,74 @@ impl Dedupe {
             return true;
         }
         let h = fold(ids.trace[0] ^ self.seed[0], ids.trace[1] ^ self.seed[1]);
-        let h = fold(h ^ ids.span, self.seed[2]);
-        if !self.seen.insert(h) {
+        let h = fold(h ^ ids.span, self.seed[2]).max(1);
+        if !self.insert(h) {
             return false;
         }
         if self.ring.len() < self.capacity {
             self.ring.push(h);
         } else {
             let old = std::mem::replace(&mut self.ring[self.next], h);
-            self.seen.remove(&old);
+            self.remove(old);
             self.next = (self.next + 1) % self.capacity;
         }
         true
     }
 
+    /// Adds `h`; false when it is there already.
+    #[inline]
+    fn insert(&mut self, h: u64) -> bool {
+        let mut i = h as usize & self.mask;
+        loop {
+            match self.table[i] {
+                0 => {
+                    self.table[i] = h;
+                    return true;
+                }
+                x if x == h => return false,
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+    }
+
+    /// Removes `h`, shifting the entries after it back so that every probe sequence stays
+    /// unbroken (no tombstones).
+    fn remove(&mut self, h: u64) {
+        let mask = self.mask;
+        let mut i = h as usize & mask;
+        loop {
+            match self.table[i] {
+                0 => return,
+                x if x == h => break,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let x = self.table[j];
+            if x == 0 {
+                break;
+            }
+            // `x` may move to the hole at `i` unless its home slot lies cyclically in (i, j].
+            let home = x as usize & mask;
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !stays {
+                self.table[i] = x;
+                i = j;
+            }
+        }
+        self.table[i] = 0;
+    }
+
     /// Spans remembered now.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.table.iter().filter(|x| **x != 0).count()
     }
 }
 
@@ -170,6 +229,31 @@ mod tests {
         let mut off = Dedupe::new(0);
         assert!(off.first_time(&ids(1)));
         assert!(off.first_time(&ids(1)));
+    }
+
+    /// The table against a plain set, through many evictions in a small table (long probe runs
+    /// and wrap-around at its end).
+    #[test]
+    fn the_table_agrees_with_a_set_through_evictions() {
+        let mut d = Dedupe::new(64);
+        let mut model = std::collections::VecDeque::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            // Ids from a small range, so that spans come back both before and after eviction.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = x % 200;
+            let fresh = !model.contains(&i);
+            assert_eq!(d.first_time(&ids(i)), fresh, "span {i}");
+            if fresh {
+                model.push_back(i);
+                if model.len() > 64 {
+                    model.pop_front();
+                }
+            }
+            assert_eq!(d.len(), model.len());
+        }
     }
 
     #[test]

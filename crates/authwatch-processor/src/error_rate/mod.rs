@@ -38,7 +38,7 @@
 //! | `error_groups.enabled` | `true` | Group errors and emit new and regressed groups as log records. |
 //! | `error_groups.resolve_after` | `1h` | A group quiet this long is resolved; seeing it again is a regression. |
 //! | `error_groups.max_groups` | `1000` | Most groups remembered; the one seen least recently is forgotten first. At most 4× as many distinct error keys are remembered; keys past that group as `{other}`. |
-//! | `dedupe_spans` | `65536` | Spans counted recently that are remembered by `(trace_id, span_id)`, so that a span sent again (a client retrying a refused request) is not counted twice. At most about 26 bytes each (the default: about 1.7 MB), allocated as spans arrive; the oldest is forgotten first. `0`: remember none. |
+//! | `dedupe_spans` | `65536` | Spans counted recently that are remembered by `(trace_id, span_id)`, so that a span sent again (a client retrying a refused request) is not counted twice. 24 bytes each for a power of two (the default: 1.5 MB; at most 40 bytes each otherwise), in zeroed memory that becomes resident as spans arrive; the oldest is forgotten first. At most `16777216`; `0`: remember none. |
 //!
 //! ## Classification
 //!
@@ -209,6 +209,8 @@ pub const DEFAULT_WINDOWS: [u64; 5] = [60, 300, 1800, 3600, 21_600];
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 pub const DEFAULT_DEDUPE_SPANS: usize = 65_536;
+/// The most `dedupe_spans` (384 MiB of memory).
+pub const MAX_DEDUPE_SPANS: usize = 1 << 24;
 pub const DEFAULT_AUTH_REJECTED: [&str; 9] = [
     "invalid_grant",
     "invalid_user_password",
@@ -326,6 +328,12 @@ impl ComponentConfig for Config {
             v.error(
                 "histogram::buckets",
                 "must be finite numbers in strictly increasing order",
+            );
+        }
+        if self.dedupe_spans > MAX_DEDUPE_SPANS {
+            v.error(
+                "dedupe_spans",
+                format!("must be at most {MAX_DEDUPE_SPANS} (each takes up to 40 bytes)"),
             );
         }
         if self.error_groups.resolve_after.is_zero() {

@@ -190,6 +190,20 @@ fn full_config_decodes() {
 }
 
 #[test]
+fn dedupe_spans_is_bounded() {
+    let mut v = Validator::new("connectors::error_rate");
+    Config {
+        dedupe_spans: MAX_DEDUPE_SPANS + 1,
+        ..Config::default()
+    }
+    .validate(&mut v);
+    assert_eq!(
+        v.errors().iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        ["connectors::error_rate::dedupe_spans: must be at most 16777216 (each takes up to 40 bytes)"]
+    );
+}
+
+#[test]
 fn invalid_configs_name_the_path() {
     let decode_err = |j: serde_json::Value| decode_config::<Config>(j).unwrap_err().to_string();
     assert_eq!(
