@@ -28,6 +28,11 @@ pub enum ConsumeError {
     /// same data will not help.
     #[error(transparent)]
     Permanent(#[from] PermanentError),
+    /// A [`Fanout`] handed the data to several consumers and some of them refused it while
+    /// others took it. A sender that retries sends the data again only to
+    /// [`ConsumeError::retry_target`], never to the consumers that took it.
+    #[error(transparent)]
+    Partial(PartialRefusal),
 }
 
 impl From<DecodeError> for ConsumeError {
@@ -100,10 +105,11 @@ impl PartialEq for SharedError {
 impl ConsumeError {
     /// Whether the sender should try the same data again.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ConsumeError::Full | ConsumeError::Closed | ConsumeError::Throttled(_)
-        )
+        match self {
+            ConsumeError::Full | ConsumeError::Closed | ConsumeError::Throttled(_) => true,
+            ConsumeError::Partial(p) => p.error.is_retryable(),
+            _ => false,
+        }
     }
 
     /// A retry hint for the sender, if any.
@@ -111,9 +117,103 @@ impl ConsumeError {
         match self {
             ConsumeError::Throttled(d) => Some(*d),
             ConsumeError::Full | ConsumeError::Closed => Some(Duration::from_secs(1)),
+            ConsumeError::Partial(p) => p.error.retry_after(),
             _ => None,
         }
     }
+
+    /// The refusal itself: for a [`ConsumeError::Partial`], the refusal of the consumers that
+    /// refused (never itself `Partial`); what a receiver answers its client with.
+    pub fn cause(&self) -> &ConsumeError {
+        match self {
+            ConsumeError::Partial(p) => &p.error,
+            e => e,
+        }
+    }
+
+    /// Where a retry of the data refused with this error goes, when `sent_to` (the consumer the
+    /// data was handed to) is a [`Fanout`] whose other consumers took it: only to the consumers
+    /// that refused. `None`: retry with `sent_to` itself. A partial refusal that came from
+    /// further down (through a processor that changes the data) is not honoured here, since the
+    /// data the sender holds is not the data that fanout saw.
+    pub fn retry_target(&self, sent_to: &SharedConsumer) -> Option<SharedConsumer> {
+        match self {
+            ConsumeError::Partial(p) if p.origin == data_address(sent_to) => Some(p.rest.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Some consumers of a [`Fanout`] took the data, others refused it (see
+/// [`ConsumeError::Partial`]).
+#[derive(Clone)]
+pub struct PartialRefusal {
+    /// The refusal the sender acts on: the first retryable refusal, if any.
+    error: Box<ConsumeError>,
+    /// Consumers that took the data, and consumers that refused it.
+    accepted: usize,
+    refused: usize,
+    /// Only the consumers that refused with a retryable error (narrowed further when one of
+    /// them is itself a fanout that took part of it).
+    rest: SharedConsumer,
+    /// The address of the fanout that answered, to tell whether the sender called it directly.
+    origin: usize,
+}
+
+impl PartialRefusal {
+    /// Consumers of the fanout that took the data.
+    pub fn accepted(&self) -> usize {
+        self.accepted
+    }
+
+    /// Consumers of the fanout that refused it.
+    pub fn refused(&self) -> usize {
+        self.refused
+    }
+}
+
+impl std::fmt::Display for PartialRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} of {} consumers refused the data)",
+            self.error,
+            self.refused,
+            self.accepted + self.refused
+        )
+    }
+}
+
+impl std::fmt::Debug for PartialRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartialRefusal")
+            .field("error", &self.error)
+            .field("accepted", &self.accepted)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for PartialRefusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.error)
+    }
+}
+
+impl PartialEq for PartialRefusal {
+    fn eq(&self, other: &Self) -> bool {
+        self.error == other.error
+            && self.accepted == other.accepted
+            && self.refused == other.refused
+            && self.origin == other.origin
+    }
+}
+
+/// The address of a consumer's data (what `&self` points to inside its `consume`). A fanout
+/// exists only in the allocation [`Fanout::of`] makes (its fields are private), so while the
+/// sender holds that `Arc`, no other consumer has its address.
+fn data_address(c: &SharedConsumer) -> usize {
+    Arc::as_ptr(c) as *const () as usize
 }
 
 /// Something that takes pipeline data: a processor, a fanout, an exporter's queue, a connector.
@@ -134,7 +234,16 @@ pub trait Consumer: Send + Sync + 'static {
 pub type SharedConsumer = Arc<dyn Consumer>;
 
 /// Feeds the same data to several consumers (pipelines sharing a receiver, pipelines with
-/// several exporters). Every consumer is tried; the first error is returned.
+/// several exporters). Every consumer is tried once, in order.
+///
+/// Every consumer counted once: when all of them take the data, `Ok`; when none takes it and
+/// every refusal is retryable, the first refusal as it is (a retry of the whole fanout then goes
+/// only to consumers that refused). Otherwise, when some consumer refused with a retryable
+/// error, [`ConsumeError::Partial`]: a sender that retries (the `batch` processor) retries only
+/// the consumers that refused retryably ([`ConsumeError::retry_target`]), never those that took
+/// the data nor those that refused it for good. When every refusal is permanent, the first one.
+/// The Collector's fanout consumer returns the combined error and the sender retries every
+/// consumer, so the ones that took the data see it again; this one does not.
 pub struct Fanout {
     consumers: Vec<SharedConsumer>,
 }
@@ -166,21 +275,50 @@ impl Consumer for Fanout {
             };
             let last_as_is = wants.iter().rposition(|w| !w);
             let mut data = Some(data);
-            let mut first_err = None;
+            let mut accepted = 0;
+            let mut refused = 0;
+            // Consumers to retry (narrowed when one of them is a fanout that took part of it).
+            let mut retry: Vec<SharedConsumer> = Vec::new();
+            let mut narrowed = false;
+            let (mut first_retryable, mut first_permanent) = (None, None);
             for (i, c) in self.consumers.iter().enumerate() {
                 let item = match (&encoded, wants[i]) {
                     (Some(e), true) => Signal::Encoded(e.clone()),
                     _ if Some(i) == last_as_is => data.take().expect("taken once"),
                     _ => data.as_ref().expect("not taken yet").clone(),
                 };
-                if let Err(e) = c.consume(item).await {
-                    first_err.get_or_insert(e);
+                match c.consume(item).await {
+                    Ok(()) => accepted += 1,
+                    Err(e) if e.is_retryable() => {
+                        refused += 1;
+                        match e.retry_target(c) {
+                            Some(rest) => {
+                                narrowed = true;
+                                retry.push(rest);
+                            }
+                            None => retry.push(c.clone()),
+                        }
+                        first_retryable.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        first_permanent.get_or_insert(e);
+                    }
                 }
             }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(()),
+            let Some(error) = first_retryable else {
+                return first_permanent.map_or(Ok(()), Err);
+            };
+            if accepted == 0 && first_permanent.is_none() && !narrowed {
+                return Err(error);
             }
+            Err(ConsumeError::Partial(PartialRefusal {
+                error: Box::new(error.cause().clone()),
+                accepted,
+                refused,
+                rest: Fanout::of(retry),
+                origin: self as *const Fanout as *const () as usize,
+            }))
         })
     }
 }
@@ -264,7 +402,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fanout_feeds_all_and_reports_first_error() {
+    async fn fanout_feeds_all_and_reports_a_partial_refusal() {
         let a = Arc::new(AtomicUsize::new(0));
         let b = Arc::new(AtomicUsize::new(0));
         let f = Fanout::of(vec![
@@ -272,9 +410,143 @@ mod tests {
             counting(b.clone(), Ok(())),
         ]);
         let r = f.consume(Signal::empty(SignalKind::Traces)).await;
-        assert_eq!(r, Err(ConsumeError::Full));
+        let Err(e @ ConsumeError::Partial(_)) = r else {
+            panic!("one took it, one refused: {r:?}");
+        };
+        assert!(e.is_retryable());
+        assert_eq!(e.cause(), &ConsumeError::Full);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            e.to_string(),
+            "pipeline is full, retry later (1 of 2 consumers refused the data)"
+        );
         assert_eq!(a.load(Ordering::SeqCst), 1);
         assert_eq!(b.load(Ordering::SeqCst), 1);
+        // The retry goes to the consumer that refused only.
+        let rest = e
+            .retry_target(&f)
+            .expect("a retry target for the fanout's own sender");
+        assert!(rest
+            .consume(Signal::empty(SignalKind::Traces))
+            .await
+            .is_err());
+        assert_eq!(a.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            b.load(Ordering::SeqCst),
+            1,
+            "the consumer that took it never sees it again"
+        );
+        // Another sender (one that did not call this fanout) is not told to narrow.
+        let other = counting(Arc::new(AtomicUsize::new(0)), Ok(()));
+        assert!(e.retry_target(&other).is_none());
+    }
+
+    #[tokio::test]
+    async fn fanout_refusing_everywhere_returns_the_refusal_as_is() {
+        let f = Fanout::of(vec![
+            counting(
+                Arc::new(AtomicUsize::new(0)),
+                Err(ConsumeError::Throttled(Duration::from_secs(3))),
+            ),
+            counting(Arc::new(AtomicUsize::new(0)), Err(ConsumeError::Full)),
+        ]);
+        let r = f.consume(Signal::empty(SignalKind::Traces)).await;
+        assert_eq!(r, Err(ConsumeError::Throttled(Duration::from_secs(3))));
+        assert!(r.unwrap_err().retry_target(&f).is_none());
+        let bad = || {
+            ConsumeError::from(PermanentError::WrongSignal {
+                component: "test",
+                expected: SignalKind::Traces,
+                got: SignalKind::Logs,
+            })
+        };
+        let ok = Arc::new(AtomicUsize::new(0));
+        let f = Fanout::of(vec![
+            counting(Arc::new(AtomicUsize::new(0)), Err(bad())),
+            counting(ok.clone(), Ok(())),
+        ]);
+        assert_eq!(
+            f.consume(Signal::empty(SignalKind::Traces)).await,
+            Err(bad())
+        );
+    }
+
+    #[tokio::test]
+    async fn fanout_retries_neither_takers_nor_permanent_refusers() {
+        let (full, perm, ok) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let bad = ConsumeError::from(PermanentError::WrongSignal {
+            component: "test",
+            expected: SignalKind::Traces,
+            got: SignalKind::Logs,
+        });
+        let f = Fanout::of(vec![
+            counting(perm.clone(), Err(bad)),
+            counting(full.clone(), Err(ConsumeError::Full)),
+            counting(ok.clone(), Ok(())),
+        ]);
+        let e = f
+            .consume(Signal::empty(SignalKind::Traces))
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e:?}");
+        let rest = e.retry_target(&f).unwrap();
+        let _ = rest.consume(Signal::empty(SignalKind::Traces)).await;
+        assert_eq!(
+            [perm, full, ok].map(|n| n.load(Ordering::SeqCst)),
+            [1, 2, 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn nested_fanouts_narrow_the_retry_to_the_innermost_refuser() {
+        let (x, y, z) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        // A receiver feeding two pipelines: one pipeline's exporters are x (refusing) and y.
+        let inner = Fanout::of(vec![
+            counting(x.clone(), Err(ConsumeError::Full)),
+            counting(y.clone(), Ok(())),
+        ]);
+        let outer = Fanout::of(vec![inner, counting(z.clone(), Ok(()))]);
+        let e = outer
+            .consume(Signal::empty(SignalKind::Traces))
+            .await
+            .unwrap_err();
+        let ConsumeError::Partial(p) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((p.accepted(), p.refused()), (1, 1));
+        assert_eq!(e.cause(), &ConsumeError::Full);
+        let rest = e.retry_target(&outer).unwrap();
+        let _ = rest.consume(Signal::empty(SignalKind::Traces)).await;
+        assert_eq!([x, y, z].map(|n| n.load(Ordering::SeqCst)), [2, 1, 1]);
+        // Even when nobody at the outer level took it whole, the retry is narrowed.
+        let (x, y) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let inner = Fanout::of(vec![
+            counting(x.clone(), Err(ConsumeError::Full)),
+            counting(y.clone(), Ok(())),
+        ]);
+        let outer = Fanout::of(vec![
+            inner,
+            counting(Arc::new(AtomicUsize::new(0)), Err(ConsumeError::Closed)),
+        ]);
+        let e = outer
+            .consume(Signal::empty(SignalKind::Traces))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConsumeError::Partial(_)), "{e:?}");
+        let _ = e
+            .retry_target(&outer)
+            .unwrap()
+            .consume(Signal::empty(SignalKind::Traces))
+            .await;
+        assert_eq!([x, y].map(|n| n.load(Ordering::SeqCst)), [2, 1]);
     }
 
     /// Records whether each request came encoded; wants what it is told.
@@ -343,5 +615,6 @@ mod tests {
         };
         assert!(!ConsumeError::from(bad).is_retryable());
         assert!(!ConsumeError::NoPipeline(SignalKind::Logs).is_retryable());
+        assert_eq!(ConsumeError::Full.cause(), &ConsumeError::Full);
     }
 }

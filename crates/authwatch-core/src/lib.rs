@@ -22,7 +22,8 @@ pub mod wire;
 
 pub use component::*;
 pub use consume::{
-    ConsumeError, Consumer, Fanout, PermanentError, Router, SharedConsumer, SharedError,
+    ConsumeError, Consumer, Fanout, PartialRefusal, PermanentError, Router, SharedConsumer,
+    SharedError,
 };
 pub use id::{ComponentId, IdError, PipelineId};
 pub use registry::{AnyConfig, Factories, Factory, Kind};

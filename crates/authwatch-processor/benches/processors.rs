@@ -143,15 +143,23 @@ fn bench_error_rate(c: &mut Criterion) {
     group.throughput(Throughput::Elements(SPANS as u64));
     // Default config: one dependency `auth0` matching `*.auth0.com`; nothing downstream, so
     // this is classification, endpoint templating, aggregation and error grouping only.
-    let id: ComponentId = "error_rate".parse().expect("an id");
-    let cx = ConnectorContext {
-        settings: Settings::new(id),
-        next: Router::new(),
+    let build = |dedupe_spans: usize| {
+        let id: ComponentId = "error_rate".parse().expect("an id");
+        let cx = ConnectorContext {
+            settings: Settings::new(id),
+            next: Router::new(),
+        };
+        let config = error_rate::Config {
+            dedupe_spans,
+            ..error_rate::Config::default()
+        };
+        rt.block_on(config.build(cx))
+            .expect("error_rate builds")
+            .consumer
     };
-    let built = rt
-        .block_on(error_rate::Config::default().build(cx))
-        .expect("error_rate builds");
-    let consumer = built.consumer;
+    // The same 16 requests over and over: with `dedupe_spans` on, every span after the first
+    // round would be skipped as re-sent, so these two count with it off (as before it existed).
+    let consumer = build(0);
     let reqs = requests(16);
     let mut i = 0;
     group.bench_function("consume_512", |b| {
@@ -177,6 +185,25 @@ fn bench_error_rate(c: &mut Criterion) {
                 .expect("error_rate accepts")
         })
     });
+    // 256 distinct requests (131,072 spans, twice the default `dedupe_spans`): every span is new
+    // again when it comes round, the dedupe's worst case (an insert and an eviction per counted
+    // span); against the same spans with the dedupe off.
+    let fresh = crate::encoded(&requests(256));
+    for (name, dedupe_spans) in [
+        ("fresh_encoded_512_no_dedupe", 0),
+        ("fresh_encoded_512", error_rate::DEFAULT_DEDUPE_SPANS),
+    ] {
+        let consumer = build(dedupe_spans);
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                let e = fresh[i % fresh.len()].clone();
+                rt.block_on(consumer.consume(Signal::Encoded(e)))
+                    .expect("error_rate accepts")
+            })
+        });
+    }
     group.finish();
 }
 

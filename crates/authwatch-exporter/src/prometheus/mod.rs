@@ -52,6 +52,11 @@
 //! | summary | summary: `{quantile}`, `_sum`, `_count` |
 //! | exponential histogram | not converted: dropped and counted in `authwatch_exporter_prometheus_dropped_points_total{reason="exponential_histogram"}` |
 //!
+//! In OpenMetrics every counter, histogram and summary series also has a `_created` sample: the
+//! point's start time (for deltas, the first point's), when the series was 0. A Prometheus that
+//! ingests created timestamps (`--enable-feature=created-timestamp-zero-ingestion`) stores a 0
+//! then, so `increase()` counts a series' first value instead of nothing.
+//!
 //! A point flagged "no recorded value" removes its series. A point older than the one held is
 //! ignored. A name already used by a metric of another type keeps its first type; the other
 //! points are dropped and counted (`reason="type_conflict"`).

@@ -7,6 +7,7 @@ use super::tests::{
     authwatch_like, feed, gauge, histogram, int_point, num_point, request, s, store, sum,
 };
 use super::*;
+use authwatch_core::otlp::metrics::v1::{metric, NumberDataPoint};
 
 #[tokio::test]
 async fn translates_names_types_and_labels() {
@@ -161,6 +162,56 @@ async fn open_metrics_names_counters_by_family() {
     );
     assert!(text.contains("# TYPE target info\n"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
+}
+
+/// Issue 17: a counter born with its first burst counts for nothing in `increase()`; its
+/// OpenMetrics `_created` timestamp tells a Prometheus that ingests it that it started at 0.
+#[tokio::test]
+async fn open_metrics_carries_created_timestamps_of_counters_and_histograms() {
+    let mut st = store(&Config::default());
+    let start = 1_700_000_000_500_000_000u64;
+    let point = |v: i64, t: u64| NumberDataPoint {
+        start_time_unix_nano: start,
+        ..int_point(vec![s("error.class", "server_error")], v, t)
+    };
+    let mut h = histogram("d", false, vec![], vec![1, 0], 0.2, start + 10);
+    if let Some(metric::Data::Histogram(hist)) = &mut h.data {
+        hist.data_points[0].explicit_bounds = vec![0.5];
+        hist.data_points[0].start_time_unix_nano = start;
+    }
+    feed(
+        &mut st,
+        &request(
+            vec![],
+            vec![
+                sum("errors", true, false, vec![point(40, start + 10)]),
+                sum("deltas", true, true, vec![point(3, start + 10)]),
+                gauge("g", "", vec![num_point(vec![], 1.0, start + 10)]),
+                h,
+            ],
+        ),
+        Instant::now(),
+    );
+    // Later deltas add up; the series still started when the first one did.
+    feed(
+        &mut st,
+        &request(vec![], vec![sum("deltas", true, true, vec![point(2, start + 20)])]),
+        Instant::now(),
+    );
+    let text = st.encode(true);
+    for line in [
+        r#"errors_total{error_class="server_error"} 40"#,
+        r#"errors_created{error_class="server_error"} 1700000000.5"#,
+        r#"deltas_total{error_class="server_error"} 5"#,
+        r#"deltas_created{error_class="server_error"} 1700000000.5"#,
+        "d_seconds_count 1",
+        "d_seconds_created 1700000000.5",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("g_created"), "gauges have no created time:\n{text}");
+    // The Prometheus text format has no `_created`.
+    assert!(!st.encode(false).contains("_created"));
 }
 
 #[tokio::test]

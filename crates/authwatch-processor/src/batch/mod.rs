@@ -37,6 +37,12 @@
 //!   batch with a retryable error, the batch is retried with a backoff from 10ms doubling to 1s
 //!   (or after the `Throttled` hint) until it is accepted; meanwhile the queue fills and senders
 //!   are refused. A batch refused with a permanent error is dropped, counted and logged at warn.
+//! - **Each consumer gets a batch once.** When the pipeline has several exporters (or
+//!   connectors) and some took a batch while others refused it, the retries go only to those
+//!   that refused it retryably: an exporter or an `error_rate` connector that took the batch
+//!   never gets it again (see "Pipelines with several consumers" in docs/configuration.md).
+//!   This holds when `batch` is the last processor of its pipeline, as recommended; after a
+//!   processor that changes data, a retry goes through that processor to every consumer.
 //! - **Shutdown.** The queue is closed, what is in it is batched, and every pending item is sent.
 //!   Retryable failures are then retried at most 3 more times within one second before the batch
 //!   is dropped and counted.
@@ -477,10 +483,13 @@ impl BatchTask {
         };
         let mut backoff = RETRY_INITIAL;
         let mut tries_after_shutdown = 0;
+        // Where the batch goes: the next component, then, after a partial refusal of a fanout,
+        // only the consumers that refused it (those that took it never see it again).
+        let mut target = self.next.clone();
         loop {
             // The consumer API takes the request by value, so a retry needs its own copy (a
             // reference count for encoded data).
-            let err = match self.next.consume(batch.clone()).await {
+            let err = match target.consume(batch.clone()).await {
                 Ok(()) => return,
                 Err(e) => e,
             };
@@ -488,6 +497,9 @@ impl BatchTask {
                 self.telemetry.dropped(self.kind, n);
                 warn!(pipeline = %self.pipeline, items = n, error = %err, "Next component refused a batch permanently; dropping it.");
                 return;
+            }
+            if let Some(rest) = err.retry_target(&target) {
+                target = rest;
             }
             let wait = match &err {
                 ConsumeError::Throttled(hint) => (*hint).clamp(backoff, RETRY_MAX),

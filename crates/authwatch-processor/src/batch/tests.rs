@@ -3,7 +3,7 @@ use std::time::Duration;
 use authwatch_core::otlp::common::v1::{any_value, KeyValue};
 use authwatch_core::otlp::metrics::v1::metric::Data;
 use authwatch_core::{
-    ComponentConfig, ConsumeError, PipelineId, ProcessorConfig, ProcessorContext, Settings,
+    ComponentConfig, ConsumeError, Fanout, PipelineId, ProcessorConfig, ProcessorContext, Settings,
     SharedConsumer, Signal, SignalKind, Validator,
 };
 use authwatch_testkit::{log_signal, metric_signal, resource, trace_signal, Sink};
@@ -413,6 +413,51 @@ async fn backpressure_loses_nothing() {
         .await;
     h.stop().await;
     assert_eq!(all_indices(&sink), accepted, "every accepted item, once, in order");
+}
+
+/// Issue 17: an exporter that refuses must not make the batch reach the consumers that took it
+/// again (an `error_rate` connector would count it twice).
+#[tokio::test(start_paused = true)]
+async fn retries_go_only_to_the_consumers_that_refused() {
+    let (refusing, taking) = (Sink::new(), Sink::new());
+    refusing.fail_with(Some(ConsumeError::Full));
+    let config = Config {
+        send_batch_size: 4,
+        timeout: Duration::from_millis(50),
+        send_batch_max_size: 0,
+    };
+    let settings = Settings::new("batch/retries_go_only_to_refusers".parse().unwrap());
+    let built = config
+        .build(ProcessorContext {
+            settings: settings.clone(),
+            pipeline: "traces".parse::<PipelineId>().unwrap(),
+            next: Fanout::of(vec![refusing.shared(), taking.shared()]),
+        })
+        .await
+        .unwrap();
+    let task = tokio::spawn(built.task.expect("batch has a task"));
+    for i in 0..3 {
+        built.consumer.consume(trace_signal(i * 4, 4)).await.unwrap();
+    }
+    taking
+        .wait_for_items(SignalKind::Traces, 4, Duration::from_secs(10))
+        .await;
+    // The refusing consumer is retried for a while; the other one has the first batch once.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(all_indices(&taking), [0, 1, 2, 3]);
+    assert!(refusing.received().is_empty());
+    refusing.fail_with(None);
+    refusing
+        .wait_for_items(SignalKind::Traces, 12, Duration::from_secs(30))
+        .await;
+    taking
+        .wait_for_items(SignalKind::Traces, 12, Duration::from_secs(30))
+        .await;
+    settings.shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let want: Vec<i64> = (0..12).collect();
+    assert_eq!(all_indices(&taking), want, "each item once to the consumer that took it");
+    assert_eq!(all_indices(&refusing), want, "and once to the one that refused it first");
 }
 
 #[tokio::test(start_paused = true)]

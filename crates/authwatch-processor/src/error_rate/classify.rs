@@ -6,6 +6,7 @@ use authwatch_core::otlp::trace::v1::{span, status, Span};
 use authwatch_core::semconv;
 use serde::{Deserialize, Serialize};
 
+use super::dedupe::SpanIds;
 use super::Dependency;
 pub use authwatch_core::semconv::{ErrorClass, Source};
 
@@ -186,6 +187,8 @@ pub struct SpanFacts {
     pub root: bool,
     /// End minus start, in seconds (0 when the end is before the start).
     pub seconds: f64,
+    /// `trace_id` and `span_id`, to skip a span counted before.
+    pub ids: SpanIds,
 }
 
 impl SpanFacts {
@@ -196,6 +199,11 @@ impl SpanFacts {
             span.start_time_unix_nano,
             span.end_time_unix_nano,
         )
+        .with_ids(SpanIds::of(&span.trace_id, &span.span_id))
+    }
+
+    pub fn with_ids(self, ids: SpanIds) -> Self {
+        SpanFacts { ids, ..self }
     }
 
     pub fn new(kind: i32, root: bool, start_unix_nano: u64, end_unix_nano: u64) -> Self {
@@ -203,6 +211,7 @@ impl SpanFacts {
             kind,
             root,
             seconds: end_unix_nano.saturating_sub(start_unix_nano) as f64 / 1e9,
+            ids: SpanIds::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use authwatch_core::semconv;
 use authwatch_core::wire::raw::{fields, plain_key_value, Field, PlainValue, Value};
 
 use super::classify::{Scalar, SpanFacts, SpanView};
+use super::dedupe::SpanIds;
 
 /// The payloads of the length-delimited fields numbered `tag`, in order; `None` for a field of
 /// that number with another wire type, or bytes that are not protobuf.
@@ -41,11 +42,14 @@ pub fn span(buf: &[u8]) -> Option<(SpanView<'_>, SpanFacts)> {
     let mut view = SpanView::default();
     let (mut kind, mut parent_len, mut start, mut end) = (0i32, 0usize, 0u64, 0u64);
     let (mut has_status, mut code) = (false, 0i32);
+    let (mut trace_id, mut span_id): (&[u8], &[u8]) = (b"", b"");
     // Where the events start, so that a span without events is walked once.
     let mut events_from = None;
     for f in fields(buf) {
         let f = f.ok()?;
         match f.tag {
+            1 => trace_id = payload(&f)?,
+            2 => span_id = payload(&f)?,
             4 => parent_len = payload(&f)?.len(),
             6 => kind = varint(&f)? as i32,
             7 => start = fixed64(&f)?,
@@ -79,7 +83,9 @@ pub fn span(buf: &[u8]) -> Option<(SpanView<'_>, SpanFacts)> {
             }
         }
     }
-    Some((view, SpanFacts::new(kind, parent_len == 0, start, end)))
+    let facts = SpanFacts::new(kind, parent_len == 0, start, end)
+        .with_ids(SpanIds::of(trace_id, span_id));
+    Some((view, facts))
 }
 
 /// A `KeyValue`: the last key, and the value's last variant across every `value` field.

@@ -38,6 +38,7 @@
 //! | `error_groups.enabled` | `true` | Group errors and emit new and regressed groups as log records. |
 //! | `error_groups.resolve_after` | `1h` | A group quiet this long is resolved; seeing it again is a regression. |
 //! | `error_groups.max_groups` | `1000` | Most groups remembered; the one seen least recently is forgotten first. At most 4× as many distinct error keys are remembered; keys past that group as `{other}`. |
+//! | `dedupe_spans` | `65536` | Spans counted recently that are remembered by `(trace_id, span_id)`, so that a span sent again (a client retrying a refused request) is not counted twice. 24 bytes each for a power of two (the default: 1.5 MB; at most 40 bytes each otherwise), in zeroed memory that becomes resident as spans arrive; the oldest is forgotten first. At most `16777216`; `0`: remember none. |
 //!
 //! ## Classification
 //!
@@ -63,6 +64,16 @@
 //! | `authwatch.dependency.error_ratio` | Gauge | `dependency`, `source`, `window`; left out while the window has no calls |
 //! | `authwatch.dependency.window.requests` | Gauge | `dependency`, `source`, `window`: calls in the window |
 //!
+//! **Error counters start at 0.** With `cumulative` temporality, when a call is the first of its
+//! dependency, endpoint, service and source, the requests and errors series of every class in
+//! `error_classes` start at 0 at that moment, so a scraper sees an error counter go from 0 to
+//! its first burst instead of being born with it (Prometheus' `increase()` and the fleet rules
+//! of `authwatch rules` count nothing for a series' first sample). They are created only when
+//! all of them fit under `aggregation_cardinality_limit`, never for overflow series, and carry
+//! no histogram until they have calls. Where the first call of an endpoint is already an error,
+//! the `prometheus` exporter's OpenMetrics `_created` timestamps let a Prometheus that ingests
+//! them count it (see docs/alerting.md, "Prometheus rules for a fleet").
+//!
 //! Endpoints are templated: `url.template` when the span has it, else the path of `url.path` /
 //! `url.full` with numbers, UUIDs, long hex or token-like segments and Auth0 user ids
 //! (`auth0|abc`, `google-oauth2%7C123`) replaced by `{id}` (at most 8 segments), else
@@ -83,6 +94,18 @@
 //! `endpoint`, `error.class`, `error_group.fingerprint`, `.state`, `.key`, `.first_seen`,
 //! `.last_seen` (RFC 3339), `.count`, `.services` (array), `.share`.
 //!
+//! ## Every call counted once
+//!
+//! A span is counted once, however often it arrives while it is remembered (`dedupe_spans`):
+//! the connector keeps a 64-bit keyed fingerprint of the `(trace_id, span_id)` of the last
+//! `dedupe_spans` spans it counted and skips a span it finds there. Clients re-send a request
+//! their receiver refused (`UNAVAILABLE`, `429`), and a receiver refuses a request when any
+//! consumer of its pipelines did, even when this connector had already counted it; the counts,
+//! ratios and alerts would otherwise inflate exactly when a backend is down. Only the spans that
+//! are counted (those of a configured dependency) are remembered; spans without ids are always
+//! counted. Inside a pipeline, the `batch` processor never re-sends a batch to a consumer that
+//! took it (see "Pipelines with several consumers" in docs/configuration.md).
+//!
 //! ## Cost
 //!
 //! The connector takes spans as protobuf bytes and reads only what it needs (the attributes
@@ -90,6 +113,7 @@
 //! spans never decodes them. Decoded spans are read the same way.
 
 pub(crate) mod classify;
+mod dedupe;
 mod encoded;
 #[cfg(test)]
 mod classify_tests;
@@ -132,6 +156,8 @@ pub struct Config {
     pub aggregation_cardinality_limit: usize,
     pub histogram: HistogramConfig,
     pub error_groups: ErrorGroupsConfig,
+    /// Spans counted recently that are remembered, so that a re-sent span is not counted twice.
+    pub dedupe_spans: usize,
 }
 
 /// A dependency and how to recognise calls to it.
@@ -182,6 +208,9 @@ pub const DEFAULT_BUCKETS: [f64; 14] = [
 pub const DEFAULT_WINDOWS: [u64; 5] = [60, 300, 1800, 3600, 21_600];
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+pub const DEFAULT_DEDUPE_SPANS: usize = 65_536;
+/// The most `dedupe_spans` (384 MiB of memory).
+pub const MAX_DEDUPE_SPANS: usize = 1 << 24;
 pub const DEFAULT_AUTH_REJECTED: [&str; 9] = [
     "invalid_grant",
     "invalid_user_password",
@@ -221,6 +250,7 @@ impl Default for Config {
             aggregation_cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             histogram: HistogramConfig::default(),
             error_groups: ErrorGroupsConfig::default(),
+            dedupe_spans: DEFAULT_DEDUPE_SPANS,
         }
     }
 }
@@ -298,6 +328,12 @@ impl ComponentConfig for Config {
             v.error(
                 "histogram::buckets",
                 "must be finite numbers in strictly increasing order",
+            );
+        }
+        if self.dedupe_spans > MAX_DEDUPE_SPANS {
+            v.error(
+                "dedupe_spans",
+                format!("must be at most {MAX_DEDUPE_SPANS} (each takes up to 40 bytes)"),
             );
         }
         if self.error_groups.resolve_after.is_zero() {

@@ -60,8 +60,10 @@ async fn exact_counts_and_ratios_per_window_and_class() {
         value(&m, semconv::DEPENDENCY_REQUESTS, &format!("dependency=auth0,endpoint=/userinfo,error.class=ok,{tail}")),
         Some(20.0)
     );
+    // Two error series with calls; the other error classes of both endpoints start at 0.
     let errs = points(&m, semconv::DEPENDENCY_ERRORS);
-    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs.iter().filter(|p| p.1 > 0.0).count(), 2, "{errs:?}");
+    assert_eq!(errs.len(), 10, "{errs:?}");
     assert_eq!(errs.iter().map(|p| p.1).sum::<f64>(), 15.0);
     assert_eq!(
         value(&m, semconv::HTTP_CLIENT_REQUEST_DURATION, &format!("{base},error.class=ok,{tail}")),
@@ -253,4 +255,84 @@ fn endpoints_services_and_error_keys_stay_under_their_caps() {
     assert_eq!(rq.iter().map(|p| p.1).sum::<f64>(), 200.0, "{rq:?}");
     assert!(rq.iter().any(|(a, n)| a.contains("otel.metric.overflow=true") && *n >= 195.0), "{rq:?}");
     assert_eq!(st.window_totals(0, Source::Traffic, 0, Duration::from_secs(4)), (200, 200));
+}
+
+// --- every call counted once ---
+
+#[tokio::test(start_paused = true)]
+async fn a_re_sent_span_is_counted_once_decoded_or_encoded() {
+    let mut st = State::new(&cfg(), Clock::new());
+    let spans = vec![
+        http(AUTH0, "/oauth/token", Some(200)),
+        http(AUTH0, "/oauth/token", Some(503)),
+    ];
+    let sent = req("checkout", spans.clone());
+    st.record_traces(&sent, Duration::ZERO);
+    // The client was refused elsewhere and sends the request again, decoded then as bytes.
+    st.record_traces(&sent, Duration::from_secs(1));
+    let bytes = authwatch_core::Signal::Traces(sent.clone()).to_encoded();
+    st.record_traces_encoded(bytes.bytes(), Duration::from_secs(2)).unwrap();
+    assert_eq!((st.matched, st.duplicates), (2, 4));
+    assert_eq!(st.window_totals(0, Source::Traffic, 0, Duration::from_secs(2)), (1 + 1, 1));
+    // A new span with the same trace but its own span id counts.
+    let mut again = spans[1].clone();
+    again.span_id = vec![0xEE; 8];
+    st.record_traces_encoded(
+        authwatch_core::Signal::Traces(req("checkout", vec![again])).to_encoded().bytes(),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!((st.matched, st.duplicates), (3, 4));
+    let m = st.metrics(Duration::from_secs(4));
+    let k = "dependency=auth0,endpoint=/oauth/token,error.class=server_error,service.name=checkout,source=traffic";
+    assert_eq!(value(&m, semconv::DEPENDENCY_ERRORS, k), Some(2.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dedupe_can_be_turned_off() {
+    let mut c = cfg();
+    c.dedupe_spans = 0;
+    let mut st = State::new(&c, Clock::new());
+    let sent = req("checkout", vec![http(AUTH0, "/oauth/token", Some(200))]);
+    st.record_traces(&sent, Duration::ZERO);
+    st.record_traces(&sent, Duration::ZERO);
+    assert_eq!((st.matched, st.duplicates), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_counters_of_a_new_endpoint_start_at_zero() {
+    let mut st = State::new(&cfg(), Clock::new());
+    st.record_traces(&req("checkout", vec![http(AUTH0, "/oauth/token", Some(200))]), Duration::ZERO);
+    let before = st.metrics(Duration::from_secs(15));
+    let k = |class: &str| {
+        format!("dependency=auth0,endpoint=/oauth/token,error.class={class},service.name=checkout,source=traffic")
+    };
+    // Every configured error class is there at 0 before its first error; `auth_rejected` is not
+    // an error class and is not seeded.
+    for class in ["server_error", "rate_limited", "timeout", "network", "client_error"] {
+        assert_eq!(value(&before, semconv::DEPENDENCY_ERRORS, &k(class)), Some(0.0), "{class}");
+        assert_eq!(value(&before, semconv::DEPENDENCY_REQUESTS, &k(class)), Some(0.0), "{class}");
+    }
+    assert_eq!(value(&before, semconv::DEPENDENCY_REQUESTS, &k("auth_rejected")), None);
+    // Histograms only for series with calls.
+    assert_eq!(points(&before, semconv::HTTP_CLIENT_REQUEST_DURATION).len(), 1);
+    let burst: Vec<Span> = (0..40).map(|_| http(AUTH0, "/oauth/token", Some(503))).collect();
+    st.record_traces(&req("checkout", burst), Duration::from_secs(20));
+    let after = st.metrics(Duration::from_secs(30));
+    assert_eq!(value(&after, semconv::DEPENDENCY_ERRORS, &k("server_error")), Some(40.0));
+    assert_eq!(points(&after, semconv::HTTP_CLIENT_REQUEST_DURATION).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_series_are_not_seeded_past_the_limit_nor_with_delta() {
+    let mut c = cfg();
+    c.aggregation_cardinality_limit = 5; // one series and its 5 siblings do not fit
+    let mut st = State::new(&c, Clock::new());
+    st.record_traces(&req("checkout", vec![http(AUTH0, "/oauth/token", Some(200))]), Duration::ZERO);
+    assert_eq!(points(&st.metrics(Duration::from_secs(1)), semconv::DEPENDENCY_REQUESTS).len(), 1);
+    let mut c = cfg();
+    c.aggregation_temporality = Temporality::Delta;
+    let mut st = State::new(&c, Clock::new());
+    st.record_traces(&req("checkout", vec![http(AUTH0, "/oauth/token", Some(200))]), Duration::ZERO);
+    assert_eq!(points(&st.metrics(Duration::from_secs(1)), semconv::DEPENDENCY_REQUESTS).len(), 1);
 }

@@ -28,9 +28,12 @@ pub(super) fn http(host: &str, path: &str, status_code: Option<i64>) -> Span {
     if let Some(c) = status_code {
         attrs.push(kv_int("http.response.status_code", c));
     }
+    // Every span its own ids: the connector counts a span it has counted before only once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Span {
-        trace_id: vec![1; 16],
-        span_id: vec![2; 8],
+        trace_id: [[1; 8], n.to_be_bytes()].concat(),
+        span_id: n.to_be_bytes().to_vec(),
         name: "POST".into(),
         kind: span::SpanKind::Client as i32,
         start_time_unix_nano: 1_000_000_000,
@@ -166,7 +169,8 @@ fn full_config_decodes() {
         "aggregation_temporality": "delta",
         "aggregation_cardinality_limit": 10,
         "histogram": {"buckets": [0.1, 1]},
-        "error_groups": {"enabled": false, "resolve_after": "10m", "max_groups": 5}
+        "error_groups": {"enabled": false, "resolve_after": "10m", "max_groups": 5},
+        "dedupe_spans": 100
     }))
     .unwrap();
     assert_eq!(c.dependencies.len(), 2);
@@ -176,12 +180,27 @@ fn full_config_decodes() {
     assert_eq!(c.aggregation_temporality, Temporality::Delta);
     assert_eq!(c.error_groups.max_groups.get(), 5);
     assert_eq!(c.error_groups.resolve_after, Duration::from_secs(600));
+    assert_eq!(c.dedupe_spans, 100);
     let mut v = Validator::new("connectors::error_rate");
     c.validate(&mut v);
     assert!(!v.has_errors(), "{:?}", v.errors());
     // Round trip (what `print-config` shows).
     let back: Config = decode_config(serde_json::to_value(&c).unwrap()).unwrap();
     assert_eq!(back, c);
+}
+
+#[test]
+fn dedupe_spans_is_bounded() {
+    let mut v = Validator::new("connectors::error_rate");
+    Config {
+        dedupe_spans: MAX_DEDUPE_SPANS + 1,
+        ..Config::default()
+    }
+    .validate(&mut v);
+    assert_eq!(
+        v.errors().iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        ["connectors::error_rate::dedupe_spans: must be at most 16777216 (each takes up to 40 bytes)"]
+    );
 }
 
 #[test]

@@ -100,9 +100,9 @@ fn refused(e: &ConsumeError) -> Response {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         r
     };
-    match e {
+    match e.cause() {
         ConsumeError::Throttled(d) => retry(StatusCode::TOO_MANY_REQUESTS, *d),
-        ConsumeError::Full | ConsumeError::Closed => retry(
+        ConsumeError::Full | ConsumeError::Closed | ConsumeError::Partial(_) => retry(
             StatusCode::SERVICE_UNAVAILABLE,
             e.retry_after().unwrap_or(std::time::Duration::from_secs(1)),
         ),

@@ -39,8 +39,10 @@ pub(crate) struct Problem {
 
 impl From<&ConsumeError> for Problem {
     fn from(e: &ConsumeError) -> Self {
-        let (code, http) = match e {
-            ConsumeError::Full | ConsumeError::Closed => {
+        // Some consumers may have taken the data: the client is still told to retry, since the
+        // others need it (a counting consumer skips spans it has counted, see `error_rate`).
+        let (code, http) = match e.cause() {
+            ConsumeError::Full | ConsumeError::Closed | ConsumeError::Partial(_) => {
                 (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
             }
             ConsumeError::Throttled(_) => (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),

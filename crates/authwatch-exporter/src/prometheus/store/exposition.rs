@@ -15,6 +15,20 @@ impl Store {
                 String::new()
             }
         };
+        // OpenMetrics' created timestamp of a counter, histogram or summary: when it started
+        // at 0, so that a scraper that ingests it counts the series' first value as an increase.
+        let created = |out: &mut String, base: &str, labels: &Labels, s: &Series| {
+            if open_metrics && s.start_ns > 0 {
+                let secs = s.start_ns as f64 / 1e9;
+                let _ = writeln!(
+                    out,
+                    "{base}_created{} {}{}",
+                    fmt_labels(labels, None),
+                    num(secs),
+                    ts(s)
+                );
+            }
+        };
         for (name, f) in &self.families {
             let family = if open_metrics && f.ty == Type::Counter {
                 name.strip_suffix("_total").unwrap_or(name)
@@ -38,6 +52,9 @@ impl Store {
                             num(*v),
                             ts(s)
                         );
+                        if f.ty == Type::Counter {
+                            created(&mut out, family, labels, s);
+                        }
                     }
                     Value::Histogram {
                         bounds,
@@ -78,6 +95,7 @@ impl Store {
                             fmt_labels(labels, None),
                             ts(s)
                         );
+                        created(&mut out, name, labels, s);
                     }
                     Value::Summary {
                         quantiles,
@@ -107,6 +125,7 @@ impl Store {
                             fmt_labels(labels, None),
                             ts(s)
                         );
+                        created(&mut out, name, labels, s);
                     }
                 }
             }

@@ -116,6 +116,9 @@ struct Series {
     value: Value,
     /// The point's own time, Unix nanoseconds.
     time_ns: u64,
+    /// When the series started counting (the point's start time; for deltas, the first
+    /// point's), Unix nanoseconds; `0` when unknown. OpenMetrics' `_created`.
+    start_ns: u64,
     /// When this exporter last updated it.
     updated: Instant,
 }
@@ -285,7 +288,7 @@ impl Store {
                         sum: p.sum,
                         count: p.count,
                     };
-                    put(family, labels, value, p.time_unix_nano, now);
+                    put(family, labels, value, (p.start_time_unix_nano, p.time_unix_nano), now);
                     out.stored += 1;
                 }
             }
@@ -315,12 +318,15 @@ impl Store {
     }
 }
 
-fn put(family: &mut Family, labels: Labels, value: Value, time_ns: u64, now: Instant) {
+/// Stores a series' value; `times` is the point's `(start, time)` in Unix nanoseconds.
+fn put(family: &mut Family, labels: Labels, value: Value, times: (u64, u64), now: Instant) {
+    let (start_ns, time_ns) = times;
     family.series.insert(
         labels,
         Series {
             value,
             time_ns,
+            start_ns,
             updated: now,
         },
     );
@@ -358,7 +364,13 @@ fn store_number(
         }
         // An older point than the one held (out of order) only refreshes the series.
         Some(s) if p.time_unix_nano < s.time_ns => s.updated = now,
-        _ => put(family, labels, Value::Number(v), p.time_unix_nano, now),
+        _ => put(
+            family,
+            labels,
+            Value::Number(v),
+            (p.start_time_unix_nano, p.time_unix_nano),
+            now,
+        ),
     }
 }
 
@@ -425,7 +437,13 @@ fn store_histogram(
             s.updated = now;
         }
         Some(s) if p.time_unix_nano < s.time_ns => s.updated = now,
-        _ => put(family, labels, new, p.time_unix_nano, now),
+        _ => put(
+            family,
+            labels,
+            new,
+            (p.start_time_unix_nano, p.time_unix_nano),
+            now,
+        ),
     }
 }
 

@@ -54,6 +54,11 @@ impl State {
             if s.degraded > 0 {
                 degraded.push(point(s.degraded));
             }
+            if s.count == 0 {
+                // A seeded error series (see `seed_error_series`): its counters start at 0, its
+                // histogram with its first call.
+                continue;
+            }
             durations.push(HistogramDataPoint {
                 attributes: attrs.clone(),
                 start_time_unix_nano: start_ns,

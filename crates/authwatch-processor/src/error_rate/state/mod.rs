@@ -24,6 +24,7 @@ use super::classify::{
     classify, endpoint_template, is_candidate, ErrorClass, Source, SpanFacts, SpanKindName,
     SpanView,
 };
+use super::dedupe::Dedupe;
 use super::encoded;
 use super::{Config, Dependency, Temporality};
 pub use groups::{Group, GroupRecord};
@@ -59,6 +60,20 @@ struct SeriesData {
     start: Duration,
 }
 
+impl SeriesData {
+    fn zero(n_bounds: usize, now: Duration) -> Self {
+        SeriesData {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            buckets: vec![0; n_bounds + 1],
+            degraded: 0,
+            start: now,
+        }
+    }
+}
+
 /// Everything the connector keeps between flushes.
 pub struct State {
     dependencies: Vec<Dependency>,
@@ -88,6 +103,10 @@ pub struct State {
     clock: Clock,
     /// Calls per dependency and error class since start (for the status board).
     class_totals: Vec<[u64; 7]>,
+    /// Spans counted recently, to skip them when they are sent again.
+    dedupe: Dedupe,
+    /// Spans skipped because they had been counted already.
+    pub duplicates: u64,
     /// Spans matched / overflowed since start (self-observation for tests and logs).
     pub matched: u64,
     pub overflowed: u64,
@@ -127,6 +146,8 @@ impl State {
             last_flush: Duration::ZERO,
             clock,
             class_totals: vec![[0; 7]; cfg.dependencies.len()],
+            dedupe: Dedupe::new(cfg.dedupe_spans),
+            duplicates: 0,
             matched: 0,
             overflowed: 0,
         }
@@ -189,6 +210,10 @@ impl State {
         let Some(dep) = self.dependencies.iter().position(|d| d.matches(view)) else {
             return;
         };
+        if !self.dedupe.first_time(&facts.ids) {
+            self.duplicates += 1;
+            return;
+        }
         if let Some(rec) = self.record(dep as u16, view, service_id, facts.seconds, now) {
             out.push(rec);
         }
@@ -227,16 +252,14 @@ impl State {
             key.service = OVERFLOW;
             self.overflowed += 1;
         }
+        if key.endpoint != OVERFLOW && !self.series.contains_key(&key) {
+            self.seed_error_series(key, now);
+        }
         let n_bounds = self.bounds.len();
-        let s = self.series.entry(key).or_insert_with(|| SeriesData {
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            buckets: vec![0; n_bounds + 1],
-            degraded: 0,
-            start: now,
-        });
+        let s = self
+            .series
+            .entry(key)
+            .or_insert_with(|| SeriesData::zero(n_bounds, now));
         s.count += 1;
         s.sum += seconds;
         s.min = s.min.min(seconds);
@@ -260,6 +283,38 @@ impl State {
             return None;
         }
         self.record_group(dep, endpoint, class, view, service, before, now)
+    }
+
+    /// A call of a new series: with cumulative temporality, its error-class siblings (same
+    /// dependency, endpoint, service and source) start at 0 now, so that a scraper sees each
+    /// error counter go from 0 to its first burst instead of being born with it (Prometheus'
+    /// `increase()` counts nothing for a series' first sample). Only when every missing sibling
+    /// fits under the cardinality limit; never for overflow series.
+    fn seed_error_series(&mut self, key: SeriesKey, now: Duration) {
+        if self.temporality != Temporality::Cumulative {
+            return;
+        }
+        let siblings = || {
+            ErrorClass::ALL
+                .iter()
+                .filter(|c| self.is_error[c.index()] && **c as u8 != key.class)
+                .map(move |c| SeriesKey {
+                    class: *c as u8,
+                    ..key
+                })
+        };
+        let missing = siblings().filter(|k| !self.series.contains_key(k)).count();
+        // The new series itself needs a place too.
+        if missing == 0 || (self.limit > 0 && self.series_len() + missing + 1 > self.limit) {
+            return;
+        }
+        let seeds: Vec<SeriesKey> = siblings().collect();
+        let n_bounds = self.bounds.len();
+        for k in seeds {
+            self.series
+                .entry(k)
+                .or_insert_with(|| SeriesData::zero(n_bounds, now));
+        }
     }
 
     /// Endpoints, services and error keys interned (tests: they stay under their caps).
