@@ -13,6 +13,10 @@
 #   cardinality  full pipeline at CARD_RATE spans/s with N distinct hosts and routes (N in CARD_N)
 #   probes       PROBES synthetic http checks every 1 s against the sink, authwatch on one core:
 #                schedule lag p50/p99 from authwatch_synthetic_schedule_lag_seconds
+#   instructions instructions per span of the pass-through and the full pipeline, counted by
+#                valgrind's callgrind (INSTR_RUNS runs of INSTR_REQUESTS requests, less a run of a
+#                tenth of them): unlike CPU time, the same for the same binary however loaded the
+#                machine is, so two commits can be compared on a busy machine
 #
 # Usage: scripts/bench.sh [-h]
 # Environment (defaults in brackets):
@@ -27,7 +31,9 @@
 #   OVERLOAD_SECONDS [30], CAPACITY [measured: median pass-through spans/s out, or a short run],
 #   ML_LIMIT_MIB [256], ML_SPIKE_MIB [64], ML_CHECK [1s] the memory_limiter of the overload row,
 #   CARD_N ["10 1000 100000"], CARD_RATE [50000], CARD_SECONDS [DURATION],
-#   PROBES [1000], PROBE_SECONDS [60].
+#   PROBES [1000], PROBE_SECONDS [60],
+#   INSTR_REQUESTS [200], INSTR_RUNS [2],
+#   BENCH_PORT_BASE [24000] the ports used are this + 317, 417, 418 and 888.
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -58,12 +64,16 @@ CARD_RATE=${CARD_RATE:-50000}
 CARD_SECONDS=${CARD_SECONDS:-$DURATION}
 PROBES=${PROBES:-1000}
 PROBE_SECONDS=${PROBE_SECONDS:-60}
+INSTR_REQUESTS=${INSTR_REQUESTS:-200}
+INSTR_RUNS=${INSTR_RUNS:-2}
 
 # Ports: authwatch's OTLP/gRPC receiver, the sink (gRPC and HTTP), authwatch's own endpoints.
-RX=127.0.0.1:24317
-SINK_GRPC=127.0.0.1:24417
-SINK_HTTP=127.0.0.1:24418
-AW_METRICS=127.0.0.1:24888
+# (BENCH_PORT_BASE moves them all, so that two runs can share a machine.)
+PB=${BENCH_PORT_BASE:-24000}
+RX=127.0.0.1:$((PB + 317))
+SINK_GRPC=127.0.0.1:$((PB + 417))
+SINK_HTTP=127.0.0.1:$((PB + 418))
+AW_METRICS=127.0.0.1:$((PB + 888))
 
 for tool in taskset jq awk; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is required (apt-get install util-linux jq gawk)" >&2; exit 1; }
@@ -218,9 +228,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # host:port
+wait_port() { # host:port [tries of 20 ms]
   local host=${1%:*} port=${1##*:}
-  for _ in $(seq 1 500); do
+  for _ in $(seq 1 "${2:-500}"); do
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
     sleep 0.02
   done
@@ -484,6 +494,50 @@ run_probes() {
   PROBES_RESULT="$PROBES checks at 1 s for ${PROBE_SECONDS}s: schedule lag $(histogram_quantiles "$tag.metrics" authwatch_synthetic_schedule_lag_seconds); $(jq -r --argjson s "$PROBE_SECONDS" '"\(.probe_requests) probe requests served (\(.probe_requests / $s | floor)/s)"' "$tag.sink.json"); $(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f cores", (b - a) / t / (e - s) }'); peak RSS $((hwm / 1024)) MiB"
 }
 
+# authwatch under callgrind, sent `requests` requests one at a time; prints the instructions it
+# ran in all (start, the load, shutdown).
+instr_run() { # config requests run
+  local config=$1 n=$2 tag="$OUT/runs/instr.$1.$2.$3" pid ir
+  start_sink "$tag.sink.json" 900
+  sed "s/^  telemetry:/  telemetry:\n    metrics:\n      address: $AW_METRICS/" \
+    "$OUT/configs/$config.yaml" >"$OUT/configs/instr.$config.yaml"
+  valgrind --tool=callgrind --callgrind-out-file="$tag.callgrind" \
+    "$AW" --config "$OUT/configs/instr.$config.yaml" 2>"$tag.log" &
+  pid=$!
+  STARTED+=("$pid")
+  wait_port "$RX" 3000
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "bench.sh: authwatch under callgrind exited at start, see $tag.log" >&2
+    exit 1
+  fi
+  "$LG" send --endpoint "$RX" --requests "$n" --duration 600s --spans-per-request "$SPANS" \
+    --concurrency 1 --connections 1 --timeout 120s --json >"$tag.send.json"
+  idle_ticks "$pid" >/dev/null
+  stop "$pid"
+  stop "$SINK_PID"
+  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$tag.callgrind")
+  echo "${ir:-0}"
+}
+
+# Instructions per span: (a run of n requests - a run of n/10) / the spans between them.
+run_instructions() {
+  local config base full ir_base ir_full per out=""
+  base=$((INSTR_REQUESTS / 10))
+  full=$INSTR_REQUESTS
+  for config in passthrough full; do
+    [[ $config == full && $FULL_OK != 1 ]] && continue
+    per=()
+    for i in $(seq 1 "$INSTR_RUNS"); do
+      echo "instructions: $config, run $i ($base and $full requests under callgrind)" >&2
+      ir_base=$(instr_run "$config" "$base" "$i")
+      ir_full=$(instr_run "$config" "$full" "$i")
+      per+=("$(awk -v a="$ir_base" -v b="$ir_full" -v s="$(((full - base) * SPANS))" 'BEGIN { printf "%.0f", (b - a) / s }')")
+    done
+    out="$out $config ${per[*]} instructions/span;"
+  done
+  INSTRUCTIONS=$out
+}
+
 # --- runs ----------------------------------------------------------------------------------------
 
 want() { [[ " $ROWS " == *" $1 "* ]]; }
@@ -542,6 +596,12 @@ if want probes; then
   run_probes
 fi
 
+INSTRUCTIONS="-"
+if want instructions; then
+  command -v valgrind >/dev/null || { echo "bench.sh: instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+  run_instructions
+fi
+
 STARTUP="-"
 if want startup; then
   echo "startup (default config)" >&2
@@ -582,6 +642,7 @@ want startup && echo && echo "startup to listening, default config (gRPC and HTT
 want soak && echo && echo "soak (pass-through at $SOAK_RATE spans/s, ${SOAK_SECONDS}s): $SOAK"
 want overload && echo && echo "overload (2x capacity; memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s): $OVERLOAD"
 want probes && echo && echo "probes: $PROBES_RESULT"
+want instructions && echo && echo "instructions per span (callgrind, $SPANS spans/request, one request at a time; each run):$INSTRUCTIONS"
 if [[ $PROFILE == 1 ]]; then
   echo
   echo "perf profiles (top symbols, self time): $OUT/runs/*.perf.txt"

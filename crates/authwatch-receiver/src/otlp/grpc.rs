@@ -106,13 +106,19 @@ where
                 return Ok(grpc.unary(this, req).await);
             };
             let (mut parts, body) = req.into_parts();
-            let frame = match grpc_frame::read_message(body, encoding, limit).await {
-                Ok(frame) => frame,
+            let message = match grpc_frame::read_message(body, encoding, limit).await {
+                Ok(message) => message,
                 Err(e) => return Ok(Status::from(&e).into_http::<tonic::body::Body>()),
             };
-            // The message is inflated now: tonic gets it as a plain frame.
+            // The message is read and inflated now. tonic still answers the call (status,
+            // trailers, response framing), but its decoder gets an empty frame and the message
+            // rides in the request's extensions: the body is not copied a second time.
             parts.headers.remove("grpc-encoding");
-            let req = http::Request::from_parts(parts, Full::new(frame));
+            parts.extensions.insert(ReadMessage(message));
+            let req = http::Request::from_parts(
+                parts,
+                Full::new(Bytes::from_static(grpc_frame::EMPTY_FRAME)),
+            );
             Ok(grpc.unary(this, req).await)
         })
     }
@@ -122,11 +128,15 @@ impl<R: Export> UnaryService<Bytes> for ExportServer<R> {
     type Response = R::Response;
     type Future = BoxFuture<'static, Result<Response<R::Response>, Status>>;
 
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Bytes>) -> Self::Future {
         let ingest = self.ingest.clone();
         Box::pin(async move {
             let problem = |e: ConsumeError| Problem::from(&e).to_grpc();
-            match ingest.read_protobuf::<R>(request.into_inner()) {
+            let message = match request.extensions_mut().remove::<ReadMessage>() {
+                Some(ReadMessage(message)) => message,
+                None => request.into_inner(),
+            };
+            match ingest.read_protobuf::<R>(message) {
                 Err(e) => Err(Status::invalid_argument(format!(
                     "cannot decode the message as protobuf {}: {e}",
                     R::NAME
@@ -143,6 +153,11 @@ impl<R: Export> UnaryService<Bytes> for ExportServer<R> {
         })
     }
 }
+
+/// The request message as [`grpc_frame::read_message`] read it, handed to the service past
+/// tonic's decoder.
+#[derive(Clone)]
+struct ReadMessage(Bytes);
 
 /// The request message as it arrived (after tonic's framing and gzip); a prost response.
 struct BytesCodec<Resp>(PhantomData<fn(Resp)>);

@@ -70,8 +70,7 @@ pub(crate) enum FrameError {
     Missing,
 }
 
-/// Reads every frame of `body` and returns the first message as one uncompressed frame (prefix
-/// included), ready for tonic.
+/// Reads every frame of `body` and returns the first message, unframed and inflated.
 pub(crate) async fn read_message<B>(
     body: B,
     encoding: RequestEncoding,
@@ -140,15 +139,15 @@ fn take_frame(
     if buf.len() - PREFIX < len {
         return Ok(None);
     }
-    if !compressed {
-        return Ok(Some(buf.split_to(PREFIX + len).freeze()));
-    }
     buf.advance(PREFIX);
+    if !compressed {
+        return Ok(Some(buf.split_to(len).freeze()));
+    }
     let zipped = buf.split_to(len).freeze();
     inflate(&zipped, limit).map(Some)
 }
 
-/// Inflates one gzip member into a frame, stopping as soon as the output passes `limit` bytes.
+/// Inflates one gzip member, stopping as soon as the output passes `limit` bytes.
 fn inflate(zipped: &[u8], limit: usize) -> Result<Bytes, FrameError> {
     let mut message = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -159,18 +158,11 @@ fn inflate(zipped: &[u8], limit: usize) -> Result<Bytes, FrameError> {
     if message.len() > limit {
         return Err(FrameError::InflatesTooLarge { limit });
     }
-    Ok(frame(&message))
+    Ok(Bytes::from(message))
 }
 
-/// `message` as an uncompressed frame.
-pub(crate) fn frame(message: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(PREFIX + message.len());
-    out.put_u8(0);
-    // `read_message` caps the limit, and so the message, at `u32::MAX` bytes.
-    out.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    out.extend_from_slice(message);
-    out.freeze()
-}
+/// An uncompressed frame holding an empty message.
+pub(crate) const EMPTY_FRAME: &[u8] = &[0; PREFIX];
 
 #[cfg(test)]
 mod tests {
@@ -197,15 +189,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_plain_or_gzip_message_comes_out_as_one_plain_frame() {
+    async fn a_plain_or_gzip_message_comes_out_unframed() {
         let message = b"hello".to_vec();
         let plain = prefixed(0, 5, &message);
-        assert_eq!(read(plain.clone(), RequestEncoding::Identity).await.unwrap(), plain);
-        assert_eq!(read(plain.clone(), RequestEncoding::Gzip).await.unwrap(), plain);
+        assert_eq!(read(plain.clone(), RequestEncoding::Identity).await.unwrap(), message);
+        assert_eq!(read(plain.clone(), RequestEncoding::Gzip).await.unwrap(), message);
         let zipped = gzip(&message);
         let compressed = prefixed(1, zipped.len(), &zipped);
-        assert_eq!(read(compressed, RequestEncoding::Gzip).await.unwrap(), plain);
-        assert_eq!(frame(&message), plain);
+        assert_eq!(read(compressed, RequestEncoding::Gzip).await.unwrap(), message);
+        assert_eq!(EMPTY_FRAME, prefixed(0, 0, b""));
     }
 
     #[tokio::test]
@@ -218,7 +210,7 @@ mod tests {
             .collect();
         let body = StreamBody::new(futures::stream::iter(chunks));
         let got = read_message(body, RequestEncoding::Identity, 1024).await.unwrap();
-        assert_eq!(got, prefixed(0, 3, b"one"));
+        assert_eq!(got, &b"one"[..]);
     }
 
     #[tokio::test]
