@@ -1,6 +1,13 @@
 //! What the alerts connector remembers of the metrics it has seen: dependency counters as
 //! running totals with a bounded history, probe runs, status-page indicators and the values of
 //! metrics that value rules read.
+//!
+//! Points are read idempotently by their timestamps: the same data comes on the live lane and
+//! again on the normal lane (see `authwatch_core::consume`), and a batch may be re-sent. A point
+//! not newer than the last one read of its series adds nothing; a cumulative counter whose start
+//! time moves on was reset; a delta point of a series also sent cumulatively (an `error_rate`
+//! connector exporting `delta` while its live lane sends cumulative counters) is left to the
+//! cumulative points.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -102,12 +109,27 @@ pub struct Probe {
 pub struct Status {
     pub indicator: i64,
     pub up: bool,
+    /// The time of the point read (Unix ns; 0 when unknown).
+    time: u64,
 }
+
+/// The last point read of a cumulative counter series.
+#[derive(Debug, Clone, Copy)]
+struct Cumulative {
+    start: u64,
+    time: u64,
+    value: f64,
+}
+
+/// Series key of a counter: metric name and `(key, value)` attributes.
+type SeriesId = (String, Vec<(String, String)>);
 
 #[derive(Debug, Default)]
 pub struct Store {
     pub counters: BTreeMap<(String, Source), Counters>,
-    last_cumulative: HashMap<(String, Vec<(String, String)>), f64>,
+    last_cumulative: HashMap<SeriesId, Cumulative>,
+    /// Time (Unix ns) of the last point read per metric and series of value rules.
+    value_times: HashMap<(String, LabelSet), u64>,
     pub probes: BTreeMap<String, Probe>,
     pub status: BTreeMap<String, Status>,
     /// Metric name -> series -> `(time, value)` history (only metrics that rules read).
@@ -173,6 +195,11 @@ impl Store {
                             .to_owned();
                         if let Some(v) = num(p) {
                             let st = self.status.entry(page).or_default();
+                            // A copy of an older poll (the other lane) does not undo a newer one.
+                            if p.time_unix_nano != 0 && p.time_unix_nano < st.time {
+                                continue;
+                            }
+                            st.time = p.time_unix_nano;
                             st.indicator = v as i64;
                             st.up = true;
                         }
@@ -188,7 +215,18 @@ impl Store {
                 };
                 for p in points {
                     if let Some(v) = num(p) {
-                        let h = series.entry(labels(&p.attributes)).or_default();
+                        let labels = labels(&p.attributes);
+                        if p.time_unix_nano != 0 {
+                            let last = self
+                                .value_times
+                                .entry((name.to_owned(), labels.clone()))
+                                .or_default();
+                            if p.time_unix_nano <= *last {
+                                continue;
+                            }
+                            *last = p.time_unix_nano;
+                        }
+                        let h = series.entry(labels).or_default();
                         h.push_back((now, v));
                         if h.len() > MAX_VALUES {
                             h.pop_front();
@@ -218,21 +256,53 @@ impl Store {
             }
         }
         let Some(dep) = dep else { return };
-        let inc = if delta {
-            v
-        } else {
-            let key = (
+        let series_id = || -> SeriesId {
+            (
                 name.to_owned(),
                 p.attributes
                     .iter()
                     .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
                     .collect(),
-            );
-            let last = self.last_cumulative.insert(key, v);
-            match last {
-                Some(l) if v >= l => v - l,
-                // First sight (counted since the error_rate connector started) or a reset.
-                _ => v,
+            )
+        };
+        let inc = if delta {
+            // The same series read cumulatively (from the live lane) already counted this.
+            if !self.last_cumulative.is_empty() && self.last_cumulative.contains_key(&series_id()) {
+                return;
+            }
+            v
+        } else {
+            let point = Cumulative {
+                start: p.start_time_unix_nano,
+                time: p.time_unix_nano,
+                value: v,
+            };
+            match self.last_cumulative.entry(series_id()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    // First sight: counted since the error_rate connector started.
+                    e.insert(point);
+                    v
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let last = *e.get();
+                    let known = |t: u64| t != 0;
+                    let same_start = point.start == last.start;
+                    if same_start && known(point.time) && known(last.time) && point.time <= last.time {
+                        // Not newer than what was read: a copy from the other lane, or stale.
+                        return;
+                    }
+                    if known(point.start) && known(last.start) && point.start < last.start {
+                        // A point of the series before its last reset.
+                        return;
+                    }
+                    e.insert(point);
+                    if same_start && v >= last.value {
+                        v - last.value
+                    } else {
+                        // A reset: the series started again.
+                        v
+                    }
+                }
             }
         };
         let c = self.counters.entry((dep.to_owned(), source)).or_default();
@@ -255,8 +325,9 @@ impl Store {
             .unwrap_or("")
             .to_owned();
         let probe = self.probes.entry(check).or_default();
-        // One point per run: the same point seen again (a re-sent batch) is not a new run.
-        if p.time_unix_nano != 0 && p.time_unix_nano == probe.last_point_time {
+        // One point per run: a point not newer than the last run's (the same run from the
+        // other lane, a re-sent batch) is not a new run.
+        if p.time_unix_nano != 0 && p.time_unix_nano <= probe.last_point_time {
             return;
         }
         probe.last_point_time = p.time_unix_nano;

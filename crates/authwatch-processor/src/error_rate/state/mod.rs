@@ -55,6 +55,8 @@ struct SeriesData {
     buckets: Vec<u64>,
     /// When this series started counting (cumulative start time).
     start: Duration,
+    /// `count` at the last live update.
+    live_sent: u64,
 }
 
 /// Everything the connector keeps between flushes.
@@ -233,6 +235,7 @@ impl State {
             max: f64::NEG_INFINITY,
             buckets: vec![0; n_bounds + 1],
             start: now,
+            live_sent: 0,
         });
         s.count += 1;
         s.sum += seconds;
