@@ -553,7 +553,7 @@ if want detect; then
   "$LG" detect --authwatch "$AW" --config configs/default.yaml --runs "$DETECT_RUNS" \
     --out "$OUT/runs/detect" --json >"$OUT/runs/detect.json"
   DETECT=$(jq -r '[["alert event", .event], ["Alertmanager", .alertmanager], ["status page", .status_page]]
-    | map("\(.[0]) p50 \(.[1].p50_s) s, p99 \(.[1].p99_s) s, max \(.[1].max_s) s (missed \(.[1].missed))") | join("; ")' \
+    | map("\(.[0]) p50 \(.[1].p50_s * 1000 | round) ms, p99 \(.[1].p99_s * 1000 | round) ms, max \(.[1].max_s * 1000 | round) ms (missed \(.[1].missed))") | join("; ")' \
     "$OUT/runs/detect.json")
 fi
 
