@@ -95,10 +95,8 @@ impl State {
         }
         let mut ratios = Vec::new();
         let mut window_requests = Vec::new();
-        for dep in 0..self.dependencies.len() {
-            if !changed_deps[dep] {
-                continue;
-            }
+        let deps = changed_deps.iter().enumerate().filter(|(_, changed)| **changed);
+        for (dep, _) in deps {
             for source in Source::ALL {
                 for (i, w) in self.windows.clone().into_iter().enumerate() {
                     let (r, e) = self.window_totals(dep, source, i, now);
