@@ -7,7 +7,7 @@
 # the pass-through (10k, 100k spans/s and half of its capacity), each beside the floor at that
 # rate (the sink alone on authwatch's core), and startup to listening with the default config.
 # See docs/performance.md (commands, method and the figures this script measured).
-# Rows not in the default set (ROWS="soak overload cardinality probes"):
+# Rows not in the default set (ROWS="soak overload cardinality probes detect"):
 #   soak         pass-through at SOAK_RATE spans/s for SOAK_SECONDS, RSS every 10 s: first/last/max, slope
 #   overload     2x the pass-through's capacity offered, memory_limiter first: max RSS, refusal rate
 #   cardinality  full pipeline at CARD_RATE spans/s with N distinct hosts and routes (N in CARD_N)
@@ -17,6 +17,10 @@
 #                valgrind's callgrind (INSTR_RUNS runs of INSTR_REQUESTS requests, less a run of a
 #                tenth of them): unlike CPU time, the same for the same binary however loaded the
 #                machine is, so two commits can be compared on a busy machine
+#   detect       detection latency, DETECT_RUNS runs: authwatch with configs/default.yaml plus a
+#                real Alertmanager; 100 client spans, 30% 503s, sent at a random phase in
+#                [0, 15 s); span sent -> alert event on stdout, -> Alertmanager has it, -> status
+#                page shows the calls; p50/p99 (`authwatch-loadgen detect`)
 #
 # Usage: scripts/bench.sh [-h]
 # Environment (defaults in brackets):
@@ -31,7 +35,7 @@
 #   OVERLOAD_SECONDS [30], CAPACITY [measured: median pass-through spans/s out, or a short run],
 #   ML_LIMIT_MIB [256], ML_SPIKE_MIB [64], ML_CHECK [1s] the memory_limiter of the overload row,
 #   CARD_N ["10 1000 100000"], CARD_RATE [50000], CARD_SECONDS [DURATION],
-#   PROBES [1000], PROBE_SECONDS [60],
+#   PROBES [1000], PROBE_SECONDS [60], DETECT_RUNS [20],
 #   INSTR_REQUESTS [200], INSTR_RUNS [2],
 #   BENCH_PORT_BASE [24000] the ports used are this + 317, 417, 418 and 888.
 set -euo pipefail
@@ -66,6 +70,7 @@ PROBES=${PROBES:-1000}
 PROBE_SECONDS=${PROBE_SECONDS:-60}
 INSTR_REQUESTS=${INSTR_REQUESTS:-200}
 INSTR_RUNS=${INSTR_RUNS:-2}
+DETECT_RUNS=${DETECT_RUNS:-20}
 
 # Ports: authwatch's OTLP/gRPC receiver, the sink (gRPC and HTTP), authwatch's own endpoints.
 # (BENCH_PORT_BASE moves them all, so that two runs can share a machine.)
@@ -602,6 +607,16 @@ if want instructions; then
   run_instructions
 fi
 
+DETECT="-"
+if want detect; then
+  echo "detect: $DETECT_RUNS runs, default config + Alertmanager, spans at a random phase" >&2
+  "$LG" detect --authwatch "$AW" --config configs/default.yaml --runs "$DETECT_RUNS" \
+    --out "$OUT/runs/detect" --json >"$OUT/runs/detect.json"
+  DETECT=$(jq -r '[["alert event", .event], ["Alertmanager", .alertmanager], ["status page", .status_page]]
+    | map("\(.[0]) p50 \(.[1].p50_s * 1000 | round) ms, p99 \(.[1].p99_s * 1000 | round) ms, max \(.[1].max_s * 1000 | round) ms (missed \(.[1].missed))") | join("; ")' \
+    "$OUT/runs/detect.json")
+fi
+
 STARTUP="-"
 if want startup; then
   echo "startup (default config)" >&2
@@ -643,6 +658,7 @@ want soak && echo && echo "soak (pass-through at $SOAK_RATE spans/s, ${SOAK_SECO
 want overload && echo && echo "overload (2x capacity; memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s): $OVERLOAD"
 want probes && echo && echo "probes: $PROBES_RESULT"
 want instructions && echo && echo "instructions per span (callgrind, $SPANS spans/request, one request at a time; each run):$INSTRUCTIONS"
+want detect && echo && echo "detection latency (default config, $DETECT_RUNS runs; span sent ->): $DETECT"
 if [[ $PROFILE == 1 ]]; then
   echo
   echo "perf profiles (top symbols, self time): $OUT/runs/*.perf.txt"

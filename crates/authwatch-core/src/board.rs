@@ -10,12 +10,12 @@
 //! them. Components publish off the per-item path (on flush, evaluation or run).
 //!
 //! - [`DEPENDENCIES`], key = dependency name, published by the `error_rate` connector on every
-//!   flush: `{"dependency", "connector", "updated_at", "requests", "errors", "by_class":
+//!   flush and live update (at once when calls are counted, then at most every `live_interval`): `{"dependency", "connector", "updated_at", "requests", "errors", "by_class":
 //!   {"ok": n, "server_error": n, ...}, "windows": [{"window": "1m", "requests", "errors",
 //!   "error_ratio": 0.05 | null, "traffic": {"requests", "errors"}, "probe": {"requests",
 //!   "errors"}}]}`; `requests`, `errors` and `by_class` count every matched call since start,
 //!   `windows` are the sliding windows (`error_ratio` null while a window has no calls).
-//! - [`ERROR_GROUPS`], key = dependency name, by `error_rate` on every flush: `{"dependency",
+//! - [`ERROR_GROUPS`], key = dependency name, by `error_rate` on every flush and live update: `{"dependency",
 //!   "groups": [{"fingerprint", "endpoint", "class", "key", "count", "first_seen", "last_seen",
 //!   "services": [..], "share"}]}`, at most 10, most calls first.
 //! - [`ALERTS`], key = the `alerts` connector's id, on every evaluation tick: `{"updated_at",

@@ -1,5 +1,27 @@
 //! The consumer chain: receivers hand data to a [`Consumer`], processors wrap the next consumer,
 //! a [`Fanout`] feeds several, a [`Router`] picks the pipeline by signal.
+//!
+//! ## The live lane
+//!
+//! Beside [`Consumer::consume`], the chain carries *live* data ([`Consumer::consume_live`]):
+//! what a producer knows now, for the components that evaluate it in this process, not for
+//! backends. The `error_rate` connector counts every span as it arrives but exports its metrics
+//! every `metrics_flush_interval` (15 s), so as not to flood backends; on the live lane it sends
+//! the series that changed within a fraction of a second, and the `alerts` connector evaluates
+//! them at once. The `synthetic` and `statuspage` receivers send each run or poll on both lanes,
+//! so that no `batch` timeout stands between a failed probe and its alert.
+//!
+//! - **Exporters never get live data.** The default `consume_live` drops it and the default
+//!   [`Consumer::takes_live`] is false; only evaluators (the `alerts` connector) take it. A new
+//!   exporter cannot flood its backend by forgetting something.
+//! - **Processors pass it straight on**, with no queue and no batch ([`Fanout`] and [`Router`]
+//!   hand it to the consumers that take it), and a producer sends it only when
+//!   [`Router::takes_live_for`] says someone downstream reads it.
+//! - **Live data previews the normal lane.** It holds the same series, attributes and
+//!   timestamps as the normal lane's data (cumulative counters, whatever temporality is
+//!   exported), so a point may arrive twice, once per lane, in either order. A live consumer
+//!   reads points idempotently: a point not newer than the last one read of its series adds
+//!   nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,6 +251,20 @@ pub trait Consumer: Send + Sync + 'static {
     fn wants_encoded(&self) -> bool {
         false
     }
+
+    /// Takes live data (see [the live lane](self#the-live-lane)). The default drops it: only
+    /// components that evaluate data in this process, and those that pass data on to them,
+    /// override it. Processors hand it to the next consumer's `consume_live` at once.
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        drop(data);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Whether this consumer, or one it passes data to, reads live data. Producers skip
+    /// building live data nobody reads.
+    fn takes_live(&self) -> bool {
+        false
+    }
 }
 
 pub type SharedConsumer = Arc<dyn Consumer>;
@@ -321,6 +357,33 @@ impl Consumer for Fanout {
             }))
         })
     }
+
+    fn takes_live(&self) -> bool {
+        self.consumers.iter().any(|c| c.takes_live())
+    }
+
+    /// Live data goes only to the consumers that take it; the first error is returned.
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            let mut first_err = None;
+            let last = self.consumers.iter().rposition(|c| c.takes_live());
+            let mut data = Some(data);
+            for (i, c) in self.consumers.iter().enumerate() {
+                if !c.takes_live() {
+                    continue;
+                }
+                let item = if Some(i) == last {
+                    data.take().expect("taken once")
+                } else {
+                    data.as_ref().expect("not taken yet").clone()
+                };
+                if let Err(e) = c.consume_live(item).await {
+                    first_err.get_or_insert(e);
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        })
+    }
 }
 
 /// Routes each signal to the consumer of its kind; what a receiver or connector is handed.
@@ -358,11 +421,33 @@ impl Router {
             None => Err(ConsumeError::NoPipeline(data.kind())),
         }
     }
+
+    /// Whether some consumer downstream reads live data of this signal.
+    pub fn takes_live_for(&self, kind: SignalKind) -> bool {
+        self.get(kind).is_some_and(|c| c.takes_live())
+    }
+
+    /// Sends live data (see [the live lane](self#the-live-lane)); a signal nobody reads live
+    /// is dropped.
+    pub async fn route_live(&self, data: Signal) -> Result<(), ConsumeError> {
+        match self.get(data.kind()) {
+            Some(c) if c.takes_live() => c.consume_live(data).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Consumer for Router {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(self.route(data))
+    }
+
+    fn takes_live(&self) -> bool {
+        SignalKind::ALL.into_iter().any(|k| self.takes_live_for(k))
+    }
+
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(self.route_live(data))
     }
 }
 
@@ -602,6 +687,68 @@ mod tests {
             Err(ConsumeError::NoPipeline(SignalKind::Traces))
         );
         assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    /// Counts normal and live requests; takes live data when told.
+    struct Lanes {
+        takes: bool,
+        normal: AtomicUsize,
+        live: AtomicUsize,
+    }
+
+    impl Consumer for Lanes {
+        fn consume(&self, _: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+            self.normal.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+        fn takes_live(&self) -> bool {
+            self.takes
+        }
+        fn consume_live(&self, _: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+            assert!(
+                self.takes,
+                "live data reached a consumer that does not take it"
+            );
+            self.live.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn lanes(takes: bool) -> Arc<Lanes> {
+        Arc::new(Lanes {
+            takes,
+            normal: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    #[tokio::test]
+    async fn live_data_reaches_only_consumers_that_take_it() {
+        let (evaluator, exporter) = (lanes(true), lanes(false));
+        let f = Fanout::of(vec![exporter.clone(), evaluator.clone()]);
+        assert!(f.takes_live());
+        let mut r = Router::new();
+        r.set(SignalKind::Metrics, f);
+        assert!(r.takes_live_for(SignalKind::Metrics));
+        assert!(!r.takes_live_for(SignalKind::Logs));
+        r.route_live(Signal::empty(SignalKind::Metrics))
+            .await
+            .unwrap();
+        // Nobody takes live logs: dropped, not refused.
+        r.route_live(Signal::empty(SignalKind::Logs)).await.unwrap();
+        r.route(Signal::empty(SignalKind::Metrics)).await.unwrap();
+        assert_eq!(evaluator.live.load(Ordering::SeqCst), 1);
+        assert_eq!(exporter.live.load(Ordering::SeqCst), 0);
+        assert_eq!(evaluator.normal.load(Ordering::SeqCst), 1);
+        assert_eq!(exporter.normal.load(Ordering::SeqCst), 1);
+        // The default: a consumer that does not take live data drops it.
+        let plain: SharedConsumer = Arc::new(FnConsumer(|_| Err(ConsumeError::Full)));
+        assert!(!plain.takes_live());
+        assert!(plain
+            .consume_live(Signal::empty(SignalKind::Metrics))
+            .await
+            .is_ok());
+        assert!(!Fanout::of(vec![plain, exporter]).takes_live());
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! - `sink`: an OTLP/gRPC and OTLP/HTTP server that counts the spans arriving (on the wire, no
 //!   decoding) and reports spans/s; stops after `--duration` or on SIGINT/SIGTERM.
 //! - `startup`: starts a command repeatedly and times how long until its ports accept.
+//! - `detect`: detection latency, from client spans showing a failing provider to the alert
+//!   event, to a real Alertmanager and to the status page (authwatch's default config).
 //!
 //! Every address must be a loopback address, and every mode stops by itself.
 #![forbid(unsafe_code)]
 
 mod codec;
+mod detect;
 mod send;
 mod sink;
 mod startup;
@@ -40,6 +43,8 @@ enum Command {
     Sink(sink::Args),
     /// Time a command from start until all `--addr` ports accept connections.
     Startup(startup::Args),
+    /// Time client spans of a failing provider to the alert event, Alertmanager and status page.
+    Detect(detect::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::main(args),
         Command::Sink(args) => sink::main(args),
         Command::Startup(args) => startup::main(args),
+        Command::Detect(args) => detect::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,6 +145,12 @@ impl Consumer for PassThrough {
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         self.0.consume(data)
     }
+    fn takes_live(&self) -> bool {
+        self.0.takes_live()
+    }
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        self.0.consume_live(data)
+    }
 }
 
 impl ProcessorConfig for TestProcessor {

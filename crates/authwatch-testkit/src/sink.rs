@@ -30,6 +30,9 @@ struct Inner {
     answer: Mutex<Option<ConsumeError>>,
     notify: Notify,
     wants_encoded: bool,
+    /// Takes live data (as the `alerts` connector does) and records it in `live`.
+    takes_live: bool,
+    live: Mutex<Vec<Signal>>,
 }
 
 /// Records every accepted [`Signal`]; refuses with the error set by [`Sink::fail_with`].
@@ -51,6 +54,22 @@ impl Sink {
                 ..Inner::default()
             }),
         }
+    }
+
+    /// A sink that takes live data (see `authwatch_core::consume`), as the `alerts` connector
+    /// does; [`Sink::live_received`] returns it, apart from the normal lane's data.
+    pub fn taking_live() -> Self {
+        Sink {
+            inner: Arc::new(Inner {
+                takes_live: true,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// The live data received so far (only a [`Sink::taking_live`] gets any).
+    pub fn live_received(&self) -> Vec<Signal> {
+        self.inner.live.lock().unwrap().clone()
     }
 
     /// From now on, refuse everything with `err` (`None`: accept again).
@@ -108,6 +127,18 @@ impl Consumer for Sink {
         }
         self.inner.received.lock().unwrap().push(data);
         self.inner.notify.notify_waiters();
+        Box::pin(async { Ok(()) })
+    }
+
+    fn takes_live(&self) -> bool {
+        self.inner.takes_live
+    }
+
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        if self.inner.takes_live {
+            self.inner.live.lock().unwrap().push(data);
+            self.inner.notify.notify_waiters();
+        }
         Box::pin(async { Ok(()) })
     }
 }

@@ -7,7 +7,11 @@
 //! (provider_outage, tenant_issue, application_issue, transient, or degraded: slow but not
 //! failing), the numbers behind it and the provider's status page link. Evaluation is streaming: on every incoming metrics request and
 //! on a 1s tick (for `for`, `keep_firing_for` and re-sends), so an alert fires within one
-//! second of its condition becoming true in the data. See [the alerting guide](../../alerting.md) for the full
+//! second of its condition becoming true in the data. The connector takes the live lane
+//! (`authwatch_core::consume`): the `error_rate` connector's counters arrive within a fraction
+//! of a second of the spans, and probe runs and status-page polls at once, whatever
+//! `metrics_flush_interval` and `batch` the exported metrics go through; each point is read once,
+//! whichever lane brings it first. See [the alerting guide](../../alerting.md) for the full
 //! reference; [`prometheus_rules`] writes equivalent Prometheus rules for a fleet.
 //!
 //! ```yaml
@@ -362,6 +366,16 @@ struct Alerts {
 }
 
 impl Consumer for Alerts {
+    fn takes_live(&self) -> bool {
+        true
+    }
+
+    /// Live data is evaluated like any other: the store reads each point once, whichever lane
+    /// brings it first.
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        self.consume(data)
+    }
+
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             if data.kind() != SignalKind::Metrics {

@@ -1,8 +1,17 @@
 //! What the alerts connector remembers of the metrics it has seen: dependency counters as
 //! running totals with a bounded history, probe runs, status-page indicators and the values of
 //! metrics that value rules read. Latency rules read the `http.client.request.duration`
-//! histogram the same way: bucket totals with history per dependency and source (kept for the
-//! longest `quantile` window) and, per bound a rule uses, calls and slow calls as counters.
+//! histogram the same way ([`latency`]).
+//!
+//! Points are read idempotently by their timestamps: the same data comes on the live lane and
+//! again on the normal lane (see `authwatch_core::consume`), and a batch may be re-sent. A point
+//! not newer than the last one read of its series adds nothing; a cumulative counter or
+//! histogram whose start time moves on was reset; a delta point of a series also sent
+//! cumulatively (an `error_rate` connector exporting `delta` while its live lane sends
+//! cumulative points) is left to the cumulative points ([`cumulative`]).
+
+mod cumulative;
+mod latency;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -10,7 +19,7 @@ use std::time::Duration;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::otlp::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, HistogramDataPoint, NumberDataPoint,
+    metric, number_data_point, AggregationTemporality, NumberDataPoint,
 };
 use authwatch_core::semconv;
 
@@ -18,6 +27,9 @@ use authwatch_core::data::{attr_str, find_str};
 use authwatch_core::semconv::{ErrorClass, Source};
 
 use super::evidence::{outcome_name, Evidence};
+use cumulative::{series_id, Cumulative, Seen};
+pub use latency::{Durations, LatencyNeeds};
+use latency::Pending;
 
 /// Gauge 1/0 per probe run (the `synthetic` receiver).
 pub const PROBE_SUCCESS: &str = semconv::PROBE_SUCCESS;
@@ -93,73 +105,6 @@ impl Counters {
     }
 }
 
-/// The duration histogram of one dependency and source: running bucket totals with history.
-#[derive(Debug, Default)]
-pub struct Durations {
-    pub bounds: Vec<f64>,
-    totals: Vec<f64>,
-    /// `(time, totals)`, oldest first, at most one per second.
-    samples: VecDeque<(Duration, Box<[f64]>)>,
-}
-
-impl Durations {
-    fn add(&mut self, bounds: &[f64], inc: &[f64]) {
-        if self.bounds.is_empty() && self.totals.is_empty() {
-            self.bounds = bounds.to_vec();
-            self.totals = vec![0.0; inc.len()];
-        }
-        // Points with other bounds (another producer) cannot be added up: left out.
-        if self.bounds == bounds && self.totals.len() == inc.len() {
-            for (t, i) in self.totals.iter_mut().zip(inc) {
-                *t += i;
-            }
-        }
-    }
-
-    fn sample(&mut self, now: Duration, keep: Duration) {
-        let s = (now, self.totals.clone().into_boxed_slice());
-        match self.samples.back_mut() {
-            Some(last) if last.0.as_secs() == now.as_secs() => *last = s,
-            _ => self.samples.push_back(s),
-        }
-        let cutoff = now.saturating_sub(keep);
-        while self.samples.len() > 1 && self.samples[1].0 <= cutoff {
-            self.samples.pop_front();
-        }
-    }
-
-    /// Calls per bucket during the window ending now.
-    pub fn increase(&self, now: Duration, window: Duration) -> Vec<f64> {
-        let start = now.saturating_sub(window);
-        let idx = self.samples.partition_point(|s| s.0 <= start);
-        match self.samples.get(idx.wrapping_sub(1)) {
-            Some((_, base)) if idx > 0 && now >= window && base.len() == self.totals.len() => {
-                self.totals.iter().zip(base.iter()).map(|(t, b)| t - b).collect()
-            }
-            _ => self.totals.clone(),
-        }
-    }
-}
-
-/// `(start time, time, bucket counts)` of a cumulative histogram series' last point.
-type LastBuckets = (u64, u64, Vec<u64>);
-
-/// What the latency rules need: `quantile` windows and the bounds of `share` rules and latency
-/// objectives.
-#[derive(Debug, Clone, Default)]
-pub struct LatencyNeeds {
-    /// How far back bucket histories reach (the longest `quantile` window); zero: none kept.
-    pub keep_buckets: Duration,
-    /// Bounds (seconds) to count slow calls for.
-    pub slow_bounds: Vec<Duration>,
-    /// Whether any rule reads durations at all.
-    pub any: bool,
-}
-
-/// One histogram request's increments of one dependency and source: bounds, calls per bucket,
-/// and calls marked degraded.
-type Pending = BTreeMap<(String, Source), (Vec<f64>, Vec<f64>, f64)>;
-
 /// One probe run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
@@ -184,12 +129,17 @@ pub struct Probe {
 pub struct Status {
     pub indicator: i64,
     pub up: bool,
+    /// The time of the point read (Unix ns; 0 when unknown).
+    time: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct Store {
     pub counters: BTreeMap<(String, Source), Counters>,
-    last_cumulative: HashMap<(String, Vec<(String, String)>), f64>,
+    /// The last point read per cumulative counter series (also `authwatch.probe.runs`).
+    last_cumulative: Cumulative<f64>,
+    /// Time (Unix ns) of the last point read per metric and series of value rules.
+    value_times: HashMap<(String, LabelSet), u64>,
     pub probes: BTreeMap<String, Probe>,
     pub status: BTreeMap<String, Status>,
     /// Metric name -> series -> `(time, value)` history (only metrics that rules read).
@@ -202,12 +152,10 @@ pub struct Store {
     /// the bound or marked degraded (`errors`).
     pub slow: BTreeMap<(String, Source, u64), Counters>,
     latency: LatencyNeeds,
-    /// Per cumulative histogram series: its last point.
-    last_buckets: HashMap<Vec<(String, String)>, LastBuckets>,
+    /// The last point read per cumulative duration histogram series.
+    last_buckets: Cumulative<Vec<u64>>,
     /// Kinds of failures, endpoints and times, for verdicts.
     pub evidence: Evidence,
-    /// Last cumulative `authwatch.probe.runs` per check and outcome.
-    last_probe_runs: HashMap<(String, &'static str), f64>,
 }
 
 fn num(p: &NumberDataPoint) -> Option<f64> {
@@ -325,6 +273,11 @@ impl Store {
                             .to_owned();
                         if let Some(v) = num(p) {
                             let st = self.status.entry(page).or_default();
+                            // A copy of an older poll (the other lane) does not undo a newer one.
+                            if p.time_unix_nano != 0 && p.time_unix_nano < st.time {
+                                continue;
+                            }
+                            st.time = p.time_unix_nano;
                             st.indicator = v as i64;
                             st.up = true;
                         }
@@ -340,7 +293,18 @@ impl Store {
                 };
                 for p in points {
                     if let Some(v) = num(p) {
-                        let h = series.entry(labels(&p.attributes)).or_default();
+                        let labels = labels(&p.attributes);
+                        if p.time_unix_nano != 0 {
+                            let last = self
+                                .value_times
+                                .entry((name.to_owned(), labels.clone()))
+                                .or_default();
+                            if p.time_unix_nano <= *last {
+                                continue;
+                            }
+                            *last = p.time_unix_nano;
+                        }
+                        let h = series.entry(labels).or_default();
                         h.push_back((now, v));
                         if h.len() > MAX_VALUES {
                             h.pop_front();
@@ -350,14 +314,7 @@ impl Store {
             }
         }
         if !pending.is_empty() {
-            self.apply_durations(pending);
-            let keep = self.latency.keep_buckets;
-            for d in self.durations.values_mut() {
-                d.sample(now, keep);
-            }
-            for c in self.slow.values_mut() {
-                c.sample(now, self.keep);
-            }
+            self.apply_durations(pending, now);
         }
         if touched {
             for c in self.counters.values_mut() {
@@ -388,161 +345,37 @@ impl Store {
         let v = num(p)?;
         let check = find_str(&p.attributes, SYNTHETIC_CHECK)?;
         let outcome = outcome_name(find_str(&p.attributes, semconv::SYNTHETIC_OUTCOME)?);
-        let last = self.last_probe_runs.insert((check.to_owned(), outcome), v);
-        let inc = match last {
-            Some(l) if v >= l => v - l,
-            // First sight: the run that just happened (earlier runs were seen as gauges
-            // without an outcome, if at all).
-            None if v >= 1.0 => 1.0,
+        let id = series_id(semconv::PROBE_RUNS, &p.attributes);
+        let inc = match self.last_cumulative.read(id, p.start_time_unix_nano, p.time_unix_nano, v) {
+            Seen::After(l) if v >= l => v - l,
+            // First sight, or a restarted receiver: the run that just happened (earlier runs
+            // were seen as gauges without an outcome, if at all).
+            Seen::First | Seen::Reset if v >= 1.0 => 1.0,
+            // A copy already read (the other lane), a late point, or a reset seen as a drop.
             _ => 0.0,
         };
         (inc >= 1.0).then(|| (check.to_owned(), outcome, inc.min(MAX_RUNS as f64) as u64))
     }
 
-    /// The increase of a counter point since its last value (delta points are increases).
+    /// The increase of a counter point since the last point read of its series (delta points
+    /// are increases); `None` when the point adds nothing (see [`cumulative`]).
     fn increment(&mut self, name: &str, p: &NumberDataPoint, delta: bool) -> Option<f64> {
         let v = num(p)?;
         if delta {
+            // The same series read cumulatively (from the live lane) already counted this.
+            if self.last_cumulative.has(name, &p.attributes) {
+                return None;
+            }
             return Some(v);
         }
-        let key = (
-            name.to_owned(),
-            p.attributes
-                .iter()
-                .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
-                .collect(),
-        );
-        let last = self.last_cumulative.insert(key, v);
-        Some(match last {
-            Some(l) if v >= l => v - l,
-            // First sight (counted since the error_rate connector started) or a reset.
-            _ => v,
-        })
-    }
-
-    fn duration_point(&mut self, p: &HistogramDataPoint, delta: bool, pending: &mut Pending) {
-        let mut dep = None;
-        let mut source = Source::Traffic;
-        for kv in &p.attributes {
-            match kv.key.as_str() {
-                semconv::DEPENDENCY => dep = attr_str(&kv.value),
-                semconv::SOURCE if attr_str(&kv.value) == Some("probe") => source = Source::Probe,
-                _ => {}
-            }
+        let id = series_id(name, &p.attributes);
+        match self.last_cumulative.read(id, p.start_time_unix_nano, p.time_unix_nano, v) {
+            Seen::Stale => None,
+            Seen::After(l) if v >= l => Some(v - l),
+            // First sight (counted since the error_rate connector started), a new start time,
+            // or a drop (a reset).
+            _ => Some(v),
         }
-        let Some(dep) = dep else { return };
-        if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
-            return;
-        }
-        let inc: Vec<f64> = if delta {
-            p.bucket_counts.iter().map(|c| *c as f64).collect()
-        } else {
-            let key: Vec<(String, String)> = p
-                .attributes
-                .iter()
-                .map(|kv| (kv.key.clone(), attr_str(&kv.value).unwrap_or("").to_owned()))
-                .collect();
-            let (start, time) = (p.start_time_unix_nano, p.time_unix_nano);
-            let last = self.last_buckets.get(&key);
-            // The same point again, or an older one arriving late: nothing new.
-            if let Some((s, t, _)) = last {
-                if *s == start && time != 0 && time <= *t {
-                    return;
-                }
-            }
-            let inc = match last {
-                Some((s, _, l))
-                    if *s == start
-                        && l.len() == p.bucket_counts.len()
-                        && p.bucket_counts.iter().zip(l).all(|(a, b)| a >= b) =>
-                {
-                    p.bucket_counts.iter().zip(l).map(|(a, b)| (a - b) as f64).collect()
-                }
-                // First sight, a new start time or a reset.
-                _ => p.bucket_counts.iter().map(|c| *c as f64).collect(),
-            };
-            self.last_buckets.insert(key, (start, time, p.bucket_counts.clone()));
-            inc
-        };
-        let e = pending.entry((dep.to_owned(), source)).or_default();
-        if e.1.is_empty() {
-            e.0 = p.explicit_bounds.clone();
-            e.1 = vec![0.0; inc.len()];
-        }
-        if e.0 == p.explicit_bounds {
-            for (t, i) in e.1.iter_mut().zip(&inc) {
-                *t += i;
-            }
-        }
-    }
-
-    /// Adds one request's duration increments; a call slower than a bound or marked degraded
-    /// is slow (whichever counts more: both count the same calls above a bound).
-    fn apply_durations(&mut self, pending: Pending) {
-        for ((dep, source), (bounds, inc, degraded)) in pending {
-            let calls: f64 = inc.iter().sum();
-            if !inc.is_empty() {
-                self.durations
-                    .entry((dep.clone(), source))
-                    .or_default()
-                    .add(&bounds, &inc);
-            }
-            for b in &self.latency.slow_bounds {
-                let slow = super::histogram::slower_than(b.as_secs_f64(), &bounds, &inc).max(degraded);
-                let key = (dep.clone(), source, u64::try_from(b.as_nanos()).unwrap_or(u64::MAX));
-                let c = self.slow.entry(key).or_default();
-                c.requests += calls;
-                c.errors += slow;
-            }
-        }
-    }
-
-    /// Calls per bucket of one dependency (or all) and source (or both) over a window, with
-    /// the bounds; `None` without histogram data.
-    pub fn durations(
-        &self,
-        dep: Option<&str>,
-        source: Option<Source>,
-        now: Duration,
-        window: Duration,
-    ) -> Option<(Vec<f64>, Vec<f64>)> {
-        let mut out: Option<(Vec<f64>, Vec<f64>)> = None;
-        for ((d, s), h) in &self.durations {
-            if dep.is_some_and(|x| x != d) || source.is_some_and(|x| x != *s) {
-                continue;
-            }
-            let inc = h.increase(now, window);
-            match &mut out {
-                None => out = Some((h.bounds.clone(), inc)),
-                Some((b, total)) if *b == h.bounds && total.len() == inc.len() => {
-                    for (t, i) in total.iter_mut().zip(&inc) {
-                        *t += i;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        out
-    }
-
-    /// Calls (`requests`) and slow calls (`errors`) over a window for a bound.
-    pub fn slow_increase(
-        &self,
-        dep: Option<&str>,
-        source: Option<Source>,
-        bound: Duration,
-        now: Duration,
-        window: Duration,
-    ) -> Increase {
-        let b = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-        let mut total = Increase::default();
-        for ((d, s, kb), c) in &self.slow {
-            if *kb != b || dep.is_some_and(|x| x != d) || source.is_some_and(|x| x != *s) {
-                continue;
-            }
-            total.add(c.increase(now, window));
-        }
-        total
     }
 
     fn counter_point(&mut self, name: &str, p: &NumberDataPoint, delta: bool, now: Duration) {
@@ -579,8 +412,9 @@ impl Store {
             .unwrap_or("")
             .to_owned();
         let probe = self.probes.entry(check).or_default();
-        // One point per run: the same point seen again (a re-sent batch) is not a new run.
-        if p.time_unix_nano != 0 && p.time_unix_nano == probe.last_point_time {
+        // One point per run: a point not newer than the last run's (the same run from the
+        // other lane, a re-sent batch) is not a new run.
+        if p.time_unix_nano != 0 && p.time_unix_nano <= probe.last_point_time {
             return;
         }
         probe.last_point_time = p.time_unix_nano;

@@ -581,14 +581,17 @@ async fn value_threshold_reads_any_metric() {
     let c = rules(serde_json::json!([{"name": "slow_probe", "threshold": {"metric": "authwatch.probe.duration.last", "value": 2.0, "aggregation": "max", "window": "5m"}}]));
     let mut store = c.store();
     let mut engine = Engine::new(&c, Clock::new());
-    let m = |v: f64| request(vec![gauge("authwatch.probe.duration.last", vec![int_point(vec![kv("synthetic.check", "login")], v, 1)])]);
-    store.ingest(&m(1.0), Duration::from_secs(1));
+    let m = |v: f64, t: u64| request(vec![gauge("authwatch.probe.duration.last", vec![int_point(vec![kv("synthetic.check", "login")], v, t)])]);
+    store.ingest(&m(1.0, 1), Duration::from_secs(1));
     assert!(engine.evaluate(&store, Duration::from_secs(1)).is_empty());
-    store.ingest(&m(3.0), Duration::from_secs(2));
+    store.ingest(&m(3.0, 2), Duration::from_secs(2));
     let ev = engine.evaluate(&store, Duration::from_secs(2));
     assert_eq!(attrs(&ev[0].record)["alert.label.synthetic_check"], "login");
+    // The same point again (the other lane) is not a new sample.
+    store.ingest(&m(3.0, 2), Duration::from_secs(3));
+    assert_eq!(store.values["authwatch.probe.duration.last"].values().next().unwrap().len(), 2);
     // The 3.0 leaves the 5m window: resolved.
-    store.ingest(&m(1.0), Duration::from_secs(400));
+    store.ingest(&m(1.0, 400), Duration::from_secs(400));
     assert_eq!(states(&engine.evaluate(&store, Duration::from_secs(400))), ["resolved"]);
 }
 
@@ -750,3 +753,7 @@ async fn publishes_firing_resolved_alerts_and_verdicts_on_the_board() {
 }
 
 mod latency;
+
+// --- the live lane ---
+
+mod live;

@@ -47,6 +47,9 @@
 //!   Retryable failures are then retried at most 3 more times within one second before the batch
 //!   is dropped and counted.
 //! - Requests with no items are accepted and discarded.
+//! - Live data (what the `error_rate` connector and the probes send for the `alerts` connector,
+//!   see `authwatch_core::consume`) is passed on at once, never batched: the batch `timeout`
+//!   does not delay an alert.
 //!
 //! ## Telemetry
 //!
@@ -149,6 +152,7 @@ impl ProcessorConfig for Config {
         let wants_encoded = cx.next.wants_encoded();
         let consumer = Arc::new(Batcher {
             tx,
+            next: cx.next.clone(),
             kind,
             telemetry: telemetry.clone(),
             wants_encoded,
@@ -245,6 +249,8 @@ impl BatchMetrics {
 /// The consumer side: hands requests to the batching task through a bounded queue.
 struct Batcher {
     tx: mpsc::Sender<(Signal, usize)>,
+    /// Where live data goes, unbatched.
+    next: SharedConsumer,
     kind: SignalKind,
     telemetry: ProcessorTelemetry,
     /// What the next component wants (batching takes both forms).
@@ -254,6 +260,15 @@ struct Batcher {
 impl Consumer for Batcher {
     fn wants_encoded(&self) -> bool {
         self.wants_encoded
+    }
+
+    fn takes_live(&self) -> bool {
+        self.next.takes_live()
+    }
+
+    /// Live data is never batched: the alert path waits for no `timeout`.
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        self.next.consume_live(data)
     }
 
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {

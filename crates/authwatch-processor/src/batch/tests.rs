@@ -662,3 +662,22 @@ async fn encoded_batches_are_retried_until_accepted() {
     assert_eq!(all_indices(&sink), vec![0, 1, 2]);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_data_passes_at_once_unbatched() {
+    let sink = Sink::taking_live();
+    let h = start("live", Config::default(), SignalKind::Metrics, &sink).await;
+    assert!(h.consumer.takes_live());
+    h.consumer.consume(metric_signal(0, 3)).await.unwrap();
+    h.consumer.consume_live(metric_signal(3, 2)).await.unwrap();
+    // The live request is there before the batch timeout; the batched one is not.
+    assert_eq!(sink.live_received().len(), 1);
+    assert!(sink.received().is_empty());
+    h.stop().await;
+    assert_eq!(sink.item_count(SignalKind::Metrics), 3);
+    // Behind a consumer that does not take live data, the processor does not either.
+    let plain = Sink::new();
+    let h = start("live_plain", Config::default(), SignalKind::Metrics, &plain).await;
+    assert!(!h.consumer.takes_live());
+    h.stop().await;
+}

@@ -32,6 +32,7 @@
 //! | `auth_rejected_errors` | `[invalid_grant, invalid_user_password, mfa_required, password_leaked, too_many_attempts, access_denied, login_required, consent_required, interaction_required]` | OAuth `error` codes that make a 4xx `auth_rejected`. |
 //! | `windows` | `[1m, 5m, 30m, 1h, 6h]` | Sliding windows of `authwatch.dependency.error_ratio`. |
 //! | `metrics_flush_interval` | `15s` | How often metrics are emitted (and once more at shutdown). |
+//! | `live_interval` | `200ms` | The shortest time between two live updates (at most `1s`); see [Live updates](#live-updates). |
 //! | `aggregation_temporality` | `cumulative` | `cumulative` or `delta` for the counters and the histogram. |
 //! | `aggregation_cardinality_limit` | `2000` | Most series (dependency × endpoint × class × service × source); calls of new series beyond it go to an overflow series per dependency, class and source marked `otel.metric.overflow: true` (without `endpoint` and `service.name`). It also caps the endpoints and the services remembered, so memory stays bounded however many distinct URLs the spans carry; error groups of endpoints past the cap are named `{other}`. `0`: no limit. |
 //! | `histogram.buckets` | the HTTP semconv advisory buckets, 5ms … 10s | Bucket bounds in seconds, strictly increasing. |
@@ -83,6 +84,20 @@
 //! `authwatch_dependency_errors_total`, `http_client_request_duration_seconds_*`,
 //! `authwatch_dependency_error_ratio`.
 //!
+//! ## Live updates
+//!
+//! The `alerts` connector and the status page do not wait for `metrics_flush_interval`. When
+//! calls were counted, the connector sends a live update at once, then at most one per
+//! `live_interval` while calls keep coming: the counters and duration histograms of the series
+//! that changed (cumulative, whatever `aggregation_temporality` says) and the windows of their
+//! dependencies, and it refreshes the status board. Live updates travel the metrics pipelines on
+//! the live lane (see `authwatch_core::consume`): processors pass them on at once (`batch` does
+//! not hold them) and only the `alerts` connector reads them; exporters never see them, so
+//! backends get the metrics every `metrics_flush_interval` and no more often. With nothing
+//! counted, nothing is sent. A span therefore reaches an alert rule within `live_interval` (plus
+//! the `timeout` of a `batch` processor in front of the connector), and an alert with no `for`
+//! fires within a second.
+//!
 //! ## Error groups
 //!
 //! Every call that is not `ok` belongs to a group with the fingerprint (dependency, endpoint,
@@ -119,6 +134,8 @@ mod encoded;
 mod classify_tests;
 #[cfg(test)]
 mod encoded_tests;
+#[cfg(test)]
+mod live_tests;
 pub(crate) mod state;
 #[cfg(test)]
 mod state_tests;
@@ -134,6 +151,7 @@ use authwatch_core::{
 };
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -152,6 +170,9 @@ pub struct Config {
     pub windows: Vec<Window>,
     #[serde(with = "duration")]
     pub metrics_flush_interval: Duration,
+    /// The shortest time between two live updates to the `alerts` connector and the status board.
+    #[serde(with = "duration")]
+    pub live_interval: Duration,
     pub aggregation_temporality: Temporality,
     pub aggregation_cardinality_limit: usize,
     pub histogram: HistogramConfig,
@@ -207,6 +228,7 @@ pub const DEFAULT_BUCKETS: [f64; 14] = [
 ];
 pub const DEFAULT_WINDOWS: [u64; 5] = [60, 300, 1800, 3600, 21_600];
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 pub const DEFAULT_DEDUPE_SPANS: usize = 65_536;
 /// The most `dedupe_spans` (384 MiB of memory).
@@ -246,6 +268,7 @@ impl Default for Config {
             auth_rejected_errors: DEFAULT_AUTH_REJECTED.iter().map(|s| s.to_string()).collect(),
             windows: DEFAULT_WINDOWS.iter().map(|s| Window::secs(*s)).collect(),
             metrics_flush_interval: DEFAULT_FLUSH_INTERVAL,
+            live_interval: DEFAULT_LIVE_INTERVAL,
             aggregation_temporality: Temporality::Cumulative,
             aggregation_cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             histogram: HistogramConfig::default(),
@@ -323,6 +346,12 @@ impl ComponentConfig for Config {
         if self.metrics_flush_interval.is_zero() {
             v.error("metrics_flush_interval", "must be longer than zero, e.g. `15s`");
         }
+        if self.live_interval.is_zero() || self.live_interval > Duration::from_secs(1) {
+            v.error(
+                "live_interval",
+                "must be longer than zero and at most `1s`, so that alerts learn of calls within a second",
+            );
+        }
         let b = &self.histogram.buckets;
         if b.iter().any(|x| !x.is_finite()) || b.windows(2).any(|w| w[0] >= w[1]) {
             v.error(
@@ -357,6 +386,8 @@ impl ConnectorConfig for Config {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(self, clock)),
             clock,
+            live: cx.next.takes_live_for(SignalKind::Metrics),
+            changed: Notify::new(),
             next: cx.next,
             board: cx.settings.board.clone(),
             id: cx.settings.id.to_string(),
@@ -364,6 +395,7 @@ impl ConnectorConfig for Config {
         let task = FlushTask {
             inner: inner.clone(),
             interval: self.metrics_flush_interval,
+            live_interval: self.live_interval,
             shutdown: cx.settings.shutdown,
             id: cx.settings.id.to_string(),
         };
@@ -379,6 +411,10 @@ impl ConnectorConfig for Config {
 struct Inner {
     state: Mutex<State>,
     clock: Clock,
+    /// Whether some consumer downstream reads live metrics.
+    live: bool,
+    /// Woken when calls were counted.
+    changed: Notify,
     next: Router,
     board: StatusBoard,
     id: String,
@@ -394,11 +430,38 @@ impl Inner {
         if !self.next.accepts(SignalKind::Metrics) {
             return Ok(());
         }
-        let req = {
+        let (live, req) = {
             let now = self.clock.elapsed();
-            self.lock().metrics(now)
+            let mut st = self.lock();
+            // What was counted since the last live update goes live first (with delta
+            // temporality the flush starts the counters again).
+            let live = if self.live { st.live_metrics(now) } else { None };
+            (live, st.metrics(now))
         };
+        if let Some(live) = live {
+            self.send_live(live).await;
+        }
         self.next.route(Signal::Metrics(req)).await
+    }
+
+    /// Sends a live update if calls were counted since the last one, and refreshes the board.
+    async fn live_update(&self) {
+        if self.live {
+            let live = {
+                let now = self.clock.elapsed();
+                self.lock().live_metrics(now)
+            };
+            if let Some(live) = live {
+                self.send_live(live).await;
+            }
+        }
+        self.publish();
+    }
+
+    async fn send_live(&self, req: authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest) {
+        if let Err(e) = self.next.route_live(Signal::Metrics(req)).await {
+            debug!(error = %e, "Live error-rate update refused downstream.");
+        }
     }
 }
 
@@ -425,22 +488,35 @@ impl ErrorRate {
     fn record(&self, data: Signal) -> Result<Vec<state::GroupRecord>, ConsumeError> {
         let now = self.inner.clock.elapsed();
         let kind = data.kind();
-        match data {
-            Signal::Traces(req) => Ok(self.inner.lock().record_traces(&req, now)),
-            Signal::Encoded(e) if kind == SignalKind::Traces => self
-                .inner
-                .lock()
-                .record_traces_encoded(e.bytes(), now)
-                .ok_or(ConsumeError::Permanent(PermanentError::Malformed {
-                    component: "the error_rate connector",
-                    kind,
-                })),
-            _ => Err(ConsumeError::Permanent(PermanentError::WrongSignal {
-                component: "the error_rate connector",
-                expected: SignalKind::Traces,
-                got: kind,
-            })),
+        let (records, counted) = {
+            let mut st = match data {
+                Signal::Traces(_) | Signal::Encoded(_) if kind == SignalKind::Traces => {
+                    self.inner.lock()
+                }
+                _ => {
+                    return Err(ConsumeError::Permanent(PermanentError::WrongSignal {
+                        component: "the error_rate connector",
+                        expected: SignalKind::Traces,
+                        got: kind,
+                    }))
+                }
+            };
+            let before = st.matched;
+            let records = match &data {
+                Signal::Traces(req) => Some(st.record_traces(req, now)),
+                Signal::Encoded(e) => st.record_traces_encoded(e.bytes(), now),
+                _ => None,
+            };
+            (records, st.matched != before)
+        };
+        if counted {
+            // One permit however many requests come: the live task coalesces them.
+            self.inner.changed.notify_one();
         }
+        records.ok_or(ConsumeError::Permanent(PermanentError::Malformed {
+            component: "the error_rate connector",
+            kind,
+        }))
     }
 }
 
@@ -476,10 +552,12 @@ impl Consumer for ErrorRate {
 
 // === impl FlushTask ===
 
-/// Emits the metrics every `metrics_flush_interval`, and once more at shutdown.
+/// Emits the metrics every `metrics_flush_interval`, and once more at shutdown; sends live
+/// updates when calls were counted, at most one per `live_interval`.
 struct FlushTask {
     inner: Arc<Inner>,
     interval: Duration,
+    live_interval: Duration,
     shutdown: CancellationToken,
     id: String,
 }
@@ -492,6 +570,8 @@ impl FlushTask {
             self.interval,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The earliest time of the next live update.
+        let mut next_live = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -500,6 +580,17 @@ impl FlushTask {
                     if let Err(e) = self.inner.flush().await {
                         debug!(error = %e, "Error-rate metrics refused downstream.");
                     }
+                }
+                () = self.inner.changed.notified() => {
+                    // The first calls after a quiet spell go at once; calls that keep coming
+                    // are gathered for `live_interval`.
+                    tokio::select! {
+                        biased;
+                        () = self.shutdown.cancelled() => break,
+                        () = tokio::time::sleep_until(next_live) => {}
+                    }
+                    self.inner.live_update().await;
+                    next_live = tokio::time::Instant::now() + self.live_interval;
                 }
             }
         }

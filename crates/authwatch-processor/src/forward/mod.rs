@@ -26,6 +26,7 @@
 //!   backpressure and refusals reach the sender unchanged.
 //! - A signal with no pipeline on the output side is refused with a permanent "no pipeline
 //!   accepts ..." error (the service's graph checks normally rule that out).
+//! - Live data (see `authwatch_core::consume`) takes the same routes.
 //! - Keeps no state and runs no task: there is nothing to flush at shutdown.
 
 use std::sync::Arc;
@@ -81,6 +82,14 @@ impl Consumer for Forward {
 
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(self.next.route(data))
+    }
+
+    fn takes_live(&self) -> bool {
+        Consumer::takes_live(&self.next)
+    }
+
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(self.next.route_live(data))
     }
 }
 

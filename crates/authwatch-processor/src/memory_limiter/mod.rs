@@ -46,6 +46,8 @@
 //!   is let in again (below the soft limit, or because memory stopped growing); the tries in
 //!   between are logged at debug.
 //! - When memory cannot be read (not Linux), data always passes and a warning is logged once.
+//! - Live data (a few series for the `alerts` connector, see `authwatch_core::consume`) always
+//!   passes: it is small, bounded, and what tells you about the trouble.
 //! - Rust has no garbage collector to force; glibc's `malloc_trim` would be the equivalent and is
 //!   not called (it needs `unsafe`).
 //!
@@ -369,6 +371,15 @@ impl Consumer for Limiter {
         }
         self.telemetry.accepted(kind, data.item_count());
         self.next.consume(data)
+    }
+
+    fn takes_live(&self) -> bool {
+        self.next.takes_live()
+    }
+
+    /// Live data is small, bounded and evaluated in place: it passes even while refusing.
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        self.next.consume_live(data)
     }
 }
 

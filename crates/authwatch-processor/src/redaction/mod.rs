@@ -366,6 +366,19 @@ impl Consumer for Redaction {
         self.telemetry.accepted(data.kind(), data.item_count());
         self.next.consume(data)
     }
+
+    fn takes_live(&self) -> bool {
+        self.next.takes_live()
+    }
+
+    /// Live data is redacted like any other before it goes on (it is not counted again: the
+    /// normal lane carries the same data).
+    fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        match self.redact_any(data, &mut Counts::default()) {
+            Ok(d) => self.next.consume_live(d),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
 }
 
 /// What `crate::fuzzing` needs of the crate-private rules.

@@ -388,6 +388,12 @@ impl Poller {
     async fn route(&self, data: Signal) {
         let kind = data.kind();
         let n = data.item_count();
+        // A poll reaches the alerts connector at once, whatever a `batch` waits for.
+        if self.next.takes_live_for(kind) {
+            if let Err(e) = self.next.route_live(data.clone()).await {
+                debug!(page = %self.page.name, signal = %kind, error = %e, "Live status data refused.");
+            }
+        }
         match self.next.route(data).await {
             Ok(()) => self.telemetry.accepted(kind, n),
             Err(e) => {

@@ -589,6 +589,12 @@ impl Emitter {
         for signal in out {
             let kind = signal.kind();
             let n = signal.item_count();
+            // A run reaches the alerts connector at once, whatever a `batch` waits for.
+            if self.next.takes_live_for(kind) {
+                if let Err(e) = self.next.route_live(signal.clone()).await {
+                    debug!(check = %r.check, signal = %kind, error = %e, "Live probe result refused.");
+                }
+            }
             match self.next.route(signal).await {
                 Ok(()) => self.telemetry.accepted(kind, n),
                 Err(e) => {

@@ -281,3 +281,54 @@ fn cumulative_histogram_points_count_once_whatever_their_order() {
     store.ingest(&point([1, 0, 0, 0, 0, 0, 0], 99, 40), at(5));
     assert_eq!(calls(&store), 6.0);
 }
+
+/// The live lane sends each changed series cumulatively, the normal lane the same series again
+/// (cumulative, or delta when `error_rate` exports delta): the histogram, its slow calls and
+/// the degraded counter count each call once, whichever lane brings it first.
+#[test]
+fn histogram_points_from_both_lanes_count_once() {
+    let c = rules(serde_json::json!([{"name": "slow_logins", "latency": {
+        "source": "probe", "slower_than": "2.5s", "share": 0.5, "window": "5m", "min_requests": 1}}]));
+    let mut store = c.store();
+    const SEC: u64 = 1_000_000_000;
+    let timed = |counts: [u64; 7], degraded: f64, start: u64, time: u64, delta: bool| {
+        let mut r = durations("auth0", "probe", counts, Some(degraded));
+        for m in &mut r.resource_metrics[0].scope_metrics[0].metrics {
+            match &mut m.data {
+                Some(metric::Data::Histogram(h)) => {
+                    h.aggregation_temporality = if delta { 1 } else { 2 };
+                    h.data_points[0].start_time_unix_nano = start * SEC;
+                    h.data_points[0].time_unix_nano = time * SEC;
+                }
+                Some(metric::Data::Sum(s)) => {
+                    s.aggregation_temporality = if delta { 1 } else { 2 };
+                    s.data_points[0].start_time_unix_nano = start * SEC;
+                    s.data_points[0].time_unix_nano = time * SEC;
+                }
+                _ => {}
+            }
+        }
+        r
+    };
+    let window = |store: &Store| {
+        let calls: f64 = store.durations(Some("auth0"), None, at(20), at(300)).map_or(0.0, |(_, c)| c.iter().sum());
+        let slow = store.slow_increase(Some("auth0"), None, Duration::from_millis(2500), at(20), at(300));
+        (calls, slow.requests, slow.errors)
+    };
+    // Live updates at 1 s and 2 s.
+    store.ingest(&timed([1, 0, 0, 0, 1, 0, 0], 1.0, 1, 1, false), at(1));
+    store.ingest(&timed([3, 0, 0, 0, 2, 0, 0], 2.0, 1, 2, false), at(2));
+    // The normal lane: the 1 s state late, then the 2 s state (cumulative export).
+    store.ingest(&timed([1, 0, 0, 0, 1, 0, 0], 1.0, 1, 1, false), at(3));
+    store.ingest(&timed([3, 0, 0, 0, 2, 0, 0], 2.0, 1, 2, false), at(3));
+    assert_eq!(window(&store), (5.0, 5.0, 2.0));
+    // A delta export of the same series is left to the live lane's cumulative points.
+    store.ingest(&timed([3, 0, 0, 0, 2, 0, 0], 2.0, 1, 2, true), at(4));
+    assert_eq!(window(&store), (5.0, 5.0, 2.0));
+    // After a delta flush the series starts again: a new start time is a reset.
+    store.ingest(&timed([1, 0, 0, 0, 1, 0, 0], 1.0, 15, 16, false), at(16));
+    assert_eq!(window(&store), (7.0, 7.0, 3.0));
+    // A point from before that reset adds nothing.
+    store.ingest(&timed([4, 0, 0, 0, 2, 0, 0], 2.0, 1, 14, false), at(17));
+    assert_eq!(window(&store), (7.0, 7.0, 3.0));
+}

@@ -1,5 +1,6 @@
 //! The metrics of a flush: request and error counters and duration histograms per series, and
-//! error ratios and request counts per sliding window.
+//! error ratios and request counts per sliding window. The live lane gets the same metrics,
+//! restricted to what changed since the last live update and always cumulative.
 
 use std::time::Duration;
 
@@ -21,15 +22,44 @@ use super::{SeriesKey, State};
 impl State {
     /// The metrics of this flush. With delta temporality the counters start again afterwards.
     pub fn metrics(&mut self, now: Duration) -> ExportMetricsServiceRequest {
+        self.build_metrics(now, false)
+    }
+
+    /// The live update: the series counted since the last one (cumulative, whatever the
+    /// configured temporality) and the windows of their dependencies; `None` when nothing was
+    /// counted since. Leaves the exported metrics as they are.
+    pub fn live_metrics(&mut self, now: Duration) -> Option<ExportMetricsServiceRequest> {
+        if self.series.values().all(|s| s.live_sent == s.count) {
+            return None;
+        }
+        Some(self.build_metrics(now, true))
+    }
+
+    fn build_metrics(&mut self, now: Duration, live: bool) -> ExportMetricsServiceRequest {
         let clock = self.clock;
         let now_ns = clock.unix_nanos(now);
-        let delta = self.temporality == Temporality::Delta;
+        let delta = self.temporality == Temporality::Delta && !live;
         let temporality = if delta {
             AggregationTemporality::Delta
         } else {
             AggregationTemporality::Cumulative
         } as i32;
-        let mut keys: Vec<SeriesKey> = self.series.keys().copied().collect();
+        let mut changed_deps = vec![!live; self.dependencies.len()];
+        let mut keys: Vec<SeriesKey> = if live {
+            let mut keys = Vec::new();
+            for (k, s) in self.series.iter_mut() {
+                if s.live_sent != s.count {
+                    s.live_sent = s.count;
+                    keys.push(*k);
+                    if let Some(d) = changed_deps.get_mut(k.dep as usize) {
+                        *d = true;
+                    }
+                }
+            }
+            keys
+        } else {
+            self.series.keys().copied().collect()
+        };
         keys.sort();
         let mut requests = Vec::with_capacity(keys.len());
         let mut errors = Vec::new();
@@ -74,7 +104,8 @@ impl State {
         }
         let mut ratios = Vec::new();
         let mut window_requests = Vec::new();
-        for dep in 0..self.dependencies.len() {
+        let deps = changed_deps.iter().enumerate().filter(|(_, changed)| **changed);
+        for (dep, _) in deps {
             for source in Source::ALL {
                 for (i, w) in self.windows.clone().into_iter().enumerate() {
                     let (r, e) = self.window_totals(dep, source, i, now);
@@ -100,10 +131,13 @@ impl State {
                 }
             }
         }
-        if delta {
-            self.series.clear();
+        // A live update leaves the exported metrics as they are.
+        if !live {
+            if delta {
+                self.series.clear();
+            }
+            self.last_flush = now;
         }
-        self.last_flush = now;
         let sum = |name: &str, desc: &str, points| Metric {
             name: name.into(),
             description: desc.into(),

@@ -58,6 +58,8 @@ struct SeriesData {
     degraded: u64,
     /// When this series started counting (cumulative start time).
     start: Duration,
+    /// `count` at the last live update.
+    live_sent: u64,
 }
 
 impl SeriesData {
@@ -70,6 +72,7 @@ impl SeriesData {
             buckets: vec![0; n_bounds + 1],
             degraded: 0,
             start: now,
+            live_sent: 0,
         }
     }
 }

@@ -35,6 +35,7 @@ fn data(name: &str) -> String {
 mod config;
 mod documents;
 mod failures;
+mod live;
 
 // === a status server on loopback ===
 
