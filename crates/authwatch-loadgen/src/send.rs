@@ -1,7 +1,11 @@
 //! The sender: `--concurrency` workers share `--connections` connections and each sends one
 //! request at a time (closed loop), or paces itself when `--rate` is given. Requests are encoded
 //! (and, for HTTP with `--gzip`, compressed) once at start and cycled through, so the sender's own
-//! cost stays small. A refused request is counted by its status and the worker pauses 10 ms.
+//! cost stays small. Each send gets fresh span ids (the request's sequence number XORed into
+//! every `span_id`, a copy of the body and 512 eight-byte writes): a receiver that remembers
+//! recently counted spans, as `error_rate` does, sees new spans as real traffic would bring
+//! them. HTTP with `--gzip` sends the compressed bodies as they are (their span ids repeat every
+//! `--distinct` requests). A refused request is counted by its status and the worker pauses 10 ms.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use prost::Message;
 use tokio::time::Instant;
@@ -170,20 +174,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.spans_per_request,
         args.hosts.max(args.routes),
     );
-    let bodies: Vec<Bytes> =
+    let precompressed = args.gzip && args.protocol == Protocol::Http;
+    let bodies: Vec<Body> =
         authwatch_loadgen::spans::requests_with(distinct, args.spans_per_request, cardinality)
             .into_iter()
             .map(|r| {
                 let raw = r.encode_to_vec();
-                if args.gzip && args.protocol == Protocol::Http {
-                    gzip(&raw).map(Bytes::from)
+                if precompressed {
+                    gzip(&raw).map(|z| Body {
+                        bytes: Bytes::from(z),
+                        span_ids: Vec::new(),
+                    })
                 } else {
-                    Ok(Bytes::from(raw))
+                    Ok(Body {
+                        span_ids: span_id_offsets(&r, &raw),
+                        bytes: Bytes::from(raw),
+                    })
                 }
             })
             .collect::<std::io::Result<_>>()
             .context("cannot compress the requests")?;
-    let bytes_per_request = bodies.iter().map(Bytes::len).sum::<usize>() / bodies.len();
+    let bytes_per_request = bodies.iter().map(|b| b.bytes.len()).sum::<usize>() / bodies.len();
 
     let mut clients = Vec::new();
     match args.protocol {
@@ -222,6 +233,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let bodies = Arc::new(bodies);
     let issued = Arc::new(AtomicU64::new(0));
+    let sequence = Arc::new(AtomicU64::new(1));
     let start = Instant::now();
     let deadline = start + args.duration;
     // Each worker paces itself to its share of the rate.
@@ -233,6 +245,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut client = clients[w % clients.len()].clone();
         let bodies = bodies.clone();
         let issued = issued.clone();
+        let sequence = sequence.clone();
         let max = args.requests;
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -254,7 +267,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if max.is_some_and(|m| issued.fetch_add(1, Ordering::Relaxed) >= m) {
                     break;
                 }
-                let body = bodies[next % bodies.len()].clone();
+                let body =
+                    bodies[next % bodies.len()].fresh(sequence.fetch_add(1, Ordering::Relaxed));
                 next += 1;
                 let t0 = Instant::now();
                 match client.send(body).await {
@@ -334,6 +348,57 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One encoded request and where its spans' `span_id` bytes are.
+struct Body {
+    bytes: Bytes,
+    span_ids: Vec<usize>,
+}
+
+impl Body {
+    /// The request with `sequence` XORed into every span id (the body itself when it has no
+    /// known span ids: a precompressed one).
+    fn fresh(&self, sequence: u64) -> Bytes {
+        if self.span_ids.is_empty() {
+            return self.bytes.clone();
+        }
+        let mut out = BytesMut::from(&self.bytes[..]);
+        let mask = sequence.to_be_bytes();
+        for &at in &self.span_ids {
+            for (b, m) in out[at..at + 8].iter_mut().zip(mask) {
+                *b ^= m;
+            }
+        }
+        out.freeze()
+    }
+}
+
+/// Offsets of every span's 8-byte `span_id` in `raw`, the encoding of `request`: the bytes
+/// after each `0x12 0x08` (field 2, length 8) that are one of the request's span ids.
+fn span_id_offsets(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    raw: &[u8],
+) -> Vec<usize> {
+    let ids: std::collections::HashSet<&[u8]> = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.span_id.as_slice())
+        .filter(|id| id.len() == 8)
+        .collect();
+    let mut offsets = Vec::with_capacity(ids.len());
+    let mut i = 0;
+    while i + 10 <= raw.len() {
+        if raw[i] == 0x12 && raw[i + 1] == 0x08 && ids.contains(&raw[i + 2..i + 10]) {
+            offsets.push(i + 2);
+            i += 10;
+        } else {
+            i += 1;
+        }
+    }
+    offsets
+}
+
 /// Requests to generate: `asked`, or enough for `values` distinct values to all appear, at most
 /// 4096 (2M spans of 512).
 fn distinct_requests(asked: usize, spans_per_request: usize, values: usize) -> usize {
@@ -354,6 +419,44 @@ mod tests {
     #[test]
     fn enough_requests_for_every_value() {
         assert_eq!(distinct_requests(16, 512, 0), 16);
+    }
+
+    #[test]
+    fn every_send_carries_fresh_span_ids_and_nothing_else_changes() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        let request = authwatch_loadgen::spans::requests(1, 64).remove(0);
+        let raw = request.encode_to_vec();
+        let body = Body {
+            span_ids: span_id_offsets(&request, &raw),
+            bytes: Bytes::from(raw),
+        };
+        assert_eq!(body.span_ids.len(), 64);
+        let ids = |b: &Bytes| -> Vec<Vec<u8>> {
+            let r = ExportTraceServiceRequest::decode(b.clone()).unwrap();
+            r.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.span_id.clone())
+                .collect()
+        };
+        let (one, two) = (body.fresh(1), body.fresh(2));
+        let (a, b) = (ids(&one), ids(&two));
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+        assert!(a.iter().zip(ids(&body.bytes)).all(|(x, y)| *x != y));
+        // Only the span ids differ.
+        let mut back = ExportTraceServiceRequest::decode(one).unwrap();
+        for s in back
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+            .flat_map(|s| &mut s.spans)
+        {
+            for (b, m) in s.span_id.iter_mut().zip(1u64.to_be_bytes()) {
+                *b ^= m;
+            }
+        }
+        assert_eq!(back, request);
         assert_eq!(distinct_requests(16, 512, 1000), 16);
         assert_eq!(distinct_requests(16, 512, 100_000), 196);
         assert_eq!(distinct_requests(0, 512, 0), 1);
