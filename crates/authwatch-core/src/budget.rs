@@ -161,6 +161,11 @@ impl Charge {
         self.budget.0.held.fetch_sub(n, Ordering::Relaxed);
     }
 
+    /// Takes `other`'s bytes into this charge (they stay held).
+    pub fn merge(&mut self, mut other: Charge) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
     /// Adds `bytes` to this charge.
     pub fn add(&mut self, bytes: u64) {
         self.bytes += bytes;
@@ -233,7 +238,9 @@ mod tests {
         c.release(1000);
         assert_eq!((b.held(), c.bytes()), (50, 0));
         c.add(5);
-        drop(d);
+        c.merge(d);
+        assert_eq!((b.held(), c.bytes()), (55, 55));
+        c.release(50);
         assert_eq!(b.held(), 5);
         drop(c);
         assert_eq!(b.held(), 0);

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authwatch_core::config::Positive;
-use authwatch_core::{Holds, Resource, Signal, Validator};
+use authwatch_core::budget::{Charge, Pressure};
+use authwatch_core::{Holds, MemoryBudget, Resource, Signal, Validator};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
@@ -190,6 +191,12 @@ struct State<T> {
     bytes: u64,
     closed: bool,
     next_id: u64,
+    /// `bytes`, counted in the run's memory budget.
+    held: Option<Charge>,
+    /// Set while this queue, having refused data because it was full, has not drained below
+    /// three quarters of its limits: receivers then refuse before reading (see
+    /// [`authwatch_core::budget`]).
+    pressure: Option<Pressure>,
 }
 
 impl<T> Default for State<T> {
@@ -199,6 +206,8 @@ impl<T> Default for State<T> {
             bytes: 0,
             closed: false,
             next_id: 0,
+            held: None,
+            pressure: None,
         }
     }
 }
@@ -211,6 +220,7 @@ pub struct MemoryQueue<T = Signal> {
     max_bytes: u64,
     readable: Notify,
     writable: Notify,
+    budget: Option<MemoryBudget>,
 }
 
 impl<T> MemoryQueue<T> {
@@ -221,7 +231,23 @@ impl<T> MemoryQueue<T> {
             max_bytes,
             readable: Notify::new(),
             writable: Notify::new(),
+            budget: None,
         }
+    }
+
+    /// Counts what is queued in `budget` (charged when pushed, released when taken), and
+    /// reports the queue full there once it refused data (until it drained below three
+    /// quarters of `capacity` and of `max_bytes`), so that receivers refuse before reading.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.state.get_mut().unwrap_or_else(|e| e.into_inner()).held = Some(budget.charge(0));
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Below three quarters of both limits: room enough to stop refusing before reading.
+    fn has_room(&self, s: &State<T>) -> bool {
+        s.items.len() <= self.capacity - self.capacity / 4
+            && s.bytes <= self.max_bytes - self.max_bytes / 4
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -233,6 +259,7 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
     fn push(&self, data: T, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
         Box::pin(async move {
             let size = data.encoded_size() as u64;
+            let kind = data.kind();
             let mut data = Some(data);
             loop {
                 let room = self.writable.notified();
@@ -249,14 +276,22 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                         if let Some(d) = data.take() {
                             s.items.push_back((d, size));
                             s.bytes += size;
+                            if let Some(held) = &mut s.held {
+                                held.add(size);
+                            }
                         }
                         drop(s);
                         self.readable.notify_one();
                         return Ok(());
                     }
-                }
-                if !block {
-                    return Err(PushError::Full);
+                    if !block {
+                        if let Some(budget) = &self.budget {
+                            s.pressure
+                                .get_or_insert_with(|| budget.pressure(kind))
+                                .set(true);
+                        }
+                        return Err(PushError::Full);
+                    }
                 }
                 room.await;
             }
@@ -273,6 +308,14 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                     let mut s = self.lock();
                     if let Some((data, size)) = s.items.pop_front() {
                         s.bytes -= size;
+                        if let Some(held) = &mut s.held {
+                            held.release(size);
+                        }
+                        if s.pressure.as_ref().is_some_and(Pressure::is_set) && self.has_room(&s) {
+                            if let Some(p) = &mut s.pressure {
+                                p.set(false);
+                            }
+                        }
                         let id = s.next_id;
                         s.next_id += 1;
                         let more = !s.items.is_empty();
@@ -294,7 +337,12 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
     }
 
     fn close(&self) {
-        self.lock().closed = true;
+        let mut s = self.lock();
+        s.closed = true;
+        if let Some(p) = &mut s.pressure {
+            p.set(false);
+        }
+        drop(s);
         self.readable.notify_waiters();
         self.writable.notify_waiters();
     }
@@ -345,6 +393,40 @@ mod tests {
         // And one larger than the whole limit goes into the empty queue.
         let q = MemoryQueue::new(100, 1);
         q.push(big, false).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn charges_the_budget_and_reports_pressure_until_drained_to_three_quarters() {
+        let budget = MemoryBudget::new();
+        let q = MemoryQueue::new(8, u64::MAX).with_budget(budget.clone());
+        let one = authwatch_testkit::trace_signal(0, 1);
+        let size = one.encoded_size() as u64;
+        for _ in 0..8 {
+            q.push(one.clone(), false).await.unwrap();
+        }
+        assert_eq!(budget.held(), 8 * size);
+        // Full but not refused yet: receivers still read.
+        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()));
+        assert!(matches!(q.push(one.clone(), false).await, Err(PushError::Full)));
+        assert_eq!(
+            budget.admit(SignalKind::Traces, 0),
+            Err(authwatch_core::ConsumeError::Full)
+        );
+        assert_eq!(budget.admit(SignalKind::Logs, 0), Ok(()));
+        // One taken: room, but not enough to stop refusing before reading.
+        q.pop().await.unwrap();
+        assert_eq!(budget.held(), 7 * size);
+        assert!(budget.admit(SignalKind::Traces, 0).is_err());
+        q.pop().await.unwrap();
+        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()), "6 of 8 left");
+        // Closing clears the pressure; dropping the queue releases what it held.
+        assert!(matches!(q.push(one.clone(), false).await, Ok(())));
+        assert!(matches!(q.push(one.clone(), false).await, Ok(())));
+        assert!(q.push(one.clone(), false).await.is_err());
+        q.close();
+        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()));
+        drop(q);
+        assert_eq!(budget.held(), 0);
     }
 
     #[tokio::test]

@@ -105,15 +105,33 @@ where
                 // spec) with the encodings it does take, before reading the body.
                 return Ok(grpc.unary(this, req).await);
             };
+            // Admission before the message is read: a refusal costs no read and no decode.
+            // HTTP/2 requests rarely declare a length; then what is held now decides.
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if let Err(e) = this.ingest.admit(R::KIND, declared) {
+                return Ok(Problem::from(&e)
+                    .to_grpc()
+                    .into_http::<tonic::body::Body>());
+            }
+            let mut held = this.ingest.charge(declared);
             let (mut parts, body) = req.into_parts();
             let frame = match grpc_frame::read_message(body, encoding, limit).await {
                 Ok(frame) => frame,
                 Err(e) => return Ok(Status::from(&e).into_http::<tonic::body::Body>()),
             };
+            // Held until the pipelines have it: the message as it will be handed on.
+            held.add((frame.len() as u64).saturating_sub(held.bytes()));
             // The message is inflated now: tonic gets it as a plain frame.
             parts.headers.remove("grpc-encoding");
             let req = http::Request::from_parts(parts, Full::new(frame));
-            Ok(grpc.unary(this, req).await)
+            let answer = grpc.unary(this, req).await;
+            drop(held);
+            Ok(answer)
         })
     }
 }

@@ -757,7 +757,8 @@ impl Receiver {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "grpc"),
-            );
+            )
+            .with_budget(settings.budget.clone());
             let auth = bearer(&b.config.auth, "grpc");
             grpc::serve(
                 b.config,
@@ -772,7 +773,8 @@ impl Receiver {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "http"),
-            );
+            )
+            .with_budget(settings.budget.clone());
             let auth = bearer(&b.config.auth, "http");
             http::serve(
                 &b.config,
