@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authwatch_core::config::Positive;
 use authwatch_core::budget::{Charge, Pressure};
+use authwatch_core::config::Positive;
 use authwatch_core::{Holds, MemoryBudget, Resource, Signal, Validator};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -407,7 +407,10 @@ mod tests {
         assert_eq!(budget.held(), 8 * size);
         // Full but not refused yet: receivers still read.
         assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()));
-        assert!(matches!(q.push(one.clone(), false).await, Err(PushError::Full)));
+        assert!(matches!(
+            q.push(one.clone(), false).await,
+            Err(PushError::Full)
+        ));
         assert_eq!(
             budget.admit(SignalKind::Traces, 0),
             Err(authwatch_core::ConsumeError::Full)

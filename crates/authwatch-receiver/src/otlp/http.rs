@@ -244,6 +244,9 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
     // Admission before the body is read: a refusal costs no read and no decode. The body is
     // counted as held (its declared size, then what arrived) until the pipelines have it.
     let declared = content_length(&parts.headers);
+    if declared.is_some_and(|n| n > endpoint.max_body as u64) {
+        return problem_response(&Problem::too_large(endpoint.max_body, "request body"), format);
+    }
     if let Err(e) = endpoint.ingest.admit(R::KIND, declared.unwrap_or(0)) {
         debug!(signal = %R::KIND, error = %e, "Refused an OTLP/HTTP request before reading its body.");
         return problem_response(&Problem::from(&e), format);
@@ -294,10 +297,8 @@ async fn decode<R: Export>(
     held: &mut Charge,
 ) -> Result<Decoded<R>, Problem> {
     let encoding = Encoding::from_headers(headers)?;
+    // A declared length over `max_body` was refused before admission.
     let declared = content_length(headers);
-    if declared.is_some_and(|n| n > max_body as u64) {
-        return Err(Problem::too_large(max_body, "request body"));
-    }
     let wire = read_capped(body, max_body, declared).await?;
     // A body without Content-Length (chunked) is counted once it has arrived.
     held.add((wire.len() as u64).saturating_sub(held.bytes()));
