@@ -11,7 +11,8 @@
 //! - the resident set (`VmRSS`, sampled every 100 ms) never exceeds `limit_mib` + [`MARGIN_MIB`];
 //! - the process stays up, and every refusal is retryable (gRPC `RESOURCE_EXHAUSTED` from the
 //!   memory limiter, or `UNAVAILABLE`), never another code, a timeout or a broken connection;
-//! - the limiter did refuse (so the test exercised it) and requests were still accepted;
+//! - the limiter did refuse (so the test exercised it: before the message was read, on the
+//!   bytes held, or in the `memory_limiter` processor) and requests were still accepted;
 //! - once the sink recovers (no rate limit), every acknowledged span arrives;
 //! - afterwards authwatch accepts data again (the limiter stops refusing).
 //!
@@ -334,13 +335,17 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
             ),
         )
     };
+    let early = sample(
+        &text,
+        r#"authwatch_receiver_refused_requests_total{receiver="otlp",transport="grpc"}"#,
+    );
     let first_refusal = *tally.first_refusal.lock().unwrap();
     eprintln!(
         "overload: capacity {CAPACITY} spans/s set at the sink, {:.0} spans/s measured reaching it \
          during the load; offered {:.0} spans/s ({attempts} requests of {PER_REQUEST} spans in \
          {load_s:.1} s, {} ticks skipped at {MAX_IN_FLIGHT} in flight); accepted {acked_spans} \
-         spans ({:.0} spans/s), refused {refused_total} requests {refused:?} (memory_limiter: \
-         {} spans accepted, {} refused; first refusal after {:.1} s); RSS idle {:.1} MiB, max \
+         spans ({:.0} spans/s), refused {refused_total} requests {refused:?} ({early} before \
+         reading the message; memory_limiter: {} spans accepted, {} refused; first refusal after {:.1} s); RSS idle {:.1} MiB, max \
          {:.1} MiB at {at_max:.1} s, last {:.1} MiB (limit {LIMIT_MIB} MiB, soft limit {} MiB, \
          margin {MARGIN_MIB} MiB); drained in {drained_s:.1} s after the sink recovered, \
          {} acknowledged spans missing, {dup} duplicates; accepting again afterwards: {recovered}",
@@ -377,7 +382,8 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
         "refusals that are not retryable: {not_retryable:?} (all: {refused:?})"
     );
     assert!(
-        refused.get("ResourceExhausted").copied().unwrap_or(0) > 0 && limiter("refused") > 0.0,
+        refused.get("ResourceExhausted").copied().unwrap_or(0) > 0
+            && early + limiter("refused") > 0.0,
         "the memory limiter never refused: the test did not overload authwatch ({refused:?})"
     );
     assert!(acked_spans > 0, "nothing was accepted during the overload");

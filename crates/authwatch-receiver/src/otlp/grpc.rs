@@ -120,7 +120,16 @@ where
             }
             let mut held = this.ingest.charge(declared);
             let (mut parts, body) = req.into_parts();
-            let frame = match grpc_frame::read_message(body, encoding, limit).await {
+            // Asked again with the length the frame header declares, before the message is read.
+            let ingest = this.ingest.clone();
+            let admit = |len: u64| {
+                let more = len.saturating_sub(held.bytes());
+                ingest.admit(R::KIND, more)?;
+                held.add(more);
+                Ok(())
+            };
+            let read = grpc_frame::read_admitted(body, encoding, limit, admit).await;
+            let frame = match read {
                 Ok(frame) => frame,
                 Err(e) => return Ok(Status::from(&e).into_http::<tonic::body::Body>()),
             };
