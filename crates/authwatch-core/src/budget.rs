@@ -87,6 +87,11 @@ impl MemoryBudget {
         self.0.retry_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
+    /// Replaces the admission limit (a `memory_limiter` that learnt what a held byte costs).
+    pub fn set_limit(&self, bytes: u64) {
+        self.0.limit.store(bytes, Ordering::Relaxed);
+    }
+
     fn retry_after(&self) -> Duration {
         Duration::from_millis(self.0.retry_ms.load(Ordering::Relaxed))
     }
@@ -262,6 +267,8 @@ mod tests {
         );
         drop(held);
         assert_eq!(b.admit(T, 401), Ok(()));
+        b.set_limit(3000);
+        assert_eq!(b.limit(), Some(3000));
     }
 
     #[test]

@@ -37,8 +37,12 @@
 //!
 //! - The **soft limit** is the limit minus the spike limit. Memory (RSS) is read when the
 //!   processor is built and then every `check_interval`.
-//! - **Held limit**: the soft limit less the RSS at start (what the process needs without data),
-//!   and at least a quarter of the soft limit. While the bytes held pass it, requests are refused
+//! - **Held limit**: the room between the RSS at start (what the process needs without data) and
+//!   the soft limit (at least a quarter of the soft limit), divided by what a held byte costs in
+//!   RSS. That cost (decoded data, buffer capacity, the allocator's own use; 1 to 8) is learnt at
+//!   each check while at least a quarter of the held limit is held: it rises at once and falls by
+//!   half the difference per check, so that refusing on the count keeps the RSS near the soft
+//!   limit. While the bytes held pass the held limit, requests are refused
 //!   with "refused to protect the process, retry after `check_interval`" (retryable) and counted as
 //!   refused. The OTLP receiver asks the budget *before reading a body*, with the size the request
 //!   declares (HTTP `Content-Length`; for gRPC what is held now): a request that would pass the held
@@ -56,8 +60,8 @@
 //!   refusing resumes and the next try waits twice as long (up to 64 checks); if it does not, the
 //!   allocator is reusing what it kept and data keeps flowing.
 //! - At or above the hard limit every request is refused.
-//! - Several `memory_limiter`s (one per pipeline) share the budget: the smallest held limit
-//!   applies to all receivers.
+//! - Several `memory_limiter`s (one per pipeline) share the budget and its held limit (each
+//!   learns the same cost from the same process).
 //! - A warning is logged when the backstop starts refusing from below its limit, and once when
 //!   data is let in again (below the limit, or because memory stopped growing); the tries in
 //!   between are logged at debug.
@@ -183,6 +187,9 @@ impl Limits {
 
 /// The bytes data may hold (as counted in the memory budget): the soft limit less what the
 /// process used when the limiter started, and at least a quarter of the soft limit.
+/// The most RSS a held byte is taken to cost: the held limit is never below the room / this.
+const MAX_OVERHEAD: f64 = 8.0;
+
 pub(crate) fn held_limit(limits: Limits, baseline: u64) -> u64 {
     limits.soft.saturating_sub(baseline).max(limits.soft / 4)
 }
@@ -286,6 +293,9 @@ impl Config {
         let backstop = limits.backstop();
         let mut checker = Checker {
             source,
+            baseline,
+            room: held_limit,
+            overhead: 1.0,
             limits: backstop,
             gate: Gate::new(backstop),
             refusing: Arc::new(AtomicBool::new(false)),
@@ -307,7 +317,6 @@ impl Config {
         let consumer = Arc::new(Limiter {
             refusing: checker.refusing.clone(),
             budget,
-            held_limit,
             next: cx.next,
             retry_after: self.check_interval,
             telemetry: cx.settings.telemetry.processor(&cx.settings.id, &pipeline),
@@ -325,6 +334,12 @@ impl Config {
 /// The background task: reads memory every `check_interval` and sets the refusing flag.
 struct Checker {
     source: Arc<dyn MemorySource>,
+    /// The RSS when the limiter started.
+    baseline: u64,
+    /// The held limit when a held byte costs one byte of RSS.
+    room: u64,
+    /// RSS per held byte, learnt from the readings (1 to [`MAX_OVERHEAD`]).
+    overhead: f64,
     limits: Limits,
     gate: Gate,
     refusing: Arc<AtomicBool>,
@@ -350,6 +365,7 @@ impl Checker {
             self.publish(false);
             return;
         };
+        self.learn(used);
         let change = self.gate.observe(used);
         self.publish(self.gate.refusing());
         let (used_mib, backstop_mib, limit_mib) =
@@ -376,6 +392,30 @@ impl Checker {
                 self.episode = false;
                 warn!(%pipeline, used_mib, backstop_mib, "Memory use is below the backstop limit again; accepting data.");
             }
+        }
+    }
+
+    /// Learns what a held byte costs in RSS (decoded data, buffer capacity, the allocator's own
+    /// use) and sets the held limit to the room divided by it, so that the cheap refusals keep
+    /// the RSS near the soft limit and the backstop seldom has to act. Learnt only while enough
+    /// is held for the ratio to mean something (not from memory the allocator kept after a
+    /// burst); it rises at once and falls by half the difference per check.
+    fn learn(&mut self, used: u64) {
+        let held = self.budget.held();
+        let limit = self.budget.limit().unwrap_or(self.room);
+        if held < MIB || held < limit / 4 {
+            return;
+        }
+        let measured = (used.saturating_sub(self.baseline) as f64 / held as f64).clamp(1.0, MAX_OVERHEAD);
+        let before = self.overhead;
+        self.overhead = if measured > before {
+            measured
+        } else {
+            (before + measured) / 2.0
+        };
+        self.budget.set_limit((self.room as f64 / self.overhead) as u64);
+        if (self.overhead - before).abs() >= 0.25 {
+            debug!(pipeline = %self.pipeline, overhead = self.overhead, held_limit_mib = self.room as f64 / self.overhead / MIB as f64, "Memory limiter learnt what held data costs.");
         }
     }
 
@@ -411,8 +451,6 @@ impl Checker {
 struct Limiter {
     refusing: Arc<AtomicBool>,
     budget: MemoryBudget,
-    /// Refuse while the budget holds more than this.
-    held_limit: u64,
     next: SharedConsumer,
     retry_after: Duration,
     telemetry: ProcessorTelemetry,
@@ -425,7 +463,8 @@ impl Consumer for Limiter {
 
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         let kind = data.kind();
-        if self.refusing.load(Ordering::Relaxed) || self.budget.held() > self.held_limit {
+        let over = self.budget.held() > self.budget.limit().unwrap_or(u64::MAX);
+        if over || self.refusing.load(Ordering::Relaxed) {
             self.telemetry.refused(kind, data.item_count());
             let err = ConsumeError::Throttled(self.retry_after);
             return Box::pin(async move { Err(err) });

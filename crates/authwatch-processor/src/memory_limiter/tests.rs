@@ -438,3 +438,32 @@ async fn a_stopped_limiter_leaves_no_refusal_in_the_budget() {
     h.stop().await;
     assert_eq!(budget.admit(SignalKind::Logs, 0), Ok(()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_held_limit_follows_what_a_held_byte_costs_in_rss() {
+    let memory = Arc::new(FakeMemory::default());
+    memory.set_mib(20);
+    let sink = Sink::new();
+    // Soft limit 80 MiB, 20 MiB at start: room for 60 MiB if a held byte cost one byte.
+    let h = start(&mib(100, 0), memory.clone(), &sink);
+    let budget = h.settings.budget.clone();
+    assert_eq!(budget.limit(), Some(60 * MIB));
+    // 20 MiB held and the RSS 60 MiB above the start: 3 bytes each. 60 / 3 = 20 MiB.
+    let held = budget.charge(20 * MIB);
+    memory.set_mib(80);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(budget.limit(), Some(20 * MIB));
+    assert!(h.consumer.consume(trace_signal(0, 1)).await.is_ok());
+    let one_more = budget.charge(1);
+    assert!(h.consumer.consume(trace_signal(1, 1)).await.is_err());
+    // Drained, the allocator keeps the memory: nothing to learn from, the limit stays.
+    drop((held, one_more));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(budget.limit(), Some(20 * MIB));
+    // 10 MiB held for 20 MiB of RSS: 2 bytes each; the cost falls by half the difference.
+    let _held = budget.charge(10 * MIB);
+    memory.set_mib(40);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(budget.limit(), Some(24 * MIB));
+    h.stop().await;
+}
