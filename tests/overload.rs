@@ -16,11 +16,11 @@
 //! - once the sink recovers (no rate limit), every acknowledged span arrives;
 //! - afterwards authwatch accepts data again (the limiter stops refusing).
 //!
-//! And (issue 17) that refusing is cheap and loses nothing: with the backend down, once the
-//! sending queue is full, an OTLP/HTTP client that sends only its request head (a large
-//! `Content-Length`) is refused with 503 and `Retry-After` before it sends any of the body; with
-//! a `memory_limiter` whose held limit is passed, the same with 429; and every request that was
-//! acknowledged reaches the backend once it is up.
+//! And (issue 17) that refusing is cheap and loses nothing: with the backend down and a
+//! `memory_limiter` whose held limit the sending queue passes, an OTLP/HTTP client that sends
+//! only its request head (a large `Content-Length`) is refused with 429 and `Retry-After` before
+//! it sends any of the body, and every request that was acknowledged reaches the backend once it
+//! is up.
 
 mod common;
 
@@ -412,25 +412,19 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
 
 // === refusal before the body, nothing acknowledged lost ===
 
-/// OTLP/HTTP in, `otlp` out to `backend` (down at first), a sending queue of `queue_size`
-/// requests; `limiter` adds a `memory_limiter` (soft limit 96 MiB) whose held limit (96 MiB less
-/// the RSS at start) the queue passes before it is full.
-fn early_config(http: u16, metrics: u16, backend: &str, limiter: bool, queue_size: u32) -> String {
-    let (processors, limiter_cfg) = if limiter {
-        (
-            "[memory_limiter]",
-            "processors:\n  memory_limiter: {check_interval: 100ms, limit_mib: 192, spike_limit_mib: 96}\n",
-        )
-    } else {
-        ("[]", "")
-    };
+/// OTLP/HTTP in, `memory_limiter` (soft limit 96 MiB), `otlp` out to `backend` (down at first)
+/// with a sending queue of `queue_size` requests, which passes the limiter's held limit (96 MiB
+/// less the RSS at start, divided by what a held byte costs) before it is full.
+fn early_config(http: u16, metrics: u16, backend: &str, queue_size: u32) -> String {
     format!(
         "
 receivers:
   otlp:
     protocols:
       http: {{endpoint: '127.0.0.1:{http}'}}
-{limiter_cfg}exporters:
+processors:
+  memory_limiter: {{check_interval: 100ms, limit_mib: 192, spike_limit_mib: 96}}
+exporters:
   otlp:
     endpoint: '{backend}'
     tls: {{insecure: true}}
@@ -440,7 +434,7 @@ receivers:
 service:
   telemetry: {{metrics: {{address: '127.0.0.1:{metrics}'}}}}
   pipelines:
-    traces: {{receivers: [otlp], processors: {processors}, exporters: [otlp]}}
+    traces: {{receivers: [otlp], processors: [memory_limiter], exporters: [otlp]}}
 "
     )
 }
@@ -494,14 +488,13 @@ async fn fill_until_refused(addr: std::net::SocketAddr) -> (Vec<u64>, u16) {
     panic!("10000 requests accepted with the backend down: nothing refused")
 }
 
-async fn refuses_before_the_body(limiter: bool, queue_size: u32, want: u16) {
+async fn refuses_before_the_body(queue_size: u32, want: u16) {
     let backend = authwatch_testkit::otlp_server::OtlpServer::start_stopped().await;
     let (http, metrics) = (free_port(), free_port());
     let mut aw = Authwatch::start(&early_config(
         http,
         metrics,
         &backend.grpc_endpoint(),
-        limiter,
         queue_size,
     ));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
@@ -565,11 +558,6 @@ async fn refuses_before_the_body(limiter: bool, queue_size: u32, want: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_refuses_with_503_before_the_body_and_loses_nothing() {
-    refuses_before_the_body(false, 20, 503).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passed_held_limit_refuses_with_429_before_the_body_and_loses_nothing() {
-    refuses_before_the_body(true, 100_000, 429).await;
+    refuses_before_the_body(100_000, 429).await;
 }

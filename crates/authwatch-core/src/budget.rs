@@ -12,15 +12,11 @@
 //!   take the bytes held past it is refused with [`ConsumeError::Throttled`] (gRPC
 //!   `RESOURCE_EXHAUSTED`, HTTP 429, with the retry hint);
 //! - the `memory_limiter`'s resident-set backstop can refuse everything
-//!   ([`MemoryBudget::set_backstop`]) with the same answer;
-//! - a sending queue that refused data because it was full reports **pressure** for its signal
-//!   ([`MemoryBudget::pressure`]) until it has drained below three quarters of its capacity: while
-//!   it does, requests of that signal are refused with [`ConsumeError::Full`] (gRPC
-//!   `UNAVAILABLE`, HTTP 503) before their body is read, instead of after.
+//!   ([`MemoryBudget::set_backstop`]) with the same answer.
 //!
-//! With no `memory_limiter` and no full queue everything is admitted. The budget is process-wide
-//! (memory is): a full queue in one traces pipeline refuses traces for every receiver, also those
-//! that feed only another traces pipeline.
+//! With no `memory_limiter` everything is admitted (a full sending queue still refuses, after the
+//! body was read, or makes a `batch` processor in front of it wait: that is backpressure, not
+//! overload). The budget is process-wide, as memory is.
 //!
 //! Cost: a few relaxed atomic operations per request, none per item.
 
@@ -29,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consume::ConsumeError;
-use crate::signal::SignalKind;
 
 /// The limit when no `memory_limiter` set one.
 const NO_LIMIT: u64 = u64::MAX;
@@ -44,8 +39,6 @@ struct Inner {
     retry_ms: AtomicU64,
     /// `memory_limiter` backstops refusing now.
     backstops: AtomicU32,
-    /// Full queues per signal kind.
-    full: [AtomicU32; 3],
 }
 
 /// What authwatch holds, and whether a request of a given size may come in. Cheap to clone (one
@@ -60,7 +53,6 @@ impl Default for MemoryBudget {
             limit: AtomicU64::new(NO_LIMIT),
             retry_ms: AtomicU64::new(1000),
             backstops: AtomicU32::new(0),
-            full: Default::default(),
         }))
     }
 }
@@ -108,10 +100,7 @@ impl MemoryBudget {
     /// Whether a request that will bring `incoming` bytes may be read: `Ok`, or the refusal to
     /// answer with. A request is always admitted into an empty budget, so that one larger than
     /// the limit is not refused for ever.
-    pub fn admit(&self, kind: SignalKind, incoming: u64) -> Result<(), ConsumeError> {
-        if self.0.full[kind.index()].load(Ordering::Relaxed) > 0 {
-            return Err(ConsumeError::Full);
-        }
+    pub fn admit(&self, incoming: u64) -> Result<(), ConsumeError> {
         if self.0.backstops.load(Ordering::Relaxed) > 0 {
             return Err(ConsumeError::Throttled(self.retry_after()));
         }
@@ -133,15 +122,6 @@ impl MemoryBudget {
                 .0
                 .backstops
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        }
-    }
-
-    /// A handle for one queue to report that it is full, for `kind`.
-    pub fn pressure(&self, kind: SignalKind) -> Pressure {
-        Pressure {
-            budget: self.clone(),
-            kind,
-            on: false,
         }
     }
 }
@@ -184,51 +164,15 @@ impl Drop for Charge {
     }
 }
 
-/// One queue's report that it is full (see [`MemoryBudget::pressure`]); cleared when dropped.
-#[derive(Debug)]
-pub struct Pressure {
-    budget: MemoryBudget,
-    kind: SignalKind,
-    on: bool,
-}
-
-impl Pressure {
-    /// Reports the queue full (`true`) or with room again (`false`); repeated calls are free.
-    pub fn set(&mut self, full: bool) {
-        if full == self.on {
-            return;
-        }
-        self.on = full;
-        let counter = &self.budget.0.full[self.kind.index()];
-        if full {
-            counter.fetch_add(1, Ordering::Relaxed);
-        } else {
-            counter.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.on
-    }
-}
-
-impl Drop for Pressure {
-    fn drop(&mut self) {
-        self.set(false);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const T: SignalKind = SignalKind::Traces;
 
     #[test]
     fn without_a_limit_everything_is_admitted() {
         let b = MemoryBudget::new();
         let _held = b.charge(1 << 40);
-        assert_eq!(b.admit(T, 1 << 40), Ok(()));
+        assert_eq!(b.admit(1 << 40), Ok(()));
         assert_eq!(b.limit(), None);
     }
 
@@ -258,15 +202,15 @@ mod tests {
         b.limit_to(2000, Duration::from_millis(250));
         assert_eq!(b.limit(), Some(1000), "the smallest limit wins");
         // An empty budget takes anything, so a large request is not refused for ever.
-        assert_eq!(b.admit(T, 5000), Ok(()));
+        assert_eq!(b.admit(5000), Ok(()));
         let held = b.charge(600);
-        assert_eq!(b.admit(T, 400), Ok(()));
+        assert_eq!(b.admit(400), Ok(()));
         assert_eq!(
-            b.admit(T, 401),
+            b.admit(401),
             Err(ConsumeError::Throttled(Duration::from_millis(250)))
         );
         drop(held);
-        assert_eq!(b.admit(T, 401), Ok(()));
+        assert_eq!(b.admit(401), Ok(()));
         b.set_limit(3000);
         assert_eq!(b.limit(), Some(3000));
     }
@@ -276,26 +220,11 @@ mod tests {
         let b = MemoryBudget::new();
         b.set_backstop(true);
         b.set_backstop(true);
-        assert!(matches!(b.admit(T, 0), Err(ConsumeError::Throttled(_))));
+        assert!(matches!(b.admit(0), Err(ConsumeError::Throttled(_))));
         b.set_backstop(false);
-        assert!(b.admit(T, 0).is_err(), "one backstop still refuses");
+        assert!(b.admit(0).is_err(), "one backstop still refuses");
         b.set_backstop(false);
         b.set_backstop(false);
-        assert_eq!(b.admit(T, 0), Ok(()));
-    }
-
-    #[test]
-    fn a_full_queue_refuses_its_signal_only_while_full() {
-        let b = MemoryBudget::new();
-        let mut p = b.pressure(T);
-        p.set(true);
-        p.set(true);
-        assert_eq!(b.admit(T, 0), Err(ConsumeError::Full));
-        assert_eq!(b.admit(SignalKind::Logs, 0), Ok(()));
-        p.set(false);
-        assert_eq!(b.admit(T, 0), Ok(()));
-        p.set(true);
-        drop(p);
-        assert_eq!(b.admit(T, 0), Ok(()), "a dropped queue reports no pressure");
+        assert_eq!(b.admit(0), Ok(()));
     }
 }

@@ -291,7 +291,7 @@ impl Telemetry {
         );
         t.register(
             "receiver_refused_requests",
-            "Requests a receiver refused before reading their body (memory budget, full queue)",
+            "Requests a receiver refused before reading their body (memory budget)",
             &f.receiver_refused_requests,
         );
         t.register_process();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authwatch_core::budget::{Charge, Pressure};
+use authwatch_core::budget::Charge;
 use authwatch_core::config::Positive;
 use authwatch_core::{Holds, MemoryBudget, Resource, Signal, Validator};
 use futures::future::BoxFuture;
@@ -193,10 +193,6 @@ struct State<T> {
     next_id: u64,
     /// `bytes`, counted in the run's memory budget.
     held: Option<Charge>,
-    /// Set while this queue, having refused data because it was full, has not drained below
-    /// three quarters of its limits: receivers then refuse before reading (see
-    /// [`authwatch_core::budget`]).
-    pressure: Option<Pressure>,
 }
 
 impl<T> Default for State<T> {
@@ -207,7 +203,6 @@ impl<T> Default for State<T> {
             closed: false,
             next_id: 0,
             held: None,
-            pressure: None,
         }
     }
 }
@@ -220,7 +215,6 @@ pub struct MemoryQueue<T = Signal> {
     max_bytes: u64,
     readable: Notify,
     writable: Notify,
-    budget: Option<MemoryBudget>,
 }
 
 impl<T> MemoryQueue<T> {
@@ -231,23 +225,14 @@ impl<T> MemoryQueue<T> {
             max_bytes,
             readable: Notify::new(),
             writable: Notify::new(),
-            budget: None,
         }
     }
 
-    /// Counts what is queued in `budget` (charged when pushed, released when taken), and
-    /// reports the queue full there once it refused data (until it drained below three
-    /// quarters of `capacity` and of `max_bytes`), so that receivers refuse before reading.
-    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
-        self.state.get_mut().unwrap_or_else(|e| e.into_inner()).held = Some(budget.charge(0));
-        self.budget = Some(budget);
+    /// Counts what is queued in `budget`: charged when pushed, released when taken (what the
+    /// senders hold while sending and retrying is not counted).
+    pub fn with_budget(self, budget: MemoryBudget) -> Self {
+        self.lock().held = Some(budget.charge(0));
         self
-    }
-
-    /// Below three quarters of both limits: room enough to stop refusing before reading.
-    fn has_room(&self, s: &State<T>) -> bool {
-        s.items.len() <= self.capacity - self.capacity / 4
-            && s.bytes <= self.max_bytes - self.max_bytes / 4
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -259,7 +244,6 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
     fn push(&self, data: T, block: bool) -> BoxFuture<'_, Result<(), PushError>> {
         Box::pin(async move {
             let size = data.encoded_size() as u64;
-            let kind = data.kind();
             let mut data = Some(data);
             loop {
                 let room = self.writable.notified();
@@ -284,14 +268,9 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                         self.readable.notify_one();
                         return Ok(());
                     }
-                    if !block {
-                        if let Some(budget) = &self.budget {
-                            s.pressure
-                                .get_or_insert_with(|| budget.pressure(kind))
-                                .set(true);
-                        }
-                        return Err(PushError::Full);
-                    }
+                }
+                if !block {
+                    return Err(PushError::Full);
                 }
                 room.await;
             }
@@ -310,11 +289,6 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                         s.bytes -= size;
                         if let Some(held) = &mut s.held {
                             held.release(size);
-                        }
-                        if s.pressure.as_ref().is_some_and(Pressure::is_set) && self.has_room(&s) {
-                            if let Some(p) = &mut s.pressure {
-                                p.set(false);
-                            }
                         }
                         let id = s.next_id;
                         s.next_id += 1;
@@ -337,12 +311,7 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
     }
 
     fn close(&self) {
-        let mut s = self.lock();
-        s.closed = true;
-        if let Some(p) = &mut s.pressure {
-            p.set(false);
-        }
-        drop(s);
+        self.lock().closed = true;
         self.readable.notify_waiters();
         self.writable.notify_waiters();
     }
@@ -396,7 +365,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn charges_the_budget_and_reports_pressure_until_drained_to_three_quarters() {
+    async fn charges_the_budget_while_queued() {
         let budget = MemoryBudget::new();
         let q = MemoryQueue::new(8, u64::MAX).with_budget(budget.clone());
         let one = authwatch_testkit::trace_signal(0, 1);
@@ -405,29 +374,14 @@ mod tests {
             q.push(one.clone(), false).await.unwrap();
         }
         assert_eq!(budget.held(), 8 * size);
-        // Full but not refused yet: receivers still read.
-        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()));
         assert!(matches!(
             q.push(one.clone(), false).await,
             Err(PushError::Full)
         ));
-        assert_eq!(
-            budget.admit(SignalKind::Traces, 0),
-            Err(authwatch_core::ConsumeError::Full)
-        );
-        assert_eq!(budget.admit(SignalKind::Logs, 0), Ok(()));
-        // One taken: room, but not enough to stop refusing before reading.
+        assert_eq!(budget.held(), 8 * size, "a refused push is not charged");
         q.pop().await.unwrap();
         assert_eq!(budget.held(), 7 * size);
-        assert!(budget.admit(SignalKind::Traces, 0).is_err());
-        q.pop().await.unwrap();
-        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()), "6 of 8 left");
-        // Closing clears the pressure; dropping the queue releases what it held.
-        assert!(matches!(q.push(one.clone(), false).await, Ok(())));
-        assert!(matches!(q.push(one.clone(), false).await, Ok(())));
-        assert!(q.push(one.clone(), false).await.is_err());
-        q.close();
-        assert_eq!(budget.admit(SignalKind::Traces, 0), Ok(()));
+        // Dropping the queue releases what it held.
         drop(q);
         assert_eq!(budget.held(), 0);
     }

@@ -48,9 +48,6 @@
 //!   declares (HTTP `Content-Length`; for gRPC what is held now): a request that would pass the held
 //!   limit is answered `RESOURCE_EXHAUSTED` / 429 with `Retry-After` at once, so a refusal costs no
 //!   body read and no decode. Data that was acknowledged is never dropped to make room.
-//! - A sending queue that refused data because it was full also stops the OTLP receiver from
-//!   reading requests of that signal (`UNAVAILABLE` / 503) until it has drained below three
-//!   quarters of its size, with or without a `memory_limiter`.
 //! - **RSS backstop**: the held bytes are protobuf sizes; decoded data, buffers and the
 //!   allocator take more. When the RSS crosses the *backstop limit*, halfway between the soft and
 //!   the hard limit, or grows while above it, every request is refused, by the limiter and by the

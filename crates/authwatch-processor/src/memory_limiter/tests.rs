@@ -264,7 +264,7 @@ async fn passes_below_refuses_above_and_recovers() {
         );
     }
     assert_eq!(sink.item_count(SignalKind::Traces), 4);
-    assert!(h.settings.budget.admit(SignalKind::Traces, 0).is_err());
+    assert!(h.settings.budget.admit(0).is_err());
     assert!(h.metric(
         r#"authwatch_processor_refused_spans_total{processor="memory_limiter",pipeline="traces"} 2"#
     ));
@@ -275,7 +275,7 @@ async fn passes_below_refuses_above_and_recovers() {
     // Back below: accepted again after the next check.
     memory.set_mib(89);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.settings.budget.admit(SignalKind::Traces, 0), Ok(()));
+    assert_eq!(h.settings.budget.admit(0), Ok(()));
     h.consumer.consume(trace_signal(6, 2)).await.unwrap();
     assert_eq!(sink.item_count(SignalKind::Traces), 6);
     assert!(h.metric(
@@ -416,13 +416,13 @@ async fn refuses_while_data_held_passes_the_held_limit_whatever_the_rss() {
     );
     // Receivers refuse before reading: the budget says the same.
     assert!(matches!(
-        budget.admit(SignalKind::Traces, 100),
+        budget.admit(100),
         Err(ConsumeError::Throttled(_))
     ));
     // The queue drains: accepted again at once, no check needed.
     drop((queued, more));
     h.consumer.consume(trace_signal(2, 1)).await.unwrap();
-    assert_eq!(budget.admit(SignalKind::Traces, 100), Ok(()));
+    assert_eq!(budget.admit(100), Ok(()));
     assert_eq!(sink.item_count(SignalKind::Traces), 2);
     h.stop().await;
 }
@@ -434,9 +434,9 @@ async fn a_stopped_limiter_leaves_no_refusal_in_the_budget() {
     let sink = Sink::new();
     let h = start(&mib(100, 0), memory, &sink);
     let budget = h.settings.budget.clone();
-    assert!(budget.admit(SignalKind::Logs, 0).is_err());
+    assert!(budget.admit(0).is_err());
     h.stop().await;
-    assert_eq!(budget.admit(SignalKind::Logs, 0), Ok(()));
+    assert_eq!(budget.admit(0), Ok(()));
 }
 
 #[tokio::test(start_paused = true)]

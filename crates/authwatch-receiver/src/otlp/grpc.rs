@@ -113,7 +113,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0);
-            if let Err(e) = this.ingest.admit(R::KIND, declared) {
+            if let Err(e) = this.ingest.admit(declared) {
                 return Ok(Problem::from(&e)
                     .to_grpc()
                     .into_http::<tonic::body::Body>());
@@ -124,7 +124,7 @@ where
             let ingest = this.ingest.clone();
             let admit = |len: u64| {
                 let more = len.saturating_sub(held.bytes());
-                ingest.admit(R::KIND, more)?;
+                ingest.admit(more)?;
                 held.add(more);
                 Ok(())
             };

@@ -92,11 +92,11 @@ impl Ingest {
         self
     }
 
-    /// Whether a request of `kind` declaring `incoming` bytes may be read: asked before its body
+    /// Whether a request declaring `incoming` bytes may be read: asked before its body
     /// is read, so that a refusal costs no read and no decode. Refusals are counted per request
     /// (their items are not known).
-    pub(crate) fn admit(&self, kind: SignalKind, incoming: u64) -> Result<(), ConsumeError> {
-        let admitted = self.budget.admit(kind, incoming);
+    pub(crate) fn admit(&self, incoming: u64) -> Result<(), ConsumeError> {
+        let admitted = self.budget.admit(incoming);
         if admitted.is_err() {
             self.telemetry.refused_request();
         }

@@ -209,10 +209,9 @@
 //! Under overload a refusal must cost less than an acceptance, or refusing eats the capacity it
 //! protects. So before the body is read (HTTP: after the headers, with the `Content-Length`; gRPC:
 //! before the message, and again with the length its frame header declares, at most one HTTP/2
-//! flow-control window in), the receiver asks the run's memory budget (`authwatch_core::budget`):
+//! flow-control window in), the receiver asks the run's memory budget (`authwatch_core::budget`),
+//! which a `memory_limiter` sets (without one everything is admitted):
 //!
-//! - while a sending queue of this signal is full (it refused data, and has not drained below
-//!   three quarters of its size): `UNAVAILABLE` / `503` + `Retry-After: 1`;
 //! - while the bytes held in queues, batches and bodies being read would pass a
 //!   `memory_limiter`'s held limit with this request, or its resident-set backstop refuses:
 //!   `RESOURCE_EXHAUSTED` + `RetryInfo` / `429` + `Retry-After` (its `check_interval`).
