@@ -9,7 +9,8 @@
 # See docs/performance.md (commands, method and the figures this script measured).
 # Rows not in the default set (ROWS="soak overload cardinality probes detect"):
 #   soak         pass-through at SOAK_RATE spans/s for SOAK_SECONDS, RSS every 10 s: first/last/max, slope
-#   overload     2x the pass-through's capacity offered, memory_limiter first: max RSS, refusal rate
+#   overload     2x and 4x (OVERLOAD_X) the pass-through's capacity offered, memory_limiter first:
+#                goodput % of capacity, RSS max vs limit, p99 of accepted vs at capacity, spans lost
 #   cardinality  full pipeline at CARD_RATE spans/s with N distinct hosts and routes (N in CARD_N)
 #   probes       PROBES synthetic http checks every 1 s against the sink, authwatch on one core:
 #                schedule lag p50/p99 from authwatch_synthetic_schedule_lag_seconds
@@ -32,7 +33,7 @@
 #   OUT [target/bench] where configs, logs and per-run results go,
 #   AW_BIN, LG_BIN: use these authwatch and authwatch-loadgen binaries instead of building,
 #   SOAK_SECONDS [600], SOAK_RATE [100000],
-#   OVERLOAD_SECONDS [30], CAPACITY [measured: median pass-through spans/s out, or a short run],
+#   OVERLOAD_SECONDS [30], OVERLOAD_X ["2 4"] multiples of capacity offered, CAPACITY [measured: median pass-through spans/s out, or a short run],
 #   ML_LIMIT_MIB [256], ML_SPIKE_MIB [64], ML_CHECK [1s] the memory_limiter of the overload row,
 #   CARD_N ["10 1000 100000"], CARD_RATE [50000], CARD_SECONDS [DURATION],
 #   PROBES [1000], PROBE_SECONDS [60], DETECT_RUNS [20],
@@ -41,7 +42,7 @@
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -60,6 +61,7 @@ OUT=${OUT:-target/bench}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 SOAK_RATE=${SOAK_RATE:-100000}
 OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-30}
+OVERLOAD_X=${OVERLOAD_X:-"2 4"}
 ML_LIMIT_MIB=${ML_LIMIT_MIB:-256}
 ML_SPIKE_MIB=${ML_SPIKE_MIB:-64}
 ML_CHECK=${ML_CHECK:-1s}
@@ -180,6 +182,7 @@ fi
 # The pass-through with memory_limiter first (the overload row).
 sed -e "s/^  batch: {}/  memory_limiter: { check_interval: $ML_CHECK, limit_mib: $ML_LIMIT_MIB, spike_limit_mib: $ML_SPIKE_MIB }\n  batch: {}/" \
   -e 's/processors: \[batch\]/processors: [memory_limiter, batch]/' \
+  -e "s/^      level: warn/      level: warn\n    metrics:\n      address: $AW_METRICS/" \
   "$OUT/configs/passthrough.yaml" >"$OUT/configs/overload.yaml"
 
 # PROBES http checks every second against the sink's GET /probe (the probes row).
@@ -295,6 +298,15 @@ histogram_quantiles() { # metrics-text-file metric-name
     END {
       if (count == 0) { print "no samples"; exit }
       printf "%d runs; p50 <= %s s, p99 <= %s s, mean %.4f s", count, q(0.5), q(0.99), sum / count }' "$1"
+}
+# authwatch's own metrics (AW_METRICS) into a file; empty when they cannot be read.
+scrape_metrics() { # file
+  if command -v curl >/dev/null; then
+    curl -sf "http://$AW_METRICS/metrics" >"$1" || : >"$1"
+  else
+    { exec 3<>"/dev/tcp/${AW_METRICS%:*}/${AW_METRICS##*:}" &&
+      printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$AW_METRICS" >&3 && cat <&3 >"$1"; exec 3<&-; } 2>/dev/null || : >"$1"
+  fi
 }
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
@@ -424,45 +436,67 @@ run_soak() {
   SOAK="$(jq -r '"\(.spans_per_s / 1000 | floor)k spans/s accepted, \(.errors) errors"' "$tag.send.json"); $(rss_summary "$tag.rss")"
 }
 
-# 2x the pass-through's capacity, with memory_limiter, for OVERLOAD_SECONDS; RSS every 100 ms.
-run_overload() {
-  local tag="$OUT/runs/overload.1" capacity rate pid sampler c0 c1 t0 t1 alive=yes
+# X times the pass-through's capacity (X in OVERLOAD_X), with memory_limiter, for OVERLOAD_SECONDS;
+# RSS every 100 ms. Goodput is the spans acknowledged per second of load (all of them reach the
+# sink when none is lost), as a share of the capacity; lost is what authwatch acknowledged and the sink never got (counted after authwatch has drained
+# and stopped); p99 is the latency of accepted requests, beside the pass-through row's p99 at
+# capacity (measured with CONCURRENCY in flight, the overload with 4X times as many workers).
+run_overload() { # multiple
+  local x=$1 tag="$OUT/runs/overload_$1x.1" capacity cap_p99 rate pid sampler c0 c1 t0 t1 alive=yes
   capacity=${CAPACITY:-$(median passthrough spans_per_s)}
+  if [[ $capacity == "-" ]]; then
+    capacity=$(median capacity spans_per_s)
+  fi
   if [[ $capacity == "-" ]]; then
     echo "overload: measuring the pass-through's capacity first (closed loop, ${DURATION}s)" >&2
     run_authwatch capacity passthrough 1
     capacity=$(median capacity spans_per_s)
   fi
-  rate=$(awk -v c="$capacity" 'BEGIN { printf "%d", 2 * c }')
-  start_sink "$tag.sink.json" "$((OVERLOAD_SECONDS + 120))"
+  cap_p99=$(median passthrough p99_ms)
+  [[ $cap_p99 == "-" ]] && cap_p99=$(median capacity p99_ms)
+  rate=$(awk -v c="$capacity" -v x="$x" 'BEGIN { printf "%d", x * c }')
+  start_sink "$tag.sink.json" "$((OVERLOAD_SECONDS + 180))"
   taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/overload.yaml" 2>"$tag.log" &
   pid=$!
   STARTED+=("$pid")
   wait_port "$RX"
+  wait_port "$AW_METRICS"
   sample_rss "$pid" 0.1 "$tag.rss" &
   sampler=$!
   STARTED+=("$sampler")
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
-  # Four times the usual workers, so that the paced sender keeps offering while answers slow down.
+  # The paced workers wait for each answer: 4X times the usual workers, so that they keep
+  # offering X times the capacity while answers slow down.
   taskset -c "$GEN_CPU" "$LG" send --endpoint "$RX" --duration "${OVERLOAD_SECONDS}s" --rate "$rate" \
-    --spans-per-request "$SPANS" --concurrency "$((CONCURRENCY * 4))" --connections "$CONNECTIONS" \
+    --spans-per-request "$SPANS" --concurrency "$((CONCURRENCY * 4 * x / 2))" --connections "$CONNECTIONS" \
     --json >"$tag.send.json"
   c1=$(cpu_ticks "$pid")
   t1=$(date +%s.%N)
   kill -0 "$pid" 2>/dev/null || alive=NO
+  scrape_metrics "$tag.metrics"
+  idle_ticks "$pid" >/dev/null # the backlog is drained
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   stop "$pid"
   stop "$SINK_PID"
-  OVERLOAD=$(jq -r --argjson cap "$capacity" --argjson limit "$ML_LIMIT_MIB" --argjson spike "$ML_SPIKE_MIB" \
-    --arg alive "$alive" --arg rss "$(rss_summary "$tag.rss")" \
+  local early
+  early=$(awk '/^authwatch_receiver_refused_requests_total/ { n += $NF } END { print n + 0 }' "$tag.metrics" 2>/dev/null || echo "?")
+  OVERLOAD_RESULT[$x]=$(jq -r --argjson cap "$capacity" --argjson limit "$ML_LIMIT_MIB" --argjson spike "$ML_SPIKE_MIB" \
+    --arg alive "$alive" --arg rss "$(rss_summary "$tag.rss")" --argjson x "$x" --arg capp99 "$cap_p99" --arg early "$early" \
+    --argjson maxrss "$(awk '{ if ($2 > m) m = $2 } END { print m / 1024 + 0 }' "$tag.rss")" \
+    --slurpfile sink "$tag.sink.json" \
     --arg cores "$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" '
     ((.requests_ok + .errors) * .spans_per_request / .elapsed_s) as $offered |
-    (.requests_ok + .errors) as $all |
-    "capacity \($cap / 1000 | floor)k spans/s, offered \($offered / 1000 | floor)k spans/s, accepted \(.spans_per_s / 1000 | floor)k spans/s; " +
-    "refused \(.errors) of \($all) requests (\(if $all > 0 then (.errors * 1000 / $all | floor) / 10 else 0 end)%) \(.error_kinds | tostring); " +
-    "\($rss) (limit_mib \($limit), soft limit \($limit - $spike)); \($cores) cores; alive at the end: \($alive)"' "$tag.send.json")
+    (.requests_ok + .errors) as $all | .spans_per_s as $good |
+    (.spans_ok - $sink[0].spans) as $lost |
+    "\($x)x: capacity \($cap / 1000 | floor)k spans/s, offered \($offered / 1000 | floor)k spans/s; " +
+    "goodput \($good / 1000 | floor)k spans/s = \(($good * 100 / $cap) | floor)% of capacity (target >= 85%); " +
+    "refused \(.errors) of \($all) requests (\(if $all > 0 then (.errors * 1000 / $all | floor) / 10 else 0 end)%, \($early) before reading the body) \(.error_kinds | tostring); " +
+    "p99 of accepted \(.latency_ms.p99) ms vs \($capp99) ms at capacity (target <= 2x); " +
+    "RSS max \($maxrss * 10 | floor / 10) MiB vs limit_mib \($limit) (target <= \($limit * 1.1 | floor)), soft limit \($limit - $spike); " +
+    "acknowledged spans lost: \(if $lost > 0 then $lost else 0 end) (\(.spans_ok) acknowledged, \($sink[0].spans) at the sink); " +
+    "\($cores) cores; alive at the end: \($alive); \($rss)"' "$tag.send.json")
 }
 
 # PROBES http checks at 1 s for PROBE_SECONDS, authwatch on one core.
@@ -589,10 +623,12 @@ if want soak; then
   run_soak
 fi
 
-OVERLOAD="-"
+declare -A OVERLOAD_RESULT=()
 if want overload; then
-  echo "overload: 2x capacity with memory_limiter for ${OVERLOAD_SECONDS}s" >&2
-  run_overload
+  for x in $OVERLOAD_X; do
+    echo "overload: ${x}x capacity with memory_limiter for ${OVERLOAD_SECONDS}s" >&2
+    run_overload "$x"
+  done
 fi
 
 PROBES_RESULT="-"
@@ -655,7 +691,11 @@ if [[ -n $RATES ]]; then
 fi
 want startup && echo && echo "startup to listening, default config (gRPC and HTTP ports): $STARTUP"
 want soak && echo && echo "soak (pass-through at $SOAK_RATE spans/s, ${SOAK_SECONDS}s): $SOAK"
-want overload && echo && echo "overload (2x capacity; memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s): $OVERLOAD"
+if want overload; then
+  echo
+  echo "overload (memory_limiter limit ${ML_LIMIT_MIB} MiB, spike ${ML_SPIKE_MIB} MiB, check ${ML_CHECK}; ${OVERLOAD_SECONDS}s each):"
+  for x in $OVERLOAD_X; do echo "- ${OVERLOAD_RESULT[$x]:-not run}"; done
+fi
 want probes && echo && echo "probes: $PROBES_RESULT"
 want instructions && echo && echo "instructions per span (callgrind, $SPANS spans/request, one request at a time; each run):$INSTRUCTIONS"
 want detect && echo && echo "detection latency (default config, $DETECT_RUNS runs; span sent ->): $DETECT"

@@ -11,9 +11,16 @@
 //! - the resident set (`VmRSS`, sampled every 100 ms) never exceeds `limit_mib` + [`MARGIN_MIB`];
 //! - the process stays up, and every refusal is retryable (gRPC `RESOURCE_EXHAUSTED` from the
 //!   memory limiter, or `UNAVAILABLE`), never another code, a timeout or a broken connection;
-//! - the limiter did refuse (so the test exercised it) and requests were still accepted;
+//! - the limiter did refuse (so the test exercised it: before the message was read, on the
+//!   bytes held, or in the `memory_limiter` processor) and requests were still accepted;
 //! - once the sink recovers (no rate limit), every acknowledged span arrives;
 //! - afterwards authwatch accepts data again (the limiter stops refusing).
+//!
+//! And (issue 17) that refusing is cheap and loses nothing: with the backend down and a
+//! `memory_limiter` whose held limit the sending queue passes, an OTLP/HTTP client that sends
+//! only its request head (a large `Content-Length`) is refused with 429 and `Retry-After` before
+//! it sends any of the body, and every request that was acknowledged reaches the backend once it
+//! is up.
 
 mod common;
 
@@ -328,13 +335,17 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
             ),
         )
     };
+    let early = sample(
+        &text,
+        r#"authwatch_receiver_refused_requests_total{receiver="otlp",transport="grpc"}"#,
+    );
     let first_refusal = *tally.first_refusal.lock().unwrap();
     eprintln!(
         "overload: capacity {CAPACITY} spans/s set at the sink, {:.0} spans/s measured reaching it \
          during the load; offered {:.0} spans/s ({attempts} requests of {PER_REQUEST} spans in \
          {load_s:.1} s, {} ticks skipped at {MAX_IN_FLIGHT} in flight); accepted {acked_spans} \
-         spans ({:.0} spans/s), refused {refused_total} requests {refused:?} (memory_limiter: \
-         {} spans accepted, {} refused; first refusal after {:.1} s); RSS idle {:.1} MiB, max \
+         spans ({:.0} spans/s), refused {refused_total} requests {refused:?} ({early} before \
+         reading the message; memory_limiter: {} spans accepted, {} refused; first refusal after {:.1} s); RSS idle {:.1} MiB, max \
          {:.1} MiB at {at_max:.1} s, last {:.1} MiB (limit {LIMIT_MIB} MiB, soft limit {} MiB, \
          margin {MARGIN_MIB} MiB); drained in {drained_s:.1} s after the sink recovered, \
          {} acknowledged spans missing, {dup} duplicates; accepting again afterwards: {recovered}",
@@ -371,7 +382,8 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
         "refusals that are not retryable: {not_retryable:?} (all: {refused:?})"
     );
     assert!(
-        refused.get("ResourceExhausted").copied().unwrap_or(0) > 0 && limiter("refused") > 0.0,
+        refused.get("ResourceExhausted").copied().unwrap_or(0) > 0
+            && early + limiter("refused") > 0.0,
         "the memory limiter never refused: the test did not overload authwatch ({refused:?})"
     );
     assert!(acked_spans > 0, "nothing was accepted during the overload");
@@ -396,4 +408,156 @@ async fn memory_limiter_holds_rss_under_2x_overload_with_retryable_refusals() {
     aw.signal("TERM");
     let status = aw.wait(Duration::from_secs(30));
     assert!(status.success(), "exit {status}:\n{}", aw.output());
+}
+
+// === refusal before the body, nothing acknowledged lost ===
+
+/// OTLP/HTTP in, `memory_limiter` (soft limit 96 MiB), `otlp` out to `backend` (down at first)
+/// with a sending queue of `queue_size` requests, which passes the limiter's held limit (96 MiB
+/// less the RSS at start, divided by what a held byte costs) before it is full.
+fn early_config(http: u16, metrics: u16, backend: &str, queue_size: u32) -> String {
+    format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: '127.0.0.1:{http}'}}
+processors:
+  memory_limiter: {{check_interval: 100ms, limit_mib: 192, spike_limit_mib: 96}}
+exporters:
+  otlp:
+    endpoint: '{backend}'
+    tls: {{insecure: true}}
+    compression: none
+    sending_queue: {{num_consumers: 1, queue_size: {queue_size}, max_size_mib: 1024}}
+    retry_on_failure: {{initial_interval: 100ms, max_interval: 500ms, max_elapsed_time: 0s}}
+service:
+  telemetry: {{metrics: {{address: '127.0.0.1:{metrics}'}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [memory_limiter], exporters: [otlp]}}
+"
+    )
+}
+
+/// Sends a request head declaring `declared` body bytes and nothing of the body; returns the
+/// answer, which must come before any body byte is sent.
+async fn head_only(
+    addr: std::net::SocketAddr,
+    declared: usize,
+) -> authwatch_testkit::raw_http::Reply {
+    use tokio::io::AsyncWriteExt;
+    let head = authwatch_testkit::raw_http::request_head(
+        "POST",
+        "/v1/traces",
+        addr,
+        &[("Content-Type", "application/x-protobuf")],
+        Some(declared),
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("send the head");
+    // Generous: a loaded machine; the server must answer without the body, never time out.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        authwatch_testkit::raw_http::read_reply(&mut s),
+    )
+    .await
+    .expect("an answer to the request head before any body was sent")
+    .unwrap_or_else(|got| panic!("no whole answer: {:?}", String::from_utf8_lossy(&got)))
+}
+
+/// Posts `padded` requests of `PER_REQUEST` spans until one is refused; returns the first span
+/// index of every acknowledged request and the refusal's status.
+async fn fill_until_refused(addr: std::net::SocketAddr) -> (Vec<u64>, u16) {
+    use prost::Message;
+    let mut acked = Vec::new();
+    for k in 0..10_000u64 {
+        let body = padded(k * PER_REQUEST, PER_REQUEST).encode_to_vec();
+        let reply = authwatch_testkit::raw_http::post(
+            addr,
+            "/v1/traces",
+            &[("Content-Type", "application/x-protobuf")],
+            &body,
+        )
+        .await;
+        match reply.status {
+            200 => acked.push(k * PER_REQUEST),
+            429 | 503 => return (acked, reply.status),
+            other => panic!("unexpected answer {other}: {}", reply.text()),
+        }
+    }
+    panic!("10000 requests accepted with the backend down: nothing refused")
+}
+
+async fn refuses_before_the_body(queue_size: u32, want: u16) {
+    let backend = authwatch_testkit::otlp_server::OtlpServer::start_stopped().await;
+    let (http, metrics) = (free_port(), free_port());
+    let mut aw = Authwatch::start(&early_config(
+        http,
+        metrics,
+        &backend.grpc_endpoint(),
+        queue_size,
+    ));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), async || {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await,
+        "authwatch did not listen:\n{}",
+        aw.output()
+    );
+
+    let (acked, first_refusal) = fill_until_refused(addr).await;
+    assert_eq!(first_refusal, want, "{}", aw.output());
+    assert!(!acked.is_empty(), "nothing was accepted before the refusal");
+    // The backend is still down: the state that refused stays. A client that sends only its
+    // request head is answered at once, retryable, with a retry hint; its body is never read.
+    let before = sample(
+        &scrape(metrics).await,
+        r#"authwatch_receiver_refused_requests_total{receiver="otlp",transport="http"}"#,
+    );
+    let reply = head_only(addr, 1 << 20).await;
+    assert_eq!(reply.status, want, "{}", reply.text());
+    assert!(reply.header("retry-after").is_some(), "no Retry-After");
+    let after = sample(
+        &scrape(metrics).await,
+        r#"authwatch_receiver_refused_requests_total{receiver="otlp",transport="http"}"#,
+    );
+    assert!(
+        after > before,
+        "not counted as refused before reading ({before} -> {after})"
+    );
+
+    // The backend comes up: every acknowledged span arrives, once.
+    backend.restart().await;
+    let want_idx: Vec<i64> = acked
+        .iter()
+        .flat_map(|f| *f..*f + PER_REQUEST)
+        .map(|i| i as i64)
+        .collect();
+    let got = common::load::wait_for_all(&backend, &want_idx, Duration::from_secs(120)).await;
+    let missing: Vec<_> = want_idx.iter().filter(|i| !got.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged spans never arrived, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // And authwatch reads requests again.
+    assert!(
+        eventually(Duration::from_secs(60), async || {
+            head_only(addr, 0).await.status != want
+        })
+        .await,
+        "still refusing after the backend recovered"
+    );
+    aw.signal("TERM");
+    let status = aw.wait(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}:\n{}", aw.output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passed_held_limit_refuses_with_429_before_the_body_and_loses_nothing() {
+    refuses_before_the_body(100_000, 429).await;
 }

@@ -142,6 +142,8 @@ pub struct Settings {
     pub health: Health,
     /// Where components publish what the status page shows.
     pub board: crate::board::StatusBoard,
+    /// What the run holds in memory, and admission before a request body is read.
+    pub budget: crate::budget::MemoryBudget,
 }
 
 impl Settings {
@@ -153,6 +155,7 @@ impl Settings {
             telemetry: Telemetry::new(),
             health: Health::default(),
             board: Default::default(),
+            budget: Default::default(),
         }
     }
 }

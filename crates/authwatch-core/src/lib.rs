@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+pub mod budget;
 pub mod component;
 pub mod config;
 pub mod consume;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod validate;
 pub mod wire;
 
+pub use budget::MemoryBudget;
 pub use component::*;
 pub use consume::{
     ConsumeError, Consumer, Fanout, PartialRefusal, PermanentError, Router, SharedConsumer,

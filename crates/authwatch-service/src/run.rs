@@ -20,6 +20,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use authwatch_core::board::StatusBoard;
 use authwatch_core::health::{Health, Phase};
 use authwatch_core::telemetry::Telemetry;
+use authwatch_core::MemoryBudget;
 use authwatch_core::{
     AnyConfig, ComponentId, ConnectorContext, Fanout, Kind, PipelineId, ProcessorContext,
     ReceiverContext, Router, Running, Settings, SharedConsumer, SignalKind,
@@ -85,6 +86,7 @@ struct Shared {
     telemetry: Telemetry,
     health: Health,
     board: StatusBoard,
+    budget: MemoryBudget,
 }
 
 struct Stage {
@@ -111,6 +113,7 @@ impl Stage {
             telemetry: shared.telemetry.clone(),
             health: shared.health.clone(),
             board: shared.board.clone(),
+            budget: shared.budget.clone(),
         }
     }
 
@@ -204,6 +207,7 @@ pub async fn run(
         telemetry,
         health: Health::default(),
         board: StatusBoard::default(),
+        budget: MemoryBudget::default(),
     };
     let health = shared.health.clone();
     let (early_tx, mut early_rx) = mpsc::unbounded_channel::<String>();

@@ -87,6 +87,7 @@ fn per_signal<L: LabelSet>() -> PerSignal<L> {
 struct Families {
     receiver_accepted: PerSignal<ReceiverLabels>,
     receiver_refused: PerSignal<ReceiverLabels>,
+    receiver_refused_requests: Family<ReceiverLabels, Counter>,
     processor_accepted: PerSignal<ProcessorLabels>,
     processor_refused: PerSignal<ProcessorLabels>,
     processor_dropped: PerSignal<ProcessorLabels>,
@@ -185,6 +186,7 @@ impl Telemetry {
         let families = Families {
             receiver_accepted: per_signal(),
             receiver_refused: per_signal(),
+            receiver_refused_requests: Family::default(),
             processor_accepted: per_signal(),
             processor_refused: per_signal(),
             processor_dropped: per_signal(),
@@ -287,6 +289,11 @@ impl Telemetry {
             "Corrupt or unreadable records an exporter's persistent sending queue skipped",
             &f.exporter_queue_corrupt,
         );
+        t.register(
+            "receiver_refused_requests",
+            "Requests a receiver refused before reading their body (memory budget)",
+            &f.receiver_refused_requests,
+        );
         t.register_process();
         t
     }
@@ -378,6 +385,7 @@ impl Telemetry {
         ReceiverTelemetry {
             accepted: f.receiver_accepted.each_ref().map(|x| x.get_or_create(&l)),
             refused: f.receiver_refused.each_ref().map(|x| x.get_or_create(&l)),
+            refused_requests: f.receiver_refused_requests.get_or_create(&l),
         }
     }
 
@@ -505,9 +513,14 @@ fn add(c: &Counter, n: usize) {
 pub struct ReceiverTelemetry {
     accepted: [Counter; 3],
     refused: [Counter; 3],
+    refused_requests: Counter,
 }
 
 impl ReceiverTelemetry {
+    /// A request refused before its body was read (its items are not known).
+    pub fn refused_request(&self) {
+        add(&self.refused_requests, 1)
+    }
     pub fn accepted(&self, kind: SignalKind, n: usize) {
         add(&self.accepted[kind.index()], n)
     }

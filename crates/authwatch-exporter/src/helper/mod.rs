@@ -95,7 +95,10 @@ pub fn build_queued<S: Sender>(
 ) -> Built {
     let queue_impl = open_queue(&settings, queue).unwrap_or_else(|e| {
         error!(exporter = %settings.id, error = %e, "Cannot open the persistent sending queue; using a memory queue.");
-        Arc::new(MemoryQueue::new(queue.queue_size.get(), queue.max_size_bytes()))
+        Arc::new(
+            MemoryQueue::new(queue.queue_size.get(), queue.max_size_bytes())
+                .with_budget(settings.budget.clone()),
+        )
     });
     build_with_queue(settings, sender, queue, retry, queue_impl)
 }
@@ -104,10 +107,10 @@ pub fn build_queued<S: Sender>(
 /// (and the queue enabled), else in memory.
 pub fn open_queue(settings: &Settings, cfg: &QueueConfig) -> Result<Arc<dyn Queue>, BuildError> {
     let Some(storage) = cfg.storage.as_ref().filter(|_| cfg.enabled) else {
-        return Ok(Arc::new(MemoryQueue::new(
-            cfg.queue_size.get(),
-            cfg.max_size_bytes(),
-        )));
+        return Ok(Arc::new(
+            MemoryQueue::new(cfg.queue_size.get(), cfg.max_size_bytes())
+                .with_budget(settings.budget.clone()),
+        ));
     };
     let id = settings.id.to_string();
     let dir = storage.path().join(persistent::dir_name(&id));

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authwatch_core::budget::Charge;
 use authwatch_core::config::Positive;
-use authwatch_core::{Holds, Resource, Signal, Validator};
+use authwatch_core::{Holds, MemoryBudget, Resource, Signal, Validator};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
@@ -190,6 +191,8 @@ struct State<T> {
     bytes: u64,
     closed: bool,
     next_id: u64,
+    /// `bytes`, counted in the run's memory budget.
+    held: Option<Charge>,
 }
 
 impl<T> Default for State<T> {
@@ -199,6 +202,7 @@ impl<T> Default for State<T> {
             bytes: 0,
             closed: false,
             next_id: 0,
+            held: None,
         }
     }
 }
@@ -222,6 +226,13 @@ impl<T> MemoryQueue<T> {
             readable: Notify::new(),
             writable: Notify::new(),
         }
+    }
+
+    /// Counts what is queued in `budget`: charged when pushed, released when taken (what the
+    /// senders hold while sending and retrying is not counted).
+    pub fn with_budget(self, budget: MemoryBudget) -> Self {
+        self.lock().held = Some(budget.charge(0));
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -249,6 +260,9 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                         if let Some(d) = data.take() {
                             s.items.push_back((d, size));
                             s.bytes += size;
+                            if let Some(held) = &mut s.held {
+                                held.add(size);
+                            }
                         }
                         drop(s);
                         self.readable.notify_one();
@@ -273,6 +287,9 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
                     let mut s = self.lock();
                     if let Some((data, size)) = s.items.pop_front() {
                         s.bytes -= size;
+                        if let Some(held) = &mut s.held {
+                            held.release(size);
+                        }
                         let id = s.next_id;
                         s.next_id += 1;
                         let more = !s.items.is_empty();
@@ -345,6 +362,28 @@ mod tests {
         // And one larger than the whole limit goes into the empty queue.
         let q = MemoryQueue::new(100, 1);
         q.push(big, false).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn charges_the_budget_while_queued() {
+        let budget = MemoryBudget::new();
+        let q = MemoryQueue::new(8, u64::MAX).with_budget(budget.clone());
+        let one = authwatch_testkit::trace_signal(0, 1);
+        let size = one.encoded_size() as u64;
+        for _ in 0..8 {
+            q.push(one.clone(), false).await.unwrap();
+        }
+        assert_eq!(budget.held(), 8 * size);
+        assert!(matches!(
+            q.push(one.clone(), false).await,
+            Err(PushError::Full)
+        ));
+        assert_eq!(budget.held(), 8 * size, "a refused push is not charged");
+        q.pop().await.unwrap();
+        assert_eq!(budget.held(), 7 * size);
+        // Dropping the queue releases what it held.
+        drop(q);
+        assert_eq!(budget.held(), 0);
     }
 
     #[tokio::test]

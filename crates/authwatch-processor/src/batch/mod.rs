@@ -66,11 +66,12 @@ use std::mem;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authwatch_core::budget::Charge;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError, Encoded,
-    PermanentError,
+    MemoryBudget, PermanentError,
     ProcessorConfig,
     ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
 };
@@ -153,12 +154,14 @@ impl ProcessorConfig for Config {
         let consumer = Arc::new(Batcher {
             tx,
             next: cx.next.clone(),
+            budget: cx.settings.budget.clone(),
             kind,
             telemetry: telemetry.clone(),
             wants_encoded,
         });
         let task = BatchTask {
             rx,
+            held: cx.settings.budget.charge(0),
             next: cx.next,
             kind,
             pipeline,
@@ -248,9 +251,10 @@ impl BatchMetrics {
 
 /// The consumer side: hands requests to the batching task through a bounded queue.
 struct Batcher {
-    tx: mpsc::Sender<(Signal, usize)>,
+    tx: mpsc::Sender<(Signal, usize, Charge)>,
     /// Where live data goes, unbatched.
     next: SharedConsumer,
+    budget: MemoryBudget,
     kind: SignalKind,
     telemetry: ProcessorTelemetry,
     /// What the next component wants (batching takes both forms).
@@ -284,7 +288,8 @@ impl Consumer for Batcher {
             if n == 0 {
                 return Ok(());
             }
-            match self.tx.send_timeout((data, n), ENQUEUE_DEADLINE).await {
+            let held = self.budget.charge(data.encoded_size() as u64);
+            match self.tx.send_timeout((data, n, held), ENQUEUE_DEADLINE).await {
                 Ok(()) => {
                     self.telemetry.accepted(self.kind, n);
                     Ok(())
@@ -312,7 +317,9 @@ enum Trigger {
 
 /// The batching task: merges queued requests, sends full or timed-out batches downstream.
 struct BatchTask {
-    rx: mpsc::Receiver<(Signal, usize)>,
+    rx: mpsc::Receiver<(Signal, usize, Charge)>,
+    /// What is queued here and in the pending batch, counted in the run's memory budget.
+    held: Charge,
     next: SharedConsumer,
     kind: SignalKind,
     pipeline: String,
@@ -350,7 +357,10 @@ impl BatchTask {
                 biased;
                 () = self.shutdown.cancelled() => break,
                 msg = self.rx.recv() => match msg {
-                    Some((data, n)) => self.add(data, n).await,
+                    Some((data, n, held)) => {
+                        self.held.merge(held);
+                        self.add(data, n).await;
+                    }
                     // Every sender is gone: the pipeline's input has closed.
                     None => break,
                 },
@@ -366,7 +376,8 @@ impl BatchTask {
     async fn drain(&mut self) {
         self.draining_since.get_or_insert_with(Instant::now);
         self.rx.close();
-        while let Some((data, n)) = self.rx.recv().await {
+        while let Some((data, n, held)) = self.rx.recv().await {
+            self.held.merge(held);
             self.add(data, n).await;
         }
         self.flush(Trigger::Timeout).await;
@@ -477,11 +488,25 @@ impl BatchTask {
         self.telemetry.dropped(self.kind, self.pending_items);
         warn!(pipeline = %self.pipeline, items = self.pending_items, error = %e, "Batch processor cannot decode a batch to split it; dropping it.");
         self.pending_items = 0;
+        self.held.release(u64::MAX);
     }
 
     /// Hands one batch downstream, retrying retryable refusals with backoff (bounded once
     /// shutdown has begun); a permanent refusal drops it.
     async fn deliver(&mut self, batch: Signal, n: usize) {
+        self.hand_on(batch, n).await;
+        // Its share of the held bytes leaves with it (the rest is still pending).
+        let total = (n + self.pending_items) as u64;
+        let share = if total == 0 {
+            u64::MAX
+        } else {
+            (u128::from(self.held.bytes()) * n as u128 / u128::from(total)) as u64
+        };
+        self.held.release(share);
+    }
+
+    /// Hands one batch downstream until it is accepted or dropped.
+    async fn hand_on(&mut self, batch: Signal, n: usize) {
         // In the form the next component wants; encoded data makes each try's copy free.
         let converted = if self.wants_encoded {
             Ok(batch.into_encoded())

@@ -681,3 +681,28 @@ async fn live_data_passes_at_once_unbatched() {
     assert!(!h.consumer.takes_live());
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_waits_in_the_batch_is_held_in_the_budget_until_handed_on() {
+    let sink = Sink::new();
+    // The next component refuses (a full queue): the batch keeps what it acknowledged.
+    sink.fail_with(Some(ConsumeError::Full));
+    let config = Config {
+        send_batch_size: 1000,
+        timeout: Duration::from_millis(200),
+        send_batch_max_size: 0,
+    };
+    let h = start("budget", config, SignalKind::Traces, &sink).await;
+    let budget = h.settings.budget.clone();
+    let (a, b) = (trace_signal(0, 3), trace_signal(3, 4));
+    let size = (a.encoded_size() + b.encoded_size()) as u64;
+    h.consumer.consume(a).await.unwrap();
+    h.consumer.consume(b).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(budget.held(), size, "held while the next component refuses");
+    sink.fail_with(None);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(sink.item_count(SignalKind::Traces), 7);
+    assert_eq!(budget.held(), 0, "released once handed on");
+    h.stop().await;
+}

@@ -1,8 +1,8 @@
 //! # `memory_limiter` processor
 //!
 //! Protects the process from running out of memory, like the OpenTelemetry Collector's
-//! `memory_limiter` processor: while the process uses more memory than its soft limit, data is
-//! refused with a retryable error, so that receivers push back on their clients (OTLP answers
+//! `memory_limiter` processor: while authwatch holds more data than its soft limit leaves room
+//! for, data is refused with a retryable error, so that receivers push back on their clients (OTLP answers
 //! RESOURCE_EXHAUSTED / 429 with a retry hint) instead of the process being killed. Put it
 //! **first** in every pipeline's `processors` list.
 //!
@@ -18,9 +18,9 @@
 //!
 //! | option | default | meaning |
 //! | --- | --- | --- |
-//! | `check_interval` | `1s` | How often the process's memory use (resident set size) is read. |
+//! | `check_interval` | `1s` | How often the process's memory use (resident set size, the backstop) is read; also the retry hint of refusals. |
 //! | `limit_mib` | none | The hard limit, in MiB. |
-//! | `spike_limit_mib` | 20% of `limit_mib` | Headroom for the growth expected between two checks, in MiB; must be smaller than `limit_mib`. |
+//! | `spike_limit_mib` | 20% of `limit_mib` | Headroom above the soft limit (`limit_mib` minus this) for what the count of held bytes does not see (decoded data, buffers) and for the growth between two checks, in MiB; must be smaller than `limit_mib`. |
 //! | `limit_percentage` | none | The hard limit as a percentage (1 to 100) of the total memory: the cgroup v2 `memory.max` when set, else `MemTotal` from `/proc/meminfo`. |
 //! | `spike_limit_percentage` | 20% of the limit | The headroom as a percentage of the total memory; must be smaller than `limit_percentage`. |
 //!
@@ -30,22 +30,40 @@
 //!
 //! ## Behaviour
 //!
-//! - The **soft limit** is the limit minus the spike limit. Memory is read when the processor is
-//!   built and then every `check_interval`.
-//! - Below the soft limit, requests pass to the next component untouched.
-//! - When memory crosses the soft limit, or grows while above it, every request is refused with
-//!   "refused to protect the process, retry after `check_interval`" (retryable: OTLP receivers
-//!   answer RESOURCE_EXHAUSTED / 429) and counted as refused.
-//! - The reading is the resident set size, and the allocator keeps most freed memory resident to
-//!   reuse it, so after a burst it can stay above the soft limit with no data left. Therefore,
-//!   above the soft limit, once memory has not grown for 5 checks while refusing, data is let in
-//!   again; if memory then grows, refusing resumes and the next try waits twice as long (up to 64
-//!   checks); if it does not, the allocator is reusing what it kept and data keeps flowing.
+//! The limiter is driven by what authwatch **holds**, counted in bytes (the run's memory budget,
+//! `authwatch_core::budget`): data in `batch` processors and in-memory sending queues, and the
+//! request bodies receivers are reading, each as protobuf. The resident set size (RSS) is a
+//! backstop.
+//!
+//! - The **soft limit** is the limit minus the spike limit. Memory (RSS) is read when the
+//!   processor is built and then every `check_interval`.
+//! - **Held limit**: the room between the RSS at start (what the process needs without data) and
+//!   the soft limit (at least a quarter of the soft limit), divided by what a held byte costs in
+//!   RSS. That cost (decoded data, buffer capacity, the allocator's own use; 1 to 8) is learnt at
+//!   each check while at least a quarter of the held limit is held: it rises at once and falls by
+//!   half the difference per check, so that refusing on the count keeps the RSS near the soft
+//!   limit. While the bytes held pass the held limit, requests are refused
+//!   with "refused to protect the process, retry after `check_interval`" (retryable) and counted as
+//!   refused. The OTLP receiver asks the budget *before reading a body*, with the size the request
+//!   declares (HTTP `Content-Length`; for gRPC what is held now): a request that would pass the held
+//!   limit is answered `RESOURCE_EXHAUSTED` / 429 with `Retry-After` at once, so a refusal costs no
+//!   body read and no decode. Data that was acknowledged is never dropped to make room.
+//! - **RSS backstop**: the held bytes are protobuf sizes; decoded data, buffers and the
+//!   allocator take more. When the RSS crosses the *backstop limit*, halfway between the soft and
+//!   the hard limit, or grows while above it, every request is refused, by the limiter and by the
+//!   receivers before reading. The allocator keeps most freed memory resident to reuse it, so
+//!   after a burst the RSS can stay above that limit with no data left. Therefore, above it, once
+//!   memory has not grown for 5 checks while refusing, data is let in again; if memory then grows,
+//!   refusing resumes and the next try waits twice as long (up to 64 checks); if it does not, the
+//!   allocator is reusing what it kept and data keeps flowing.
 //! - At or above the hard limit every request is refused.
-//! - A warning is logged when refusing starts from below the soft limit, and once when data
-//!   is let in again (below the soft limit, or because memory stopped growing); the tries in
+//! - Several `memory_limiter`s (one per pipeline) share the budget and its held limit (each
+//!   learns the same cost from the same process).
+//! - A warning is logged when the backstop starts refusing from below its limit, and once when
+//!   data is let in again (below the limit, or because memory stopped growing); the tries in
 //!   between are logged at debug.
-//! - When memory cannot be read (not Linux), data always passes and a warning is logged once.
+//! - When memory cannot be read (not Linux), the held limit is the soft limit, the backstop never
+//!   refuses, and a warning is logged once.
 //! - Live data (a few series for the `alerts` connector, see `authwatch_core::consume`) always
 //!   passes: it is small, bounded, and what tells you about the trouble.
 //! - Rust has no garbage collector to force; glibc's `malloc_trim` would be the equivalent and is
@@ -67,7 +85,7 @@ use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
     BuildError, Built, ComponentConfig, ConsumeError, Consumer, ProcessorConfig, ProcessorContext,
-    RunError, SharedConsumer, Signal, Validator,
+    MemoryBudget, RunError, SharedConsumer, Signal, Validator,
 };
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -152,6 +170,27 @@ pub enum LimitError {
     NoLimit,
     #[error("the spike limit must be smaller than the limit")]
     SpikeNotBelowLimit,
+}
+
+impl Limits {
+    /// The resident-set backstop's limits: refusing on growth starts halfway between the soft
+    /// and the hard limit, so that memory the allocator keeps after a burst does not refuse data
+    /// that the accounting lets in.
+    pub(crate) fn backstop(self) -> Limits {
+        Limits {
+            hard: self.hard,
+            soft: self.soft + (self.hard - self.soft) / 2,
+        }
+    }
+}
+
+/// The bytes data may hold (as counted in the memory budget): the soft limit less what the
+/// process used when the limiter started, and at least a quarter of the soft limit.
+/// The most RSS a held byte is taken to cost: the held limit is never below the room / this.
+const MAX_OVERHEAD: f64 = 8.0;
+
+pub(crate) fn held_limit(limits: Limits, baseline: u64) -> u64 {
+    limits.soft.saturating_sub(baseline).max(limits.soft / 4)
 }
 
 impl Config {
@@ -245,11 +284,22 @@ impl Config {
     ) -> Result<Built, BuildError> {
         let limits = self.limits(total)?;
         let pipeline = cx.pipeline.to_string();
+        // What the process uses before it holds any data is not for data.
+        let baseline = source.used_bytes().unwrap_or(0);
+        let held_limit = held_limit(limits, baseline);
+        let budget = cx.settings.budget.clone();
+        budget.limit_to(held_limit, self.check_interval);
+        let backstop = limits.backstop();
         let mut checker = Checker {
             source,
-            limits,
-            gate: Gate::new(limits),
+            baseline,
+            room: held_limit,
+            overhead: 1.0,
+            limits: backstop,
+            gate: Gate::new(backstop),
             refusing: Arc::new(AtomicBool::new(false)),
+            budget: budget.clone(),
+            backstop_on: false,
             pipeline: pipeline.clone(),
             unreadable_warned: false,
             episode: false,
@@ -259,10 +309,13 @@ impl Config {
             pipeline = %pipeline,
             limit_mib = limits.hard / MIB,
             soft_limit_mib = limits.soft / MIB,
+            held_limit_mib = held_limit / MIB,
+            backstop_mib = backstop.soft / MIB,
             "Memory limiter started."
         );
         let consumer = Arc::new(Limiter {
             refusing: checker.refusing.clone(),
+            budget,
             next: cx.next,
             retry_after: self.check_interval,
             telemetry: cx.settings.telemetry.processor(&cx.settings.id, &pipeline),
@@ -280,9 +333,19 @@ impl Config {
 /// The background task: reads memory every `check_interval` and sets the refusing flag.
 struct Checker {
     source: Arc<dyn MemorySource>,
+    /// The RSS when the limiter started.
+    baseline: u64,
+    /// The held limit when a held byte costs one byte of RSS.
+    room: u64,
+    /// RSS per held byte, learnt from the readings (1 to [`MAX_OVERHEAD`]).
+    overhead: f64,
     limits: Limits,
     gate: Gate,
     refusing: Arc<AtomicBool>,
+    /// Where the backstop's refusals are published, for receivers to refuse before reading.
+    budget: MemoryBudget,
+    /// The backstop is counted as refusing in `budget`.
+    backstop_on: bool,
     pipeline: String,
     unreadable_warned: bool,
     /// Refusing started from below the soft limit and has not been followed by data let in
@@ -298,35 +361,68 @@ impl Checker {
                 self.unreadable_warned = true;
                 warn!(pipeline = %self.pipeline, "Memory limiter cannot read the process's memory use; letting all data through.");
             }
-            self.refusing.store(false, Ordering::Relaxed);
+            self.publish(false);
             return;
         };
+        self.learn(used);
         let change = self.gate.observe(used);
-        self.refusing.store(self.gate.refusing(), Ordering::Relaxed);
-        let (used_mib, soft_limit_mib, limit_mib) =
+        self.publish(self.gate.refusing());
+        let (used_mib, backstop_mib, limit_mib) =
             (used / MIB, self.limits.soft / MIB, self.limits.hard / MIB);
         let pipeline = &self.pipeline;
         match change {
             Transition::Unchanged => {}
             Transition::Refusing | Transition::HardLimit if !self.episode => {
                 self.episode = true;
-                warn!(%pipeline, used_mib, soft_limit_mib, limit_mib, "Memory use is above the soft limit; refusing data.");
+                warn!(%pipeline, used_mib, backstop_mib, limit_mib, "Memory use is above the backstop limit; refusing data.");
             }
             Transition::Refusing | Transition::HardLimit => {
-                debug!(%pipeline, used_mib, soft_limit_mib, limit_mib, "Memory use grew above the soft limit; refusing data.");
+                debug!(%pipeline, used_mib, backstop_mib, limit_mib, "Memory use grew above the backstop limit; refusing data.");
             }
             Transition::Trying => {
-                debug!(%pipeline, used_mib, soft_limit_mib, "Memory use stopped growing while data was refused; letting data in again.");
+                debug!(%pipeline, used_mib, backstop_mib, "Memory use stopped growing while data was refused; letting data in again.");
             }
             Transition::Reusing if self.episode => {
                 self.episode = false;
-                warn!(%pipeline, used_mib, soft_limit_mib, "Memory use stays above the soft limit but no longer grows (the allocator keeps freed memory for reuse); accepting data.");
+                warn!(%pipeline, used_mib, backstop_mib, "Memory use stays above the backstop limit but no longer grows (the allocator keeps freed memory for reuse); accepting data.");
             }
             Transition::Reusing => {}
             Transition::BelowSoft => {
                 self.episode = false;
-                warn!(%pipeline, used_mib, soft_limit_mib, "Memory use is below the soft limit again; accepting data.");
+                warn!(%pipeline, used_mib, backstop_mib, "Memory use is below the backstop limit again; accepting data.");
             }
+        }
+    }
+
+    /// Learns what a held byte costs in RSS (decoded data, buffer capacity, the allocator's own
+    /// use) and sets the held limit to the room divided by it, so that the cheap refusals keep
+    /// the RSS near the soft limit and the backstop seldom has to act. Learnt only while enough
+    /// is held for the ratio to mean something (not from memory the allocator kept after a
+    /// burst); it rises at once and falls by half the difference per check.
+    fn learn(&mut self, used: u64) {
+        let held = self.budget.held();
+        let limit = self.budget.limit().unwrap_or(self.room);
+        if held < MIB || held < limit / 4 {
+            return;
+        }
+        let measured = (used.saturating_sub(self.baseline) as f64 / held as f64).clamp(1.0, MAX_OVERHEAD);
+        let before = self.overhead;
+        self.overhead = if measured > before {
+            measured
+        } else {
+            (before + measured) / 2.0
+        };
+        self.budget.set_limit((self.room as f64 / self.overhead) as u64);
+        if (self.overhead - before).abs() >= 0.25 {
+            debug!(pipeline = %self.pipeline, overhead = self.overhead, held_limit_mib = self.room as f64 / self.overhead / MIB as f64, "Memory limiter learnt what held data costs.");
+        }
+    }
+
+    fn publish(&mut self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::Relaxed);
+        if refusing != self.backstop_on {
+            self.backstop_on = refusing;
+            self.budget.set_backstop(refusing);
         }
     }
 
@@ -343,6 +439,7 @@ impl Checker {
                 _ = ticks.tick() => self.check(),
             }
         }
+        self.publish(false);
         Ok(())
     }
 }
@@ -352,6 +449,7 @@ impl Checker {
 /// The consumer: refuses while the flag is set, else passes data on.
 struct Limiter {
     refusing: Arc<AtomicBool>,
+    budget: MemoryBudget,
     next: SharedConsumer,
     retry_after: Duration,
     telemetry: ProcessorTelemetry,
@@ -364,7 +462,8 @@ impl Consumer for Limiter {
 
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         let kind = data.kind();
-        if self.refusing.load(Ordering::Relaxed) {
+        let over = self.budget.held() > self.budget.limit().unwrap_or(u64::MAX);
+        if over || self.refusing.load(Ordering::Relaxed) {
             self.telemetry.refused(kind, data.item_count());
             let err = ConsumeError::Throttled(self.retry_after);
             return Box::pin(async move { Err(err) });

@@ -246,14 +246,15 @@ async fn passes_below_refuses_above_and_recovers() {
     let memory = Arc::new(FakeMemory::default());
     memory.set_mib(50);
     let sink = Sink::new();
-    // Soft limit: 100 - 20 = 80 MiB.
+    // Soft limit: 100 - 20 = 80 MiB; the backstop refuses from 90 MiB.
     let h = start(&mib(100, 0), memory.clone(), &sink);
 
     h.consumer.consume(trace_signal(0, 3)).await.unwrap();
     assert_eq!(sink.item_count(SignalKind::Traces), 3);
 
-    // Above the soft limit: refused from the next check on.
-    memory.set_mib(85);
+    // Above the backstop limit: refused from the next check on, by the limiter and by the
+    // budget that receivers ask before reading.
+    memory.set_mib(95);
     h.consumer.consume(trace_signal(3, 1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for data in [trace_signal(4, 2), metric_signal(0, 4), log_signal(0, 5)] {
@@ -263,6 +264,7 @@ async fn passes_below_refuses_above_and_recovers() {
         );
     }
     assert_eq!(sink.item_count(SignalKind::Traces), 4);
+    assert!(h.settings.budget.admit(0).is_err());
     assert!(h.metric(
         r#"authwatch_processor_refused_spans_total{processor="memory_limiter",pipeline="traces"} 2"#
     ));
@@ -271,8 +273,9 @@ async fn passes_below_refuses_above_and_recovers() {
     ));
 
     // Back below: accepted again after the next check.
-    memory.set_mib(79);
+    memory.set_mib(89);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.settings.budget.admit(0), Ok(()));
     h.consumer.consume(trace_signal(6, 2)).await.unwrap();
     assert_eq!(sink.item_count(SignalKind::Traces), 6);
     assert!(h.metric(
@@ -288,14 +291,14 @@ async fn memory_that_stays_high_but_flat_does_not_refuse_for_ever() {
     memory.set_mib(50);
     let sink = Sink::new();
     let h = start(&mib(100, 0), memory.clone(), &sink);
-    memory.set_mib(85);
+    memory.set_mib(95);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(h.consumer.consume(trace_signal(0, 1)).await.is_err());
-    // Flat for the hold (5 checks): let in again, though still above the soft limit (80 MiB).
+    // Flat for the hold (5 checks): let in again, though still above the backstop (90 MiB).
     tokio::time::sleep(Duration::from_secs(u64::from(gate::INITIAL_HOLD))).await;
     h.consumer.consume(trace_signal(1, 1)).await.unwrap();
     // Memory grows again: refused from the next check on.
-    memory.set_mib(90);
+    memory.set_mib(97);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         h.consumer.consume(trace_signal(2, 1)).await,
@@ -312,7 +315,7 @@ async fn memory_that_stays_high_but_flat_does_not_refuse_for_ever() {
 #[tokio::test(start_paused = true)]
 async fn refuses_from_the_start_when_already_above() {
     let memory = Arc::new(FakeMemory::default());
-    memory.set_mib(80);
+    memory.set_mib(90);
     let sink = Sink::new();
     let config = Config {
         check_interval: Duration::from_secs(5),
@@ -322,7 +325,7 @@ async fn refuses_from_the_start_when_already_above() {
     assert_eq!(
         h.consumer.consume(log_signal(0, 1)).await,
         Err(ConsumeError::Throttled(Duration::from_secs(5))),
-        "exactly at the soft limit counts as above"
+        "exactly at the backstop limit counts as above"
     );
     assert!(sink.received().is_empty());
     h.stop().await;
@@ -383,4 +386,84 @@ async fn builds_with_real_memory() {
     assert_eq!(sink.item_count(SignalKind::Logs), 2);
     settings.shutdown.cancel();
     built.task.unwrap().await.unwrap();
+}
+
+#[test]
+fn the_held_limit_leaves_room_for_what_the_process_needs() {
+    let l = mib(100, 0).limits(|| None).unwrap();
+    assert_eq!(held_limit(l, 30 * MIB), 50 * MIB);
+    assert_eq!(held_limit(l, 0), 80 * MIB);
+    // A process that already uses (nearly) the soft limit still takes a quarter of it.
+    assert_eq!(held_limit(l, 79 * MIB), 20 * MIB);
+    assert_eq!(l.backstop(), Limits { hard: 100 * MIB, soft: 90 * MIB });
+}
+
+#[tokio::test(start_paused = true)]
+async fn refuses_while_data_held_passes_the_held_limit_whatever_the_rss() {
+    let memory = Arc::new(FakeMemory::default());
+    memory.set_mib(30);
+    let sink = Sink::new();
+    // Soft limit 80 MiB, 30 MiB used at start: data may hold 50 MiB.
+    let h = start(&mib(100, 0), memory.clone(), &sink);
+    let budget = h.settings.budget.clone();
+    assert_eq!(budget.limit(), Some(50 * MIB));
+    let queued = budget.charge(50 * MIB);
+    h.consumer.consume(trace_signal(0, 1)).await.unwrap();
+    let more = budget.charge(1);
+    assert_eq!(
+        h.consumer.consume(trace_signal(1, 1)).await,
+        Err(ConsumeError::Throttled(Duration::from_secs(1)))
+    );
+    // Receivers refuse before reading: the budget says the same.
+    assert!(matches!(
+        budget.admit(100),
+        Err(ConsumeError::Throttled(_))
+    ));
+    // The queue drains: accepted again at once, no check needed.
+    drop((queued, more));
+    h.consumer.consume(trace_signal(2, 1)).await.unwrap();
+    assert_eq!(budget.admit(100), Ok(()));
+    assert_eq!(sink.item_count(SignalKind::Traces), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_limiter_leaves_no_refusal_in_the_budget() {
+    let memory = Arc::new(FakeMemory::default());
+    memory.set_mib(99);
+    let sink = Sink::new();
+    let h = start(&mib(100, 0), memory, &sink);
+    let budget = h.settings.budget.clone();
+    assert!(budget.admit(0).is_err());
+    h.stop().await;
+    assert_eq!(budget.admit(0), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_held_limit_follows_what_a_held_byte_costs_in_rss() {
+    let memory = Arc::new(FakeMemory::default());
+    memory.set_mib(20);
+    let sink = Sink::new();
+    // Soft limit 80 MiB, 20 MiB at start: room for 60 MiB if a held byte cost one byte.
+    let h = start(&mib(100, 0), memory.clone(), &sink);
+    let budget = h.settings.budget.clone();
+    assert_eq!(budget.limit(), Some(60 * MIB));
+    // 20 MiB held and the RSS 60 MiB above the start: 3 bytes each. 60 / 3 = 20 MiB.
+    let held = budget.charge(20 * MIB);
+    memory.set_mib(80);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(budget.limit(), Some(20 * MIB));
+    assert!(h.consumer.consume(trace_signal(0, 1)).await.is_ok());
+    let one_more = budget.charge(1);
+    assert!(h.consumer.consume(trace_signal(1, 1)).await.is_err());
+    // Drained, the allocator keeps the memory: nothing to learn from, the limit stays.
+    drop((held, one_more));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(budget.limit(), Some(20 * MIB));
+    // 10 MiB held for 20 MiB of RSS: 2 bytes each; the cost falls by half the difference.
+    let _held = budget.charge(10 * MIB);
+    memory.set_mib(40);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(budget.limit(), Some(24 * MIB));
+    h.stop().await;
 }

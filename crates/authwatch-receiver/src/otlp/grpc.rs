@@ -35,7 +35,7 @@ use super::{grpc_limits, GrpcConfig};
 // === impl ExportServer ===
 
 /// One OTLP gRPC service (`TraceService`, `MetricsService` or `LogsService`) whose `Export`
-/// takes the request message as bytes: [`grpc_frame::read_message`] unframes and inflates it
+/// takes the request message as bytes: [`grpc_frame::read_admitted`] unframes and inflates it
 /// (each fault a typed error, answered per `status.rs`), then [`Ingest::read_protobuf`] checks or
 /// decodes it, so a request the pipelines want as bytes is never decoded, and an undecodable one
 /// gets INVALID_ARGUMENT with the reason.
@@ -105,11 +105,35 @@ where
                 // spec) with the encodings it does take, before reading the body.
                 return Ok(grpc.unary(this, req).await);
             };
+            // Admission before the message is read: a refusal costs no read and no decode.
+            // HTTP/2 requests rarely declare a length; then what is held now decides.
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if let Err(e) = this.ingest.admit(declared) {
+                return Ok(Problem::from(&e)
+                    .to_grpc()
+                    .into_http::<tonic::body::Body>());
+            }
+            let mut held = this.ingest.charge(declared);
             let (mut parts, body) = req.into_parts();
-            let message = match grpc_frame::read_message(body, encoding, limit).await {
+            // Asked again with the length the frame header declares, before the message is read.
+            let ingest = this.ingest.clone();
+            let admit = |len: u64| {
+                let more = len.saturating_sub(held.bytes());
+                ingest.admit(more)?;
+                held.add(more);
+                Ok(())
+            };
+            let message = match grpc_frame::read_admitted(body, encoding, limit, admit).await {
                 Ok(message) => message,
                 Err(e) => return Ok(Status::from(&e).into_http::<tonic::body::Body>()),
             };
+            // Held until the pipelines have it: the message as it will be handed on.
+            held.add((message.len() as u64).saturating_sub(held.bytes()));
             // The message is read and inflated now. tonic still answers the call (status,
             // trailers, response framing), but its decoder gets an empty frame and the message
             // rides in the request's extensions: the body is not copied a second time.
@@ -119,7 +143,9 @@ where
                 parts,
                 Full::new(Bytes::from_static(grpc_frame::EMPTY_FRAME)),
             );
-            Ok(grpc.unary(this, req).await)
+            let answer = grpc.unary(this, req).await;
+            drop(held);
+            Ok(answer)
         })
     }
 }
@@ -154,7 +180,7 @@ impl<R: Export> UnaryService<Bytes> for ExportServer<R> {
     }
 }
 
-/// The request message as [`grpc_frame::read_message`] read it, handed to the service past
+/// The request message as [`grpc_frame::read_admitted`] read it, handed to the service past
 /// tonic's decoder.
 #[derive(Clone)]
 struct ReadMessage(Bytes);

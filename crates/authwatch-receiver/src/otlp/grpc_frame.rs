@@ -15,6 +15,7 @@
 
 use std::io::Read;
 
+use authwatch_core::ConsumeError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body_util::BodyExt;
@@ -68,9 +69,13 @@ pub(crate) enum FrameError {
     InvalidFlag(u8),
     #[error("missing request message: the body holds no gRPC frame")]
     Missing,
+    /// Refused on the length its frame header declares, before the message was read.
+    #[error(transparent)]
+    Refused(ConsumeError),
 }
 
 /// Reads every frame of `body` and returns the first message, unframed and inflated.
+#[cfg(test)]
 pub(crate) async fn read_message<B>(
     body: B,
     encoding: RequestEncoding,
@@ -80,12 +85,32 @@ where
     B: tonic::codegen::Body,
     B::Error: Into<tonic::codegen::StdError>,
 {
+    read_admitted(body, encoding, limit, |_| Ok(())).await
+}
+
+/// [`read_message`], asking `admit` with the message length the first frame header declares as
+/// soon as it has arrived, before the message itself is read: a refusal ends the read.
+pub(crate) async fn read_admitted<B>(
+    body: B,
+    encoding: RequestEncoding,
+    limit: usize,
+    mut admit: impl FnMut(u64) -> Result<(), ConsumeError>,
+) -> Result<Bytes, FrameError>
+where
+    B: tonic::codegen::Body,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    let mut admitted = false;
     // A frame's length is a `u32`, so no larger limit can apply.
     let limit = limit.min(usize::try_from(u32::MAX).unwrap_or(usize::MAX));
     let mut body = std::pin::pin!(body);
     let mut buf = BytesMut::new();
     let mut first: Option<Bytes> = None;
     loop {
+        if !admitted && buf.len() >= PREFIX {
+            admitted = true;
+            admit(declared_len(&buf) as u64).map_err(FrameError::Refused)?;
+        }
         while let Some(frame) = take_frame(&mut buf, encoding, limit)? {
             first.get_or_insert(frame);
         }
@@ -198,6 +223,38 @@ mod tests {
         let compressed = prefixed(1, zipped.len(), &zipped);
         assert_eq!(read(compressed, RequestEncoding::Gzip).await.unwrap(), message);
         assert_eq!(EMPTY_FRAME, prefixed(0, 0, b""));
+    }
+
+    #[tokio::test]
+    async fn admission_is_asked_with_the_declared_length_before_the_message_is_read() {
+        // Only the frame header arrives, then the body stalls: the refusal comes without it.
+        let head: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![Ok(
+            hyper::body::Frame::data(Bytes::from(prefixed(0, 900, b""))),
+        )];
+        let body = StreamBody::new(futures::StreamExt::chain(
+            futures::stream::iter(head),
+            futures::stream::pending(),
+        ));
+        let mut asked = Vec::new();
+        let got = read_admitted(body, RequestEncoding::Identity, 1024, |len| {
+            asked.push(len);
+            Err(ConsumeError::Full)
+        })
+        .await;
+        assert!(matches!(got, Err(FrameError::Refused(ConsumeError::Full))), "{got:?}");
+        assert_eq!(asked, [900]);
+        let status = tonic::Status::from(&got.unwrap_err());
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        // Admitted: read as usual, asked once.
+        let mut n = 0;
+        let plain = prefixed(0, 5, b"hello");
+        let got = read_admitted(Full::new(Bytes::from(plain)), RequestEncoding::Identity, 1024, |_| {
+            n += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!((got, n), (Bytes::from_static(b"hello"), 1));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use authwatch_core::budget::Charge;
 use authwatch_core::{RunError, SignalKind};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -240,7 +241,18 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
             return problem_response(&p, Format::Protobuf);
         }
     };
-    let request = match decode::<R>(&endpoint.ingest, &parts.headers, body, endpoint.max_body, format).await {
+    // Admission before the body is read: a refusal costs no read and no decode. The body is
+    // counted as held (its declared size, then what arrived) until the pipelines have it.
+    let declared = content_length(&parts.headers);
+    if declared.is_some_and(|n| n > endpoint.max_body as u64) {
+        return problem_response(&Problem::too_large(endpoint.max_body, "request body"), format);
+    }
+    if let Err(e) = endpoint.ingest.admit(declared.unwrap_or(0)) {
+        debug!(signal = %R::KIND, error = %e, "Refused an OTLP/HTTP request before reading its body.");
+        return problem_response(&Problem::from(&e), format);
+    }
+    let mut held = endpoint.ingest.charge(declared.unwrap_or(0));
+    let request = match decode::<R>(&endpoint.ingest, &parts.headers, body, endpoint.max_body, format, &mut held).await {
         Ok(r) => r,
         Err(p) => {
             debug!(
@@ -256,6 +268,7 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
         Decoded::Encoded(data) => endpoint.ingest.export_encoded(data).await.map(|()| None),
         Decoded::Decoded(request) => endpoint.ingest.export(request).await,
     };
+    drop(held);
     match exported {
         Ok(rejected) => {
             let body = match format {
@@ -281,16 +294,14 @@ async fn decode<R: Export>(
     body: Body,
     max_body: usize,
     format: Format,
+    held: &mut Charge,
 ) -> Result<Decoded<R>, Problem> {
     let encoding = Encoding::from_headers(headers)?;
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body as u64) {
-        return Err(Problem::too_large(max_body, "request body"));
-    }
+    // A declared length over `max_body` was refused before admission.
+    let declared = content_length(headers);
     let wire = read_capped(body, max_body, declared).await?;
+    // A body without Content-Length (chunked) is counted once it has arrived.
+    held.add((wire.len() as u64).saturating_sub(held.bytes()));
     let plain = match encoding {
         Encoding::Identity => wire,
         Encoding::Gzip => gunzip_capped(&wire[..], max_body)
@@ -318,6 +329,14 @@ async fn decode<R: Export>(
             ))
         }),
     }
+}
+
+/// The `Content-Length` a request declares, if it declares one that parses.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// Collects the body, refusing it as soon as it grows past `limit` bytes.

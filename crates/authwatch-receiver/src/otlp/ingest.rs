@@ -12,9 +12,10 @@ use authwatch_core::otlp::collector::trace::v1::{
 };
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::otlp::trace::v1::Span;
+use authwatch_core::budget::Charge;
 use authwatch_core::telemetry::ReceiverTelemetry;
 use authwatch_core::wire::{self, Encoded};
-use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
+use authwatch_core::{ConsumeError, MemoryBudget, Router, Signal, SignalKind};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -72,11 +73,39 @@ pub(crate) trait Export:
 pub(crate) struct Ingest {
     next: Router,
     telemetry: ReceiverTelemetry,
+    budget: MemoryBudget,
 }
 
 impl Ingest {
     pub(crate) fn new(next: Router, telemetry: ReceiverTelemetry) -> Self {
-        Ingest { next, telemetry }
+        Ingest {
+            next,
+            telemetry,
+            budget: MemoryBudget::default(),
+        }
+    }
+
+    /// Admits requests against the run's memory budget (a fresh one, admitting everything, by
+    /// default).
+    pub(crate) fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether a request declaring `incoming` bytes may be read: asked before its body
+    /// is read, so that a refusal costs no read and no decode. Refusals are counted per request
+    /// (their items are not known).
+    pub(crate) fn admit(&self, incoming: u64) -> Result<(), ConsumeError> {
+        let admitted = self.budget.admit(incoming);
+        if admitted.is_err() {
+            self.telemetry.refused_request();
+        }
+        admitted
+    }
+
+    /// Counts a body being read and handed on as held until the charge is dropped.
+    pub(crate) fn charge(&self, bytes: u64) -> Charge {
+        self.budget.charge(bytes)
     }
 
     /// Forwards the valid part of `req` and tells what was dropped (the partial success). An

@@ -201,7 +201,24 @@
 //! metric_points,log_records}_total` counts items the pipelines accepted;
 //! `authwatch_receiver_refused_*_total` counts items the pipelines refused plus invalid items
 //! dropped from partially accepted requests (a body that cannot be decoded has no countable
-//! items).
+//! items); `authwatch_receiver_refused_requests_total` counts requests refused before their body
+//! was read (see *Admission*).
+//!
+//! ## Admission: refusing before the body is read
+//!
+//! Under overload a refusal must cost less than an acceptance, or refusing eats the capacity it
+//! protects. So before the body is read (HTTP: after the headers, with the `Content-Length`; gRPC:
+//! before the message, and again with the length its frame header declares, at most one HTTP/2
+//! flow-control window in), the receiver asks the run's memory budget (`authwatch_core::budget`),
+//! which a `memory_limiter` sets (without one everything is admitted):
+//!
+//! - while the bytes held in queues, batches and bodies being read would pass a
+//!   `memory_limiter`'s held limit with this request, or its resident-set backstop refuses:
+//!   `RESOURCE_EXHAUSTED` + `RetryInfo` / `429` + `Retry-After` (its `check_interval`).
+//!
+//! Nothing is read or decoded, and nothing acknowledged is dropped to make room: data is refused
+//! before it is accepted, never after. A body being read counts as held until the pipelines have
+//! it. A request declaring more than `max_request_body_size` gets `413` first.
 //!
 //! ## Not supported (yet)
 //!
@@ -757,7 +774,8 @@ impl Receiver {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "grpc"),
-            );
+            )
+            .with_budget(settings.budget.clone());
             let auth = bearer(&b.config.auth, "grpc");
             grpc::serve(
                 b.config,
@@ -772,7 +790,8 @@ impl Receiver {
             let ingest = ingest::Ingest::new(
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "http"),
-            );
+            )
+            .with_budget(settings.budget.clone());
             let auth = bearer(&b.config.auth, "http");
             http::serve(
                 &b.config,

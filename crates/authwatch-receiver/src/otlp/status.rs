@@ -81,6 +81,7 @@ impl From<&FrameError> for tonic::Status {
             FrameError::CompressedWithoutEncoding
             | FrameError::InvalidFlag(_)
             | FrameError::Missing => tonic::Status::internal(e.to_string()),
+            FrameError::Refused(refusal) => Problem::from(refusal).to_grpc(),
         }
     }
 }
