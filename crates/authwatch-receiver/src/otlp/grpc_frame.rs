@@ -3,9 +3,10 @@
 //! tonic would refuse a body it cannot unframe with a status whose only trace of the cause is its
 //! message text (a gzip stream that does not inflate and a frame cut short are both `INTERNAL`,
 //! a message over the limit `OUT_OF_RANGE`, which OTLP clients retry). Reading the frames here
-//! makes each cause a [`FrameError`] variant, answered by type (`status.rs`); tonic then gets one
-//! uncompressed frame it cannot refuse, and still answers with its framing and response
-//! compression.
+//! makes each cause a [`FrameError`] variant, answered by type (`status.rs`). The message then
+//! reaches the service through the request's extensions while tonic decodes an empty frame it
+//! cannot refuse (so the body is copied once, here), and tonic still answers with its framing and
+//! response compression.
 //!
 //! Each frame (`flag`, 4-byte big-endian length, message) is checked as tonic checks it: the flag
 //! is 0 or 1, a compressed frame needs `grpc-encoding`, the length is at most the limit (before
