@@ -38,6 +38,7 @@ mod evidence;
 mod histogram;
 mod prometheus;
 mod reason;
+mod signals;
 pub mod rules;
 mod store;
 mod verdict;
