@@ -47,6 +47,7 @@ mod board;
 mod client;
 mod config;
 mod emit;
+mod metrics;
 pub(crate) mod jwt;
 mod newtypes;
 mod oauth;
