@@ -42,7 +42,7 @@
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -442,7 +442,7 @@ run_soak() {
 # and stopped); p99 is the latency of accepted requests, beside the pass-through row's p99 at
 # capacity (measured with CONCURRENCY in flight, the overload with 4X times as many workers).
 run_overload() { # multiple
-  local x=$1 tag="$OUT/runs/overload_$1x.1" capacity cap_p99 rate pid sampler c0 c1 t0 t1 alive=yes
+  local x=$1 tag="$OUT/runs/overload_$1x.1" capacity cap_p99 rate pid sampler c0 c1 s0 s1 t0 t1 alive=yes
   capacity=${CAPACITY:-$(median passthrough spans_per_s)}
   if [[ $capacity == "-" ]]; then
     capacity=$(median capacity spans_per_s)
@@ -466,12 +466,16 @@ run_overload() { # multiple
   STARTED+=("$sampler")
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
+  s0=$(cpu_ticks "$SINK_PID")
   # The paced workers wait for each answer: 4X times the usual workers, so that they keep
-  # offering X times the capacity while answers slow down.
+  # offering X times the capacity while answers slow down. They share a core with the sink
+  # (the stand-in backend): both cores are printed, to tell a starved backend or a saturated
+  # generator (whose own scheduling then adds to the latency it measures) from authwatch.
   taskset -c "$GEN_CPU" "$LG" send --endpoint "$RX" --duration "${OVERLOAD_SECONDS}s" --rate "$rate" \
     --spans-per-request "$SPANS" --concurrency "$((CONCURRENCY * 4 * x / 2))" --connections "$CONNECTIONS" \
     --json >"$tag.send.json"
   c1=$(cpu_ticks "$pid")
+  s1=$(cpu_ticks "$SINK_PID")
   t1=$(date +%s.%N)
   kill -0 "$pid" 2>/dev/null || alive=NO
   scrape_metrics "$tag.metrics"
@@ -486,7 +490,8 @@ run_overload() { # multiple
     --arg alive "$alive" --arg rss "$(rss_summary "$tag.rss")" --argjson x "$x" --arg capp99 "$cap_p99" --arg early "$early" \
     --argjson maxrss "$(awk '{ if ($2 > m) m = $2 } END { print m / 1024 + 0 }' "$tag.rss")" \
     --slurpfile sink "$tag.sink.json" \
-    --arg cores "$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" '
+    --arg cores "$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" \
+    --arg sinkcores "$(awk -v a="$s0" -v b="$s1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" '
     ((.requests_ok + .errors) * .spans_per_request / .elapsed_s) as $offered |
     (.requests_ok + .errors) as $all | .spans_per_s as $good |
     (.spans_ok - $sink[0].spans) as $lost |
@@ -496,7 +501,7 @@ run_overload() { # multiple
     "p99 of accepted \(.latency_ms.p99) ms vs \($capp99) ms at capacity (target <= 2x); " +
     "RSS max \($maxrss * 10 | floor / 10) MiB vs limit_mib \($limit) (target <= \($limit * 1.1 | floor)), soft limit \($limit - $spike); " +
     "acknowledged spans lost: \(if $lost > 0 then $lost else 0 end) (\(.spans_ok) acknowledged, \($sink[0].spans) at the sink); " +
-    "\($cores) cores; alive at the end: \($alive); \($rss)"' "$tag.send.json")
+    "\($cores) cores (the sink \($sinkcores) of the generator core); alive at the end: \($alive); \($rss)"' "$tag.send.json")
 }
 
 # PROBES http checks at 1 s for PROBE_SECONDS, authwatch on one core.
