@@ -156,6 +156,8 @@ service:
   telemetry:
     logs:
       level: warn
+    metrics:
+      address: $AW_METRICS
   pipelines:
     traces:
       receivers: [otlp]
@@ -182,7 +184,6 @@ fi
 # The pass-through with memory_limiter first (the overload row).
 sed -e "s/^  batch: {}/  memory_limiter: { check_interval: $ML_CHECK, limit_mib: $ML_LIMIT_MIB, spike_limit_mib: $ML_SPIKE_MIB }\n  batch: {}/" \
   -e 's/processors: \[batch\]/processors: [memory_limiter, batch]/' \
-  -e "s/^      level: warn/      level: warn\n    metrics:\n      address: $AW_METRICS/" \
   "$OUT/configs/passthrough.yaml" >"$OUT/configs/overload.yaml"
 
 # PROBES http checks every second against the sink's GET /probe (the probes row).
@@ -308,6 +309,28 @@ scrape_metrics() { # file
       printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$AW_METRICS" >&3 && cat <&3 >"$1"; exec 3<&-; } 2>/dev/null || : >"$1"
   fi
 }
+# The q-quantile, in ms, of the requests authwatch answered between two scrapes (its
+# receiver_request_duration_seconds histogram: admission to answer, measured where authwatch
+# answers, so a busy sender's own delays are not in it), interpolated within the bucket as
+# Prometheus' histogram_quantile does; "-" when no request was answered.
+server_quantile() { # before after q
+  awk '/^authwatch_receiver_request_duration_seconds_bucket\{/ {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n[le] += (FILENAME == ARGV[1] ? -$NF : $NF)
+    }
+    END { for (l in n) print l, n[l] }' "$1" "$2" | sort -g | awk -v q="$3" '
+    { le[NR] = $1; c[NR] = $2 }
+    END {
+      total = c[NR]
+      if (NR == 0 || total <= 0) { print "-"; exit }
+      rank = q * total; prev = 0; prevc = 0
+      for (i = 1; i < NR; i++) {
+        if (c[i] >= rank) { printf "%.1f", 1000 * (prev + (le[i] - prev) * (rank - prevc) / (c[i] - prevc)); exit }
+        prev = le[i]; prevc = c[i]
+      }
+      printf ">%g", 1000 * prev
+    }'
+}
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 start_sink() { # out.json [seconds [core]]
@@ -350,7 +373,9 @@ run_authwatch() { # row config i [send args...]
     perf record -F 499 --call-graph dwarf,16384 -o "$tag.perf.data" -p "$pid" -- sleep "$((DURATION / 2))" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  scrape_metrics "$tag.metrics.before"
   send "$RX" "$DURATION" "$@" >"$tag.send.json"
+  scrape_metrics "$tag.metrics"
   if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
   c1=$(idle_ticks "$pid") # the exporter's backlog is drained
   t1=$(date +%s.%N)
@@ -359,12 +384,14 @@ run_authwatch() { # row config i [send args...]
   stop "$SINK_PID"
   jq -c --argjson ticks "$((c1 - c0))" --argjson tck "$TCK" --argjson hwm "$hwm" \
     --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    --arg sp99 "$(server_quantile "$tag.metrics.before" "$tag.metrics" 0.99)" \
     --slurpfile sink "$tag.sink.json" '
     ($ticks / $tck) as $cpu | $sink[0] as $k |
     { spans_in_per_s: .spans_per_s, spans_per_s: $k.spans_per_s, sink_spans: $k.spans,
       errors: .errors, cpu_s: $cpu, cores: ($cpu / $wall),
       us_per_span: (if $k.spans > 0 then $cpu * 1e6 / $k.spans else null end),
-      rss_mib: ($hwm / 1024), p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99 }' "$tag.send.json" >"$tag.result.json"
+      rss_mib: ($hwm / 1024), p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99,
+      server_p99_ms: $sp99 }' "$tag.send.json" >"$tag.result.json"
   if [[ $PROFILE == 1 && $i == 1 ]]; then
     perf report -i "$tag.perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
       grep -E '^ +[0-9.]+%' | head -40 >"$tag.perf.txt" || true
@@ -442,7 +469,7 @@ run_soak() {
 # and stopped); p99 is the latency of accepted requests, beside the pass-through row's p99 at
 # capacity (measured with CONCURRENCY in flight, the overload with 4X times as many workers).
 run_overload() { # multiple
-  local x=$1 tag="$OUT/runs/overload_$1x.1" capacity cap_p99 rate pid sampler c0 c1 s0 s1 t0 t1 alive=yes
+  local x=$1 tag="$OUT/runs/overload_$1x.1" capacity cap_p99 cap_sp99 rate pid sampler c0 c1 s0 s1 t0 t1 alive=yes
   capacity=${CAPACITY:-$(median passthrough spans_per_s)}
   if [[ $capacity == "-" ]]; then
     capacity=$(median capacity spans_per_s)
@@ -454,6 +481,8 @@ run_overload() { # multiple
   fi
   cap_p99=$(median passthrough p99_ms)
   [[ $cap_p99 == "-" ]] && cap_p99=$(median capacity p99_ms)
+  cap_sp99=$(median passthrough server_p99_ms)
+  [[ $cap_sp99 == "-" ]] && cap_sp99=$(median capacity server_p99_ms)
   rate=$(awk -v c="$capacity" -v x="$x" 'BEGIN { printf "%d", x * c }')
   start_sink "$tag.sink.json" "$((OVERLOAD_SECONDS + 180))"
   taskset -c "$AW_CPU" "$AW" --config "$OUT/configs/overload.yaml" 2>"$tag.log" &
@@ -464,6 +493,7 @@ run_overload() { # multiple
   sample_rss "$pid" 0.1 "$tag.rss" &
   sampler=$!
   STARTED+=("$sampler")
+  scrape_metrics "$tag.metrics.before"
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
   s0=$(cpu_ticks "$SINK_PID")
@@ -488,6 +518,7 @@ run_overload() { # multiple
   early=$(awk '/^authwatch_receiver_refused_requests_total/ { n += $NF } END { print n + 0 }' "$tag.metrics" 2>/dev/null || echo "?")
   OVERLOAD_RESULT[$x]=$(jq -r --argjson cap "$capacity" --argjson limit "$ML_LIMIT_MIB" --argjson spike "$ML_SPIKE_MIB" \
     --arg alive "$alive" --arg rss "$(rss_summary "$tag.rss")" --argjson x "$x" --arg capp99 "$cap_p99" --arg early "$early" \
+    --arg sp99 "$(server_quantile "$tag.metrics.before" "$tag.metrics" 0.99)" --arg capsp99 "$cap_sp99" \
     --argjson maxrss "$(awk '{ if ($2 > m) m = $2 } END { print m / 1024 + 0 }' "$tag.rss")" \
     --slurpfile sink "$tag.sink.json" \
     --arg cores "$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / t / (e - s) }')" \
@@ -498,7 +529,8 @@ run_overload() { # multiple
     "\($x)x: capacity \($cap / 1000 | floor)k spans/s, offered \($offered / 1000 | floor)k spans/s; " +
     "goodput \($good / 1000 | floor)k spans/s = \(($good * 100 / $cap) | floor)% of capacity (target >= 85%); " +
     "refused \(.errors) of \($all) requests (\(if $all > 0 then (.errors * 1000 / $all | floor) / 10 else 0 end)%, \($early) before reading the body) \(.error_kinds | tostring); " +
-    "p99 of accepted \(.latency_ms.p99) ms vs \($capp99) ms at capacity (target <= 2x); " +
+    "p99 of accepted \(.latency_ms.p99) ms vs \($capp99) ms at capacity (target <= 2x), " +
+    "measured where authwatch answers \($sp99) ms vs \($capsp99) ms; " +
     "RSS max \($maxrss * 10 | floor / 10) MiB vs limit_mib \($limit) (target <= \($limit * 1.1 | floor)), soft limit \($limit - $spike); " +
     "acknowledged spans lost: \(if $lost > 0 then $lost else 0 end) (\(.spans_ok) acknowledged, \($sink[0].spans) at the sink); " +
     "\($cores) cores (the sink \($sinkcores) of the generator core); alive at the end: \($alive); \($rss)"' "$tag.send.json")

@@ -513,9 +513,19 @@ async fn refuses_before_the_body(queue_size: u32, want: u16) {
     assert!(!acked.is_empty(), "nothing was accepted before the refusal");
     // The backend is still down: the state that refused stays. A client that sends only its
     // request head is answered at once, retryable, with a retry hint; its body is never read.
+    const ANSWERED: &str =
+        r#"authwatch_receiver_request_duration_seconds_count{receiver="otlp",transport="http"}"#;
+    let text = scrape(metrics).await;
     let before = sample(
-        &scrape(metrics).await,
+        &text,
         r#"authwatch_receiver_refused_requests_total{receiver="otlp",transport="http"}"#,
+    );
+    // Every accepted request's time from admission to answer was observed.
+    let answered = sample(&text, ANSWERED);
+    assert!(
+        answered >= acked.len() as f64,
+        "{answered} request durations observed for {} accepted requests",
+        acked.len()
     );
     let reply = head_only(addr, 1 << 20).await;
     assert_eq!(reply.status, want, "{}", reply.text());
@@ -527,6 +537,11 @@ async fn refuses_before_the_body(queue_size: u32, want: u16) {
     assert!(
         after > before,
         "not counted as refused before reading ({before} -> {after})"
+    );
+    assert_eq!(
+        sample(&scrape(metrics).await, ANSWERED),
+        answered,
+        "a request refused before its body was read is not in the request durations"
     );
 
     // The backend comes up: every acknowledged span arrives, once.

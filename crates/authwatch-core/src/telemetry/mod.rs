@@ -88,6 +88,7 @@ struct Families {
     receiver_accepted: PerSignal<ReceiverLabels>,
     receiver_refused: PerSignal<ReceiverLabels>,
     receiver_refused_requests: Family<ReceiverLabels, Counter>,
+    receiver_request_duration: Family<ReceiverLabels, Histogram, fn() -> Histogram>,
     processor_accepted: PerSignal<ProcessorLabels>,
     processor_refused: PerSignal<ProcessorLabels>,
     processor_dropped: PerSignal<ProcessorLabels>,
@@ -187,6 +188,9 @@ impl Telemetry {
             receiver_accepted: per_signal(),
             receiver_refused: per_signal(),
             receiver_refused_requests: Family::default(),
+            receiver_request_duration: Family::new_with_constructor(
+                request_duration_histogram as fn() -> Histogram,
+            ),
             processor_accepted: per_signal(),
             processor_refused: per_signal(),
             processor_dropped: per_signal(),
@@ -294,6 +298,11 @@ impl Telemetry {
             "Requests a receiver refused before reading their body (memory budget)",
             &f.receiver_refused_requests,
         );
+        t.register(
+            "receiver_request_duration_seconds",
+            "Time from admitting a request to its answer, for requests read and handed to the pipelines",
+            &f.receiver_request_duration,
+        );
         t.register_process();
         t
     }
@@ -386,6 +395,7 @@ impl Telemetry {
             accepted: f.receiver_accepted.each_ref().map(|x| x.get_or_create(&l)),
             refused: f.receiver_refused.each_ref().map(|x| x.get_or_create(&l)),
             refused_requests: f.receiver_refused_requests.get_or_create(&l),
+            request_duration: f.receiver_request_duration.get_or_create(&l),
         }
     }
 
@@ -459,8 +469,11 @@ impl Telemetry {
     /// serves. Empty (`# EOF` only) after [`Telemetry::shutdown`].
     pub fn encode(&self) -> String {
         let mut rm = ResourceMetrics::default();
-        // Collecting fails only after shutdown; what was collected (nothing) is then encoded.
-        let _ = self.inner.pull.0.collect(&mut rm);
+        // Collecting fails only after shutdown: then there is nothing to show (not even the
+        // zero series of registered histograms).
+        if self.inner.pull.0.collect(&mut rm).is_err() {
+            return "# EOF\n".to_owned();
+        }
         let reg = self.registry();
         text::encode(&reg.registered, &rm)
     }
@@ -508,15 +521,32 @@ fn add(c: &Counter, n: usize) {
     c.inc_by(n as u64);
 }
 
-/// A receiver's counters.
+/// Bucket bounds of `receiver_request_duration_seconds`: from half a millisecond (a small
+/// request on an idle pipeline) to 10 s (a pipeline pushing back for long).
+const REQUEST_DURATION_BUCKETS: [f64; 19] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn request_duration_histogram() -> Histogram {
+    Histogram::new(REQUEST_DURATION_BUCKETS)
+}
+
+/// A receiver's counters and its request-duration histogram.
 #[derive(Clone, Debug)]
 pub struct ReceiverTelemetry {
     accepted: [Counter; 3],
     refused: [Counter; 3],
     refused_requests: Counter,
+    request_duration: Histogram,
 }
 
 impl ReceiverTelemetry {
+    /// A request admitted at `admitted` was answered now (one observation per request).
+    pub fn request_answered(&self, admitted: Instant) {
+        self.request_duration
+            .observe(admitted.elapsed().as_secs_f64())
+    }
     /// A request refused before its body was read (its items are not known).
     pub fn refused_request(&self) {
         add(&self.refused_requests, 1)

@@ -1,6 +1,34 @@
 use super::*;
 
 #[test]
+fn request_durations_are_a_histogram_per_receiver_and_transport() {
+    let t = Telemetry::new();
+    let r = t.receiver(&"otlp".parse().unwrap(), "http");
+    let admitted = Instant::now() - Duration::from_millis(20);
+    r.request_answered(admitted);
+    r.request_answered(Instant::now());
+    let text = t.encode();
+    let labels = r#"receiver="otlp",transport="http"}"#;
+    let name = "authwatch_receiver_request_duration_seconds";
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(line(&format!("{name}_count{{{labels}")), "2");
+    // The fast one is under 0.5 ms, the other in the (20 ms, 30 ms] bucket.
+    let bucket = |le: &str| line(&format!(r#"{name}_bucket{{le="{le}",{labels}"#));
+    assert_eq!(bucket("0.0005"), "1");
+    assert_eq!(bucket("0.015"), "1");
+    assert_eq!(bucket("0.03"), "2");
+    assert_eq!(bucket("+Inf"), "2");
+}
+
+#[test]
 fn counters_use_collector_names() {
     let t = Telemetry::new();
     let id: ComponentId = "otlp".parse().unwrap();

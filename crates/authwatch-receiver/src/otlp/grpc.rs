@@ -113,6 +113,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0);
+            let admitted = std::time::Instant::now();
             if let Err(e) = this.ingest.admit(declared) {
                 return Ok(Problem::from(&e)
                     .to_grpc()
@@ -145,6 +146,7 @@ where
             );
             let answer = grpc.unary(this, req).await;
             drop(held);
+            ingest.answered(admitted);
             Ok(answer)
         })
     }

@@ -247,6 +247,7 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
     if declared.is_some_and(|n| n > endpoint.max_body as u64) {
         return problem_response(&Problem::too_large(endpoint.max_body, "request body"), format);
     }
+    let admitted = std::time::Instant::now();
     if let Err(e) = endpoint.ingest.admit(declared.unwrap_or(0)) {
         debug!(signal = %R::KIND, error = %e, "Refused an OTLP/HTTP request before reading its body.");
         return problem_response(&Problem::from(&e), format);
@@ -269,6 +270,7 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
         Decoded::Decoded(request) => endpoint.ingest.export(request).await,
     };
     drop(held);
+    endpoint.ingest.answered(admitted);
     match exported {
         Ok(rejected) => {
             let body = match format {

@@ -103,6 +103,11 @@ impl Ingest {
         admitted
     }
 
+    /// A request admitted at `admitted` is answered now (its duration is observed).
+    pub(crate) fn answered(&self, admitted: std::time::Instant) {
+        self.telemetry.request_answered(admitted);
+    }
+
     /// Counts a body being read and handed on as held until the charge is dropped.
     pub(crate) fn charge(&self, bytes: u64) -> Charge {
         self.budget.charge(bytes)

@@ -202,7 +202,9 @@
 //! `authwatch_receiver_refused_*_total` counts items the pipelines refused plus invalid items
 //! dropped from partially accepted requests (a body that cannot be decoded has no countable
 //! items); `authwatch_receiver_refused_requests_total` counts requests refused before their body
-//! was read (see *Admission*).
+//! was read (see *Admission*); the histogram `authwatch_receiver_request_duration_seconds` is
+//! the time from admitting a request to its answer (the latency of accepted requests, measured
+//! where authwatch answers).
 //!
 //! ## Admission: refusing before the body is read
 //!
