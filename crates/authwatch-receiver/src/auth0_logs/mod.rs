@@ -88,6 +88,7 @@
 //! `authwatch_receiver_accepted_log_records_total{transport="http"}` and `..._refused_...`,
 //! and the same for `metric_points`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -109,9 +110,11 @@ pub(crate) mod decode;
 mod dedupe;
 mod http;
 mod ingest;
+pub mod pull;
 pub mod types;
 
 pub use decode::PERSONAL_FIELDS;
+pub use pull::config::{LogStreams, PullConfig, StartAt};
 pub use types::{category, Category};
 
 /// Default listen port.
@@ -152,6 +155,10 @@ pub struct Config {
     /// Serve HTTPS (see [`authwatch_net::tls`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
+    /// Read the tenant's logs from the Management API too (or instead: leave `authorization`
+    /// empty to turn the webhook endpoint off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullConfig>,
 }
 
 impl Default for Config {
@@ -169,20 +176,45 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             tls: None,
+            pull: None,
         }
     }
 }
 
-// === newtypes ===
-
-
 // === impl Config ===
+
+impl Config {
+    /// Whether the webhook endpoint is served: always without `pull`, else when
+    /// `authorization` is set.
+    pub fn push_on(&self) -> bool {
+        self.pull.is_none() || !self.authorization.is_empty()
+    }
+
+    /// The pull checkpoint file, when pulling.
+    pub fn checkpoint_path(&self) -> Option<PathBuf> {
+        let pull = self.pull.as_ref()?;
+        let dir = pull.storage.as_ref()?;
+        Some(dir.join(checkpoint_file_name(&pull.domain)))
+    }
+}
+
+/// `auth0_logs-<domain>.checkpoint`, the domain's characters kept to `[A-Za-z0-9._-]`.
+fn checkpoint_file_name(domain: &str) -> String {
+    let d: String = domain
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') { c } else { '_' })
+        .collect();
+    format!("auth0_logs-{d}.checkpoint")
+}
 
 impl ComponentConfig for Config {
     const TYPE: &'static str = "auth0_logs";
 
     fn validate(&self, v: &mut Validator) {
-        if self.authorization.is_empty() {
+        if let Some(pull) = &self.pull {
+            pull.validate(v);
+        }
+        if self.authorization.is_empty() && self.pull.is_none() {
             v.error(
                 "authorization",
                 "must be set to the Authorization token configured on the Auth0 log stream, e.g. `Bearer ${env:AUTH0_LOG_STREAM_TOKEN}`",
@@ -206,7 +238,14 @@ impl ComponentConfig for Config {
     }
 
     fn resources(&self) -> Vec<Resource> {
-        vec![Resource::Listen(self.endpoint.addr())]
+        let mut r = Vec::new();
+        if self.push_on() {
+            r.push(Resource::Listen(self.endpoint.addr()));
+        }
+        if let Some(p) = self.checkpoint_path() {
+            r.push(Resource::Path(p));
+        }
+        r
     }
 }
 
@@ -216,7 +255,39 @@ impl ReceiverConfig for Config {
     }
 
     async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
-        Ok(Receiver::bind(self, cx).await?.run())
+        let ingest = Arc::new(ingest::Ingest::new(
+            cx.next.clone(),
+            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
+            self.include_user_ids,
+            self.dedupe_window,
+            self.dedupe_max_entries.get(),
+            SystemTime::now(),
+        ));
+        let push = if self.push_on() {
+            Some(Receiver::bind(self, &cx, ingest.clone()).await?.run())
+        } else {
+            None
+        };
+        let pull = match &self.pull {
+            Some(p) => Some(start_pull(self, p, &cx, ingest)?),
+            None => None,
+        };
+        Ok(Box::pin(async move {
+            let push = async {
+                if let Some(p) = push {
+                    p.await
+                } else {
+                    Ok(())
+                }
+            };
+            let pull = async {
+                if let Some(p) = pull {
+                    p.await;
+                }
+            };
+            let (push, ()) = tokio::join!(push, pull);
+            push
+        }))
     }
 }
 
@@ -233,7 +304,11 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+    pub(crate) async fn bind(
+        config: &Config,
+        cx: &ReceiverContext,
+        ingest: Arc<ingest::Ingest>,
+    ) -> Result<Self, BuildError> {
         let tls = match &config.tls {
             Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
             None => None,
@@ -246,14 +321,6 @@ impl Receiver {
             path = %config.path,
             tls = tls.is_some(),
             "Auth0 log stream receiver listening."
-        );
-        let ingest = ingest::Ingest::new(
-            cx.next,
-            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
-            config.include_user_ids,
-            config.dedupe_window,
-            config.dedupe_max_entries.get(),
-            SystemTime::now(),
         );
         Ok(Receiver {
             listener,
@@ -270,8 +337,22 @@ impl Receiver {
                 config.idle_timeout,
                 config.max_connections.get(),
             ),
-            shutdown: cx.settings.shutdown,
+            shutdown: cx.settings.shutdown.clone(),
         })
+    }
+
+    /// Binds with its own ingest (the tests of the webhook alone).
+    #[cfg(test)]
+    pub(crate) async fn bind_alone(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+        let ingest = Arc::new(ingest::Ingest::new(
+            cx.next.clone(),
+            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
+            config.include_user_ids,
+            config.dedupe_window,
+            config.dedupe_max_entries.get(),
+            SystemTime::now(),
+        ));
+        Receiver::bind(config, &cx, ingest).await
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -293,6 +374,77 @@ impl Receiver {
             Ok::<(), RunError>(())
         })
     }
+}
+
+/// Builds the puller (and the log-stream poller) as one task.
+fn start_pull(
+    config: &Config,
+    p: &PullConfig,
+    cx: &ReceiverContext,
+    ingest: Arc<ingest::Ingest>,
+) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, BuildError> {
+    use crate::tenant_logs::checkpoint::Checkpoint;
+    use crate::tenant_logs::ratelimit::Pacer;
+
+    let client = authwatch_net::http_client(p.timeout, &p.tls)?;
+    let base = url::Url::parse(&p.base_url())
+        .map_err(|e| BuildError::option("pull::endpoint", e))?;
+    let stats = Arc::new(pull::stats::Stats::new(p.domain.clone(), SystemTime::now()));
+    let api = |share: f64| {
+        pull::api::Api::new(
+            client.clone(),
+            base.clone(),
+            pull::token::TokenCache::new(
+                client.clone(),
+                base.as_str().trim_end_matches('/'),
+                p.client_id.clone(),
+                p.client_secret.clone(),
+                p.audience(),
+            ),
+            Pacer::new(share, p.requests_per_second),
+        )
+    };
+    let path = config
+        .checkpoint_path()
+        .unwrap_or_else(|| PathBuf::from(checkpoint_file_name(&p.domain)));
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let shutdown = cx.settings.shutdown.clone();
+    // The log-stream poller's requests are few; it gets a tenth of the share.
+    let streams = p.log_streams.as_ref().map(|ls| pull::streams::StreamsPoller {
+        api: api(p.max_share / 10.0),
+        id: ls.id.clone(),
+        interval: ls.interval,
+        stats: stats.clone(),
+        ingest: ingest.clone(),
+        push_on: config.push_on(),
+        next: cx.next.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let puller = pull::Puller {
+        api: api(p.max_share),
+        ingest,
+        next: cx.next.clone(),
+        stats,
+        checkpoint: Checkpoint::new(dir, file),
+        interval: p.interval,
+        take: p.take.get(),
+        start_at: p.start_at,
+        started: SystemTime::now(),
+        shutdown,
+    };
+    info!(domain = %p.domain, endpoint = %base, "Auth0 logs: pulling from the Management API.");
+    Ok(Box::pin(async move {
+        match streams {
+            Some(s) => {
+                tokio::join!(puller.run(), s.run());
+            }
+            None => puller.run().await,
+        }
+    }))
 }
 
 #[cfg(test)]
