@@ -295,3 +295,173 @@ async fn push_and_pull_together_deliver_each_event_once() {
     assert!(want.len() > 10_000);
     assert_no_secret(&aw.output());
 }
+
+/// Every value of `authwatch.auth0.pull.requests`' `auth0.pull.outcome` the backend saw, and
+/// the `authwatch.auth0.log_stream.status` points (status, value) of the last export.
+fn pull_metrics(backend: &OtlpServer) -> (Vec<String>, Vec<(String, i64)>) {
+    use authwatch_core::otlp::metrics::v1::{metric, number_data_point};
+    let str_attr = |attrs: &[authwatch_core::otlp::common::v1::KeyValue], key: &str| {
+        attrs.iter().find(|a| a.key == key).and_then(|a| {
+            match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            }
+        })
+    };
+    let mut outcomes = Vec::new();
+    let mut streams = Vec::new();
+    for m in backend
+        .metrics()
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+    {
+        match (&m.name[..], &m.data) {
+            ("authwatch.auth0.pull.requests", Some(metric::Data::Sum(s))) => {
+                for p in &s.data_points {
+                    if let Some(o) = str_attr(&p.attributes, "auth0.pull.outcome") {
+                        if !outcomes.contains(&o) {
+                            outcomes.push(o);
+                        }
+                    }
+                }
+            }
+            ("authwatch.auth0.log_stream.status", Some(metric::Data::Gauge(g))) => {
+                streams = g
+                    .data_points
+                    .iter()
+                    .filter_map(|p| {
+                        let st = str_attr(&p.attributes, "auth0.log_stream.status")?;
+                        match p.value {
+                            Some(number_data_point::Value::AsInt(v)) => Some((st, v)),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    (outcomes, streams)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_logged_counted_and_leave_no_gap_or_duplicate() {
+    let tenant = Auth0Server::start().await;
+    tenant.generate(500, Duration::from_secs(60)).await;
+    let backend = OtlpServer::start().await;
+    let storage = Scratch::new("auth0-pull-faults");
+    // A corrupt checkpoint from an earlier run: moved aside, reading starts from start_at.
+    let checkpoint = storage
+        .0
+        .join(format!("auth0_logs-{}.checkpoint", auth0_server::DOMAIN));
+    std::fs::create_dir_all(&storage.0).unwrap();
+    std::fs::write(&checkpoint, b"{\"version\":1,\"cursor\":\"9002").unwrap();
+    // A listener standing for another host: the token must never reach it.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+    let yaml = config(&Setup {
+        tenant: &tenant,
+        backend: &backend,
+        storage: &storage.0,
+        push: None,
+        extra: "      log_streams: {interval: 1s}",
+    })
+    .replace(
+        "    logs: {receivers: [auth0_logs], exporters: [otlp]}",
+        "    logs: {receivers: [auth0_logs], exporters: [otlp]}\n    metrics: {receivers: [auth0_logs], exporters: [otlp]}",
+    );
+    let aw = tokio::task::spawn_blocking(move || start(&yaml))
+        .await
+        .unwrap();
+    wait_complete(&tenant, &backend).await;
+    let out = aw.output();
+    assert!(out.contains("The checkpoint file is corrupt"), "{out}");
+    let aside = std::fs::read_dir(&storage.0)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(".checkpoint.corrupt-")
+        })
+        .count();
+    assert_eq!(aside, 1, "the corrupt checkpoint was moved aside");
+
+    for (knobs, line) in [
+        (serde_json::json!({"malformed": 1}), "not the expected JSON"),
+        (
+            serde_json::json!({"fail_500": 3}),
+            "the Management API answered 500",
+        ),
+        (
+            serde_json::json!({"throttle_for": 3, "retry_after": true}),
+            "answered 429",
+        ),
+        (
+            serde_json::json!({"foreign_link": elsewhere_url}),
+            "refusing the `Link` header's next URL",
+        ),
+        (
+            serde_json::json!({"token_down": true}),
+            "the token endpoint answered 503",
+        ),
+    ] {
+        let token_down = knobs.get("token_down").is_some();
+        let mut knobs = knobs;
+        if let Some(secs) = knobs.as_object_mut().unwrap().remove("throttle_for") {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            knobs["throttle_until"] = (now + secs.as_u64().unwrap()).into();
+        }
+        tenant.control(knobs.clone()).await;
+        if token_down {
+            tenant.expire_tokens().await;
+        }
+        tenant.generate(150, Duration::ZERO).await;
+        assert!(
+            eventually(WAIT, async || aw.output().contains(line)).await,
+            "{knobs}: no log line `{line}`"
+        );
+        if token_down {
+            tenant
+                .control(serde_json::json!({"token_down": false}))
+                .await;
+        }
+        let (want, got) = wait_complete(&tenant, &backend).await;
+        assert_once(&want, &got);
+        assert_eq!(got, want, "{knobs}: in order");
+    }
+    assert!(
+        elsewhere.accept().is_err(),
+        "nothing connected to the other host"
+    );
+
+    tenant
+        .control(serde_json::json!({"stream_status": "paused"}))
+        .await;
+    assert!(
+        eventually(WAIT, async || {
+            pull_metrics(&backend).1.contains(&("paused".to_owned(), 1))
+        })
+        .await,
+        "the paused stream is reported"
+    );
+    let (outcomes, streams) = pull_metrics(&backend);
+    for o in [
+        "ok",
+        "malformed",
+        "server_error",
+        "rate_limited",
+        "link_refused",
+        "token_error",
+    ] {
+        assert!(outcomes.contains(&o.to_owned()), "no `{o}` in {outcomes:?}");
+    }
+    assert!(streams.contains(&("active".to_owned(), 0)), "{streams:?}");
+    assert_no_secret(&aw.output());
+}
