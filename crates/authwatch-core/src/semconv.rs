@@ -89,6 +89,9 @@ pub const AUTH0_API: &str = "auth0.api";
 /// Gauge: 1 for a log stream's current status, 0 for the other statuses, per
 /// [`AUTH0_LOG_STREAM_STATUS_ATTR`].
 pub const AUTH0_LOG_STREAM_STATUS: &str = "authwatch.auth0.log_stream.status";
+/// Gauge: 1 while a log stream is active, 0 while it is paused or suspended (what alert rules
+/// read).
+pub const AUTH0_LOG_STREAM_ACTIVE: &str = "authwatch.auth0.log_stream.active";
 /// Gauge (s): time since the log stream last pushed a record to `auth0_logs`.
 pub const AUTH0_LOG_STREAM_SILENCE: &str = "authwatch.auth0.log_stream.silence";
 /// Attribute: a log stream's status: `active`, `paused`, `suspended`.

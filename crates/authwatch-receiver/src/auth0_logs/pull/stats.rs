@@ -191,6 +191,26 @@ impl Stats {
                     })
                     .map(|(a, v)| point(a, v, 0))
                     .collect();
+                let active = streams
+                    .iter()
+                    .map(|s| {
+                        point(
+                            vec![
+                                server(),
+                                string_kv(sc::AUTH0_LOG_STREAM_ID, &s.id),
+                                string_kv(sc::AUTH0_LOG_STREAM_NAME, &s.name),
+                            ],
+                            i64::from(s.status == "active"),
+                            0,
+                        )
+                    })
+                    .collect();
+                metrics.push(gauge(
+                    sc::AUTH0_LOG_STREAM_ACTIVE,
+                    "1",
+                    "1 while the log stream is active, 0 while it is paused or suspended.",
+                    active,
+                ));
                 metrics.push(gauge(
                     sc::AUTH0_LOG_STREAM_STATUS,
                     "1",
