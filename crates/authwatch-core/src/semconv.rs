@@ -72,6 +72,35 @@ pub const AUTH0_LOG_ID: &str = "auth0.log_id";
 /// Prefix of the flattened Auth0 event fields (`auth0.client_id`, `auth0.details.error.message`).
 pub const AUTH0_PREFIX: &str = "auth0.";
 
+// --- auth0_logs pull mode and log-stream health ---
+
+/// Counter (cumulative sum): Management API requests of `auth0_logs` pull mode, by
+/// [`AUTH0_PULL_API`] and [`AUTH0_PULL_OUTCOME`].
+pub const AUTH0_PULL_REQUESTS: &str = "authwatch.auth0.pull.requests";
+/// Counter (cumulative sum): corrupt pull checkpoints moved aside.
+pub const AUTH0_PULL_CHECKPOINT_RESETS: &str = "authwatch.auth0.pull.checkpoint.resets";
+/// Attribute: which API a pull request went to: `token`, `logs`, `log_streams`.
+pub const AUTH0_PULL_API: &str = "auth0.pull.api";
+/// Attribute: how a pull request ended: `ok`, `rate_limited`, `server_error`, `malformed`,
+/// `link_refused`, `token_error`, `unauthorized`, `refused`, `transport_error`.
+pub const AUTH0_PULL_OUTCOME: &str = "auth0.pull.outcome";
+/// Attribute of the rate-limit gauges: which Auth0 API's budget (`management`).
+pub const AUTH0_API: &str = "auth0.api";
+/// Gauge: 1 for a log stream's current status, 0 for the other statuses, per
+/// [`AUTH0_LOG_STREAM_STATUS_ATTR`].
+pub const AUTH0_LOG_STREAM_STATUS: &str = "authwatch.auth0.log_stream.status";
+/// Gauge: 1 while a log stream is active, 0 while it is paused or suspended (what alert rules
+/// read).
+pub const AUTH0_LOG_STREAM_ACTIVE: &str = "authwatch.auth0.log_stream.active";
+/// Gauge (s): time since the log stream last pushed a record to `auth0_logs`.
+pub const AUTH0_LOG_STREAM_SILENCE: &str = "authwatch.auth0.log_stream.silence";
+/// Attribute: a log stream's status: `active`, `paused`, `suspended`.
+pub const AUTH0_LOG_STREAM_STATUS_ATTR: &str = "auth0.log_stream.status";
+/// Attribute: a log stream's id.
+pub const AUTH0_LOG_STREAM_ID: &str = "auth0.log_stream.id";
+/// Attribute: a log stream's name.
+pub const AUTH0_LOG_STREAM_NAME: &str = "auth0.log_stream.name";
+
 // --- error rates and alerts ---
 // The `error_rate` connector (dependency error rates and error groups from client spans) and the
 // `alerts` connector (alert events as log records, read by the `alertmanager` and `webhook`

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alertmanager;
+pub mod auth0_server;
 pub mod components;
 pub mod data;
 pub mod oauth_server;

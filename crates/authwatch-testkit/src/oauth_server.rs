@@ -90,7 +90,7 @@ pub struct OAuthServer {
     issuer: String,
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("AUTHWATCH_TEST_PYTHON") {
         let p = PathBuf::from(p);
         assert!(

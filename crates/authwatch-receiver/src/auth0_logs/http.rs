@@ -21,7 +21,7 @@ use super::ingest::Ingest;
 pub(crate) struct Endpoint {
     pub authorization: Secret,
     pub max_body: usize,
-    pub ingest: Ingest,
+    pub ingest: Arc<Ingest>,
 }
 
 pub(crate) fn router(path: &str, endpoint: Arc<Endpoint>) -> axum::Router {
@@ -154,15 +154,18 @@ async fn handle(State(ep): State<Arc<Endpoint>>, req: Request) -> Response {
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     match ep.ingest.ingest(events).await {
-        Ok(o) => (
+        Ok(o) => {
+            ep.ingest.note_push();
+            (
             StatusCode::OK,
             [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             format!(
                 "{{\"accepted\":{},\"duplicates\":{}}}",
-                o.accepted, o.duplicates
-            ),
-        )
-            .into_response(),
+                    o.accepted, o.duplicates
+                ),
+            )
+                .into_response()
+        }
         Err(e) => refused(&e),
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct Ingest {
     include_user_ids: bool,
     /// Start time of the cumulative counters (receiver start).
     start: u64,
+    started: SystemTime,
+    /// When the log stream last pushed a record that was accepted.
+    last_push: std::sync::Mutex<Option<SystemTime>>,
     state: Mutex<State>,
 }
 
@@ -59,7 +62,7 @@ pub(crate) fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn string_kv(key: &str, v: &str) -> KeyValue {
+pub(crate) fn string_kv(key: &str, v: &str) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue {
@@ -69,14 +72,14 @@ fn string_kv(key: &str, v: &str) -> KeyValue {
     }
 }
 
-fn resource() -> Resource {
+pub(crate) fn resource() -> Resource {
     Resource {
         attributes: vec![string_kv(semconv::SERVICE_NAME, "auth0")],
         ..Default::default()
     }
 }
 
-fn scope() -> InstrumentationScope {
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE.into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -112,12 +115,29 @@ impl Ingest {
             telemetry,
             include_user_ids,
             start: nanos(started),
+            started,
+            last_push: std::sync::Mutex::new(None),
             state: Mutex::new(State {
                 dedupe: Dedupe::new(dedupe_window, dedupe_max_entries),
                 counts: BTreeMap::new(),
                 duplicates: 0,
             }),
         }
+    }
+
+    /// The receiver's start.
+    pub(crate) fn started(&self) -> SystemTime {
+        self.started
+    }
+
+    /// A pushed batch was accepted now.
+    pub(crate) fn note_push(&self) {
+        *self.last_push.lock().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now());
+    }
+
+    /// When a pushed batch was last accepted.
+    pub(crate) fn last_push(&self) -> Option<SystemTime> {
+        *self.last_push.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends the batch; `Err` means nothing of it was taken and Auth0 should send it again.

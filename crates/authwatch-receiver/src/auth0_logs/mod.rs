@@ -1,9 +1,10 @@
 //! # `auth0_logs` receiver
 //!
-//! An HTTP endpoint for Auth0's **Custom Webhook** log stream. Every Auth0 tenant log event
-//! (logins, token exchanges, Management API calls, rate limits, attack protection) becomes an
-//! OTLP log record, and a cumulative counter by event type and category feeds error rates and
-//! alerts. It can feed `logs` and `metrics` pipelines.
+//! Auth0's tenant logs, pushed to an HTTP endpoint by a **Custom Webhook** log stream, pulled
+//! from the **Management API** (`pull:`), or both. Every Auth0 tenant log event (logins, token
+//! exchanges, Management API calls, rate limits, attack protection) becomes an OTLP log record,
+//! and a cumulative counter by event type and category feeds error rates and alerts. It can feed
+//! `logs` and `metrics` pipelines.
 //!
 //! ```yaml
 //! receivers:
@@ -41,6 +42,73 @@
 //! | `max_connections` | `1024` | connections open at once (TLS handshakes included); more wait in the listen backlog until one closes |
 //! | `tls.cert_file`, `tls.key_file` | (off) | serve HTTPS with this PEM certificate chain and key (Auth0 only sends to `https://` URLs: use this or a TLS-terminating proxy) |
 //! | `tls.client_ca_file` | (off) | require client certificates signed by these CAs (mutual TLS; Auth0's log streams do not send one, so only behind a proxy that does) |
+//!
+//! ## Pull mode
+//!
+//! With `pull:`, the receiver reads the tenant's logs itself: no public endpoint needed, and
+//! what a paused or failing stream missed is read anyway. It gets a Management API token by
+//! client credentials (audience `https://{domain}/api/v2/`; kept until a minute before it
+//! expires, asked again once on a `401`), then reads `GET /api/v2/logs?from={log_id}&take=100`
+//! and follows `Link: rel="next"` until a page comes back short or empty, then waits
+//! `interval`. The first start reads from `start_at`: `now`, or a duration to backfill
+//! (bounded by the tenant's retention), found with one search request
+//! (`q=date:[T TO *]&sort=date:1&per_page=1`). Leave `authorization` empty to pull only (the
+//! webhook endpoint is then not opened).
+//!
+//! ```yaml
+//! receivers:
+//!   auth0_logs:
+//!     authorization: "Bearer ${env:AUTH0_LOG_STREAM_TOKEN}"   # push too; "" to pull only
+//!     pull:
+//!       domain: my-tenant.us.auth0.com
+//!       client_id: ${env:AUTH0_LOGS_CLIENT_ID}
+//!       client_secret: ${env:AUTH0_LOGS_CLIENT_SECRET}
+//!       storage: /var/lib/authwatch          # the checkpoint (required)
+//!       interval: 10s
+//!       start_at: now                         # or a duration: 24h
+//!       take: 100
+//!       requests_per_second: 2                # your plan's Management API rate
+//!       max_share: 0.5
+//!       timeout: 30s
+//!       log_streams:                          # optional: the streams' health
+//!         interval: 1m
+//!         id: ""                              # one stream (lst_...), or every stream
+//! ```
+//!
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `pull.domain` | (required) | the tenant's domain, without a scheme |
+//! | `pull.client_id`, `pull.client_secret` | (required) | an M2M application authorized for the Management API with `read:logs` (and `read:log_streams` for `log_streams`) |
+//! | `pull.audience` | `https://{domain}/api/v2/` | the token's audience |
+//! | `pull.endpoint` | `https://{domain}` | where the Management API and `/oauth/token` are (a proxy, a test stand-in) |
+//! | `pull.interval` | `10s` | wait after a short or empty page |
+//! | `pull.start_at` | `now` | where the first start (no checkpoint) reads from: `now` or a duration back |
+//! | `pull.take` | `100` | events per page (at most 100) |
+//! | `pull.requests_per_second` | `2` | the tenant's sustained Management API rate (a free tenant's is 2) |
+//! | `pull.max_share` | `0.5` | share of that rate, and of each `x-ratelimit-limit` bucket, this receiver may use: requests are spaced `1 / (max_share × requests_per_second)` apart, and once a response says fewer than `(1 − max_share) × limit` requests are left it waits for `x-ratelimit-reset` |
+//! | `pull.storage` | (required) | directory of the checkpoint file `auth0_logs-<domain>.checkpoint` (may be the persistent queue's `storage`) |
+//! | `pull.timeout` | `30s` | per request |
+//! | `pull.tls` | system roots | client TLS (`ca_file`, `cert_file`, `key_file`, `insecure`) |
+//! | `pull.log_streams.interval` | `1m` | how often `GET /api/v2/log-streams` (or `/{id}`) is read |
+//! | `pull.log_streams.id` | every stream | read one stream |
+//!
+//! **Checkpoint.** The last `log_id` of each page is stored (temp file, fsync, rename, fsync of
+//! the directory) only after the pipelines accepted the page, so a restart or `kill -9`
+//! resumes after it: no gap, and no duplicate, except that a crash in the moment between the
+//! pipeline taking a page and the checkpoint's fsync reads that one page again. A checkpoint
+//! that does not read is moved aside to `<file>.corrupt-<unix seconds>`, logged, counted, and
+//! reading starts again from `start_at`.
+//!
+//! **Push and pull together** share one dedupe (`dedupe_window`, in memory): a `log_id`
+//! accepted from either is dropped from the other, so each event reaches the pipelines once.
+//!
+//! **Faults.** A `429` waits for `Retry-After` (else `x-ratelimit-reset`); `5xx`, timeouts, a
+//! token endpoint that fails, a page that is not JSON back off (1s doubling to 5m, at least
+//! `interval` once it is reached) and read the same page again; a `Link` whose scheme, host or
+//! port differs from the endpoint's is refused (the token is never sent there) and the next
+//! request is built from the checkpoint. Each is a warning in the log and an
+//! `authwatch.auth0.pull.requests` outcome. Tokens and the client secret never appear in logs,
+//! metrics or errors.
 //!
 //! ## Requests and answers
 //!
@@ -83,11 +151,31 @@
 //! - `authwatch.auth0.events` `{event}` by `auth0.log.type` and `auth0.log.category`;
 //! - `authwatch.auth0.events.duplicates` `{event}`.
 //!
+//! With `pull:`, after each round of reading, with `server.address` = `pull.domain`:
+//!
+//! - `authwatch.auth0.pull.requests` `{request}` (cumulative) by `auth0.pull.api` (`token`,
+//!   `logs`, `log_streams`) and `auth0.pull.outcome` (`ok`, `rate_limited`, `server_error`,
+//!   `malformed`, `link_refused`, `token_error`, `unauthorized`, `refused`, `transport_error`);
+//! - `authwatch.auth0.pull.checkpoint.resets` `{reset}`: corrupt checkpoints moved aside;
+//! - `authwatch.ratelimit.limit`, `authwatch.ratelimit.remaining` `{request}` and
+//!   `authwatch.ratelimit.reset` (Unix s), gauges with `auth0.api=management`, from the last
+//!   `x-ratelimit-*` headers (the probes' names).
+//!
+//! With `pull.log_streams`, every `log_streams.interval`, per stream (`auth0.log_stream.id`,
+//! `auth0.log_stream.name`):
+//!
+//! - `authwatch.auth0.log_stream.active`: 1 while active, 0 while paused or suspended;
+//! - `authwatch.auth0.log_stream.status`: 1 for the current `auth0.log_stream.status`
+//!   (`active`, `paused`, `suspended`), 0 for the others;
+//! - `authwatch.auth0.log_stream.silence` (s, when the webhook is on): time since a pushed
+//!   batch was last accepted (since the start, before the first).
+//!
 //! ## Self-telemetry
 //!
 //! `authwatch_receiver_accepted_log_records_total{transport="http"}` and `..._refused_...`,
 //! and the same for `metric_points`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -109,9 +197,11 @@ pub(crate) mod decode;
 mod dedupe;
 mod http;
 mod ingest;
+pub mod pull;
 pub mod types;
 
 pub use decode::PERSONAL_FIELDS;
+pub use pull::config::{LogStreams, PullConfig, StartAt};
 pub use types::{category, Category};
 
 /// Default listen port.
@@ -152,6 +242,10 @@ pub struct Config {
     /// Serve HTTPS (see [`authwatch_net::tls`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
+    /// Read the tenant's logs from the Management API too (or instead: leave `authorization`
+    /// empty to turn the webhook endpoint off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullConfig>,
 }
 
 impl Default for Config {
@@ -169,20 +263,45 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             tls: None,
+            pull: None,
         }
     }
 }
 
-// === newtypes ===
-
-
 // === impl Config ===
+
+impl Config {
+    /// Whether the webhook endpoint is served: always without `pull`, else when
+    /// `authorization` is set.
+    pub fn push_on(&self) -> bool {
+        self.pull.is_none() || !self.authorization.is_empty()
+    }
+
+    /// The pull checkpoint file, when pulling.
+    pub fn checkpoint_path(&self) -> Option<PathBuf> {
+        let pull = self.pull.as_ref()?;
+        let dir = pull.storage.as_ref()?;
+        Some(dir.join(checkpoint_file_name(&pull.domain)))
+    }
+}
+
+/// `auth0_logs-<domain>.checkpoint`, the domain's characters kept to `[A-Za-z0-9._-]`.
+fn checkpoint_file_name(domain: &str) -> String {
+    let d: String = domain
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.') { c } else { '_' })
+        .collect();
+    format!("auth0_logs-{d}.checkpoint")
+}
 
 impl ComponentConfig for Config {
     const TYPE: &'static str = "auth0_logs";
 
     fn validate(&self, v: &mut Validator) {
-        if self.authorization.is_empty() {
+        if let Some(pull) = &self.pull {
+            pull.validate(v);
+        }
+        if self.authorization.is_empty() && self.pull.is_none() {
             v.error(
                 "authorization",
                 "must be set to the Authorization token configured on the Auth0 log stream, e.g. `Bearer ${env:AUTH0_LOG_STREAM_TOKEN}`",
@@ -206,7 +325,14 @@ impl ComponentConfig for Config {
     }
 
     fn resources(&self) -> Vec<Resource> {
-        vec![Resource::Listen(self.endpoint.addr())]
+        let mut r = Vec::new();
+        if self.push_on() {
+            r.push(Resource::Listen(self.endpoint.addr()));
+        }
+        if let Some(p) = self.checkpoint_path() {
+            r.push(Resource::Path(p));
+        }
+        r
     }
 }
 
@@ -216,7 +342,39 @@ impl ReceiverConfig for Config {
     }
 
     async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
-        Ok(Receiver::bind(self, cx).await?.run())
+        let ingest = Arc::new(ingest::Ingest::new(
+            cx.next.clone(),
+            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
+            self.include_user_ids,
+            self.dedupe_window,
+            self.dedupe_max_entries.get(),
+            SystemTime::now(),
+        ));
+        let push = if self.push_on() {
+            Some(Receiver::bind(self, &cx, ingest.clone()).await?.run())
+        } else {
+            None
+        };
+        let pull = match &self.pull {
+            Some(p) => Some(start_pull(self, p, &cx, ingest)?),
+            None => None,
+        };
+        Ok(Box::pin(async move {
+            let push = async {
+                if let Some(p) = push {
+                    p.await
+                } else {
+                    Ok(())
+                }
+            };
+            let pull = async {
+                if let Some(p) = pull {
+                    p.await;
+                }
+            };
+            let (push, ()) = tokio::join!(push, pull);
+            push
+        }))
     }
 }
 
@@ -233,7 +391,11 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    pub(crate) async fn bind(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+    pub(crate) async fn bind(
+        config: &Config,
+        cx: &ReceiverContext,
+        ingest: Arc<ingest::Ingest>,
+    ) -> Result<Self, BuildError> {
         let tls = match &config.tls {
             Some(t) => Some(t.load(&[b"h2", b"http/1.1"])?),
             None => None,
@@ -246,14 +408,6 @@ impl Receiver {
             path = %config.path,
             tls = tls.is_some(),
             "Auth0 log stream receiver listening."
-        );
-        let ingest = ingest::Ingest::new(
-            cx.next,
-            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
-            config.include_user_ids,
-            config.dedupe_window,
-            config.dedupe_max_entries.get(),
-            SystemTime::now(),
         );
         Ok(Receiver {
             listener,
@@ -270,8 +424,22 @@ impl Receiver {
                 config.idle_timeout,
                 config.max_connections.get(),
             ),
-            shutdown: cx.settings.shutdown,
+            shutdown: cx.settings.shutdown.clone(),
         })
+    }
+
+    /// Binds with its own ingest (the tests of the webhook alone).
+    #[cfg(test)]
+    pub(crate) async fn bind_alone(config: &Config, cx: ReceiverContext) -> Result<Self, BuildError> {
+        let ingest = Arc::new(ingest::Ingest::new(
+            cx.next.clone(),
+            cx.settings.telemetry.receiver(&cx.settings.id, "http"),
+            config.include_user_ids,
+            config.dedupe_window,
+            config.dedupe_max_entries.get(),
+            SystemTime::now(),
+        ));
+        Receiver::bind(config, &cx, ingest).await
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -293,6 +461,77 @@ impl Receiver {
             Ok::<(), RunError>(())
         })
     }
+}
+
+/// Builds the puller (and the log-stream poller) as one task.
+fn start_pull(
+    config: &Config,
+    p: &PullConfig,
+    cx: &ReceiverContext,
+    ingest: Arc<ingest::Ingest>,
+) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, BuildError> {
+    use crate::tenant_logs::checkpoint::Checkpoint;
+    use crate::tenant_logs::ratelimit::Pacer;
+
+    let client = authwatch_net::http_client(p.timeout, &p.tls)?;
+    let base = url::Url::parse(&p.base_url())
+        .map_err(|e| BuildError::option("pull::endpoint", e))?;
+    let stats = Arc::new(pull::stats::Stats::new(p.domain.clone(), SystemTime::now()));
+    let api = |share: f64| {
+        pull::api::Api::new(
+            client.clone(),
+            base.clone(),
+            pull::token::TokenCache::new(
+                client.clone(),
+                base.as_str().trim_end_matches('/'),
+                p.client_id.clone(),
+                p.client_secret.clone(),
+                p.audience(),
+            ),
+            Pacer::new(share, p.requests_per_second),
+        )
+    };
+    let path = config
+        .checkpoint_path()
+        .unwrap_or_else(|| PathBuf::from(checkpoint_file_name(&p.domain)));
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let shutdown = cx.settings.shutdown.clone();
+    // The log-stream poller's requests are few; it gets a tenth of the share.
+    let streams = p.log_streams.as_ref().map(|ls| pull::streams::StreamsPoller {
+        api: api(p.max_share / 10.0),
+        id: ls.id.clone(),
+        interval: ls.interval,
+        stats: stats.clone(),
+        ingest: ingest.clone(),
+        push_on: config.push_on(),
+        next: cx.next.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let puller = pull::Puller {
+        api: api(p.max_share),
+        ingest,
+        next: cx.next.clone(),
+        stats,
+        checkpoint: Checkpoint::new(dir, file),
+        interval: p.interval,
+        take: p.take.get(),
+        start_at: p.start_at,
+        started: SystemTime::now(),
+        shutdown,
+    };
+    info!(domain = %p.domain, endpoint = %base, "Auth0 logs: pulling from the Management API.");
+    Ok(Box::pin(async move {
+        match streams {
+            Some(s) => {
+                tokio::join!(puller.run(), s.run());
+            }
+            None => puller.run().await,
+        }
+    }))
 }
 
 #[cfg(test)]

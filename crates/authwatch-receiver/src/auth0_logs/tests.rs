@@ -56,6 +56,7 @@ fn config_yaml_decodes_to_struct() {
         idle_timeout: Duration::from_secs(90),
         max_connections: Positive(64),
         tls: None,
+        pull: None,
     };
     assert_eq!(c, want);
     let mut v = Validator::new("");
@@ -117,7 +118,7 @@ async fn start_with(config: Config, kinds: &[SignalKind]) -> Harness {
     let settings = Settings::new("auth0_logs/test".parse::<ComponentId>().unwrap());
     let telemetry = settings.telemetry.clone();
     let shutdown = settings.shutdown.clone();
-    let r = Receiver::bind(&config, ReceiverContext { settings, next })
+    let r = Receiver::bind_alone(&config, ReceiverContext { settings, next })
         .await
         .unwrap();
     let addr = r.local_addr().unwrap();
@@ -643,7 +644,7 @@ async fn slow_and_idle_clients_are_cut_off() {
         ..Default::default()
     };
     let settings = Settings::new("auth0_logs".parse().unwrap());
-    let receiver = Receiver::bind(
+    let receiver = Receiver::bind_alone(
         &config,
         ReceiverContext {
             settings: settings.clone(),
