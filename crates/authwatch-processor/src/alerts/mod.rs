@@ -424,6 +424,8 @@ impl TickTask {
 #[cfg(test)]
 mod first_burst_tests;
 #[cfg(test)]
+mod login_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod verdict_tests;

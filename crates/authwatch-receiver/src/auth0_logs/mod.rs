@@ -109,6 +109,7 @@ pub(crate) mod decode;
 mod dedupe;
 mod http;
 mod ingest;
+mod logins;
 pub mod types;
 
 pub use decode::PERSONAL_FIELDS;
