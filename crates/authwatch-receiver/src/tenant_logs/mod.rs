@@ -1,6 +1,11 @@
-//! What the tenant-log receivers (`auth0_logs`, `okta_logs`) share; not a component.
-//!
-//! - [`logins`]: logins as an error rate: outcome and failure category counters per client and
-//!   connection, and the distinct users affected in a bounded sketch.
+//! What the tenant-log pollers (`auth0_logs` pull mode, `okta_logs`) share: a durable cursor
+//! ([`checkpoint`]), `Link: rel="next"` that never leaves the configured origin ([`link`]), the
+//! provider's rate-limit headers with a pacer that keeps to a share of the budget
+//! ([`ratelimit`]), and logins as an error rate ([`logins`]: outcome and failure category
+//! counters per client and connection, and the distinct users affected in a bounded sketch).
+//! Not a component: no config, no registry entry.
 
-pub mod logins;
+pub(crate) mod checkpoint;
+pub(crate) mod link;
+pub(crate) mod logins;
+pub(crate) mod ratelimit;
