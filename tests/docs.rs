@@ -332,6 +332,7 @@ const SAMPLE_ENV: &[(&str, &str)] = &[
     ("AUTH0_CLIENT_SECRET", "client-secret"),
     ("AUTH0_PROBE_PASSWORD", "probe-password"),
     ("AUTH0_LOG_STREAM_TOKEN", "log-stream-token"),
+    ("OKTA_API_TOKEN", "okta-api-token"),
     ("HONEYCOMB_API_KEY", "honeycomb-key"),
     ("OTLP_BEARER_TOKEN", "otlp-token"),
     ("WEBHOOK_TOKEN", "webhook-token"),

@@ -248,7 +248,7 @@ pub const ALERT_SEVERITY: &str = "alert.severity";
 pub const ALERT_RULE_KIND: &str = "alert.rule.kind";
 /// Attribute: stable id of the alert instance (hex of rule name and labels).
 pub const ALERT_FINGERPRINT: &str = "alert.fingerprint";
-/// Attribute: provider_outage, tenant_issue, application_issue or transient.
+/// Attribute: provider_outage, tenant_issue, application_issue, transient, degraded or no_outage.
 pub const ALERT_VERDICT: &str = "alert.verdict";
 /// Attribute: one sentence saying why the verdict was reached.
 pub const ALERT_VERDICT_REASON: &str = "alert.verdict.reason";
