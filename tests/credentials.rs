@@ -505,6 +505,17 @@ const RECEIVERS: &[(&str, Coverage)] = &[
             "user_ids_are_kept_only_when_configured",
         ]),
     ),
+    // Its API token is required, never printed, sent only to `org_url`'s origin (a `next` link
+    // elsewhere is refused); personal fields are dropped by default.
+    (
+        "okta_logs",
+        Coverage::UnitTests(&[
+            "config_contract",
+            "a_next_link_to_another_host_is_refused",
+            "logins_made_against_the_org_arrive_once_with_their_counts",
+            "records_drop_personal_fields_unless_asked",
+        ]),
+    ),
     (
         "statuspage",
         Coverage::NotApplicable(

@@ -334,6 +334,7 @@ const SAMPLE_ENV: &[(&str, &str)] = &[
     ("AUTH0_LOG_STREAM_TOKEN", "log-stream-token"),
     ("AUTH0_LOGS_CLIENT_ID", "logs-client-id"),
     ("AUTH0_LOGS_CLIENT_SECRET", "logs-client-secret"),
+    ("OKTA_API_TOKEN", "okta-api-token"),
     ("HONEYCOMB_API_KEY", "honeycomb-key"),
     ("OTLP_BEARER_TOKEN", "otlp-token"),
     ("WEBHOOK_TOKEN", "webhook-token"),

@@ -101,6 +101,31 @@ pub const AUTH0_LOG_STREAM_ID: &str = "auth0.log_stream.id";
 /// Attribute: a log stream's name.
 pub const AUTH0_LOG_STREAM_NAME: &str = "auth0.log_stream.name";
 
+// --- logins from tenant logs ---
+// The tenant-log receivers (`auth0_logs`, `okta_logs`) count logins; the `alerts` connector
+// alerts on the provider-side share and puts the users affected in its verdicts.
+
+/// Counter (cumulative sum), per `dependency`, `login.outcome`, `login.failure.category`,
+/// `login.client` and `login.connection`: logins read from a tenant's log.
+pub const LOGINS: &str = "authwatch.logins";
+/// Gauge, per `dependency` and `login.failure.scope`: distinct users with a failed login over
+/// the last 5 minutes (a HyperLogLog estimate).
+pub const LOGINS_USERS_AFFECTED: &str = "authwatch.logins.users_affected";
+/// Attribute: `success` or `failure`.
+pub const LOGIN_OUTCOME: &str = "login.outcome";
+/// Attribute: wrong_credentials, blocked, mfa, rate_limit, provider_error, tenant_error, other.
+pub const LOGIN_FAILURE_CATEGORY: &str = "login.failure.category";
+/// Attribute: the application a login was for.
+pub const LOGIN_CLIENT: &str = "login.client";
+/// Attribute: the connection (directory, identity provider) a login went through.
+pub const LOGIN_CONNECTION: &str = "login.connection";
+/// Attribute of the users gauge: `provider_side` (provider or tenant errors) or `all`.
+pub const LOGIN_FAILURE_SCOPE: &str = "login.failure.scope";
+/// Failure category: the provider failed.
+pub const LOGIN_PROVIDER_ERROR: &str = "provider_error";
+/// Failure category: the tenant's own setup (Actions, rules, custom database scripts) failed.
+pub const LOGIN_TENANT_ERROR: &str = "tenant_error";
+
 // --- error rates and alerts ---
 // The `error_rate` connector (dependency error rates and error groups from client spans) and the
 // `alerts` connector (alert events as log records, read by the `alertmanager` and `webhook`
@@ -252,7 +277,7 @@ pub const ALERT_SEVERITY: &str = "alert.severity";
 pub const ALERT_RULE_KIND: &str = "alert.rule.kind";
 /// Attribute: stable id of the alert instance (hex of rule name and labels).
 pub const ALERT_FINGERPRINT: &str = "alert.fingerprint";
-/// Attribute: provider_outage, tenant_issue, application_issue or transient.
+/// Attribute: provider_outage, tenant_issue, application_issue, transient, degraded or no_outage.
 pub const ALERT_VERDICT: &str = "alert.verdict";
 /// Attribute: one sentence saying why the verdict was reached.
 pub const ALERT_VERDICT_REASON: &str = "alert.verdict.reason";

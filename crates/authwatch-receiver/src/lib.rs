@@ -4,4 +4,4 @@ pub mod fuzzing;
 #[allow(dead_code)] // until both pollers use every piece
 mod tenant_logs;
 
-authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs);
+authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs, okta_logs);

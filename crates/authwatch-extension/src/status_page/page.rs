@@ -80,7 +80,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:8px;pa
 .card{border:1px solid var(--line);border-radius:6px;padding:10px}.row{display:flex;gap:8px;align-items:center;flex-wrap:wrap}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
 .v-healthy,.s-success,.st-resolved,.up{background:var(--ok)}.v-provider_outage,.st-firing,.s-fail,.down{background:var(--bad)}
-.v-tenant_issue,.v-application_issue,.v-degraded,.st-pending{background:var(--warn)}.v-transient{background:var(--info)}
+.v-tenant_issue,.v-application_issue,.v-degraded,.st-pending{background:var(--warn)}.v-transient,.v-no_outage{background:var(--info)}
 table{border-collapse:collapse;width:100%;margin-top:6px}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid var(--line);font-variant-numeric:tabular-nums}
 th{font-weight:600;color:var(--muted);font-size:12px}.muted{color:var(--muted)}.reason{margin:4px 0;color:var(--muted)}
 .chip{display:inline-block;margin:2px 4px 2px 0;padding:0 6px;border:1px solid var(--line);border-radius:4px;font-size:12px}
@@ -139,6 +139,8 @@ function renderDependency(d){
   add(c,add(el('div','row'),el('h3',null,d.name),v,el('span','muted',(d.requests||0)+' calls, '+(d.errors||0)+' errors since start')));
   if(d.verdict_reason)add(c,el('div','reason',d.verdict_reason));
   if((d.firing||[]).length)add(c,el('div',null,'Firing: '+d.firing.join(', ')));
+  if(d.logins){var L=d.logins;var lg=el('div','logins');lg.setAttribute('data-logins',String(L.logins));lg.setAttribute('data-failures',String(L.failures));lg.setAttribute('data-users-affected',L.users_affected===null?'':String(L.users_affected));
+    add(lg,'Logins (tenant log, '+L.window+'): '+L.logins+', '+L.failures+' failed ('+L.provider_side_failures+' on the provider\u2019s side: '+L.provider_errors+' provider, '+L.tenant_errors+' tenant errors), users affected '+(L.users_affected===null?'?':L.users_affected)+(L.users_affected_provider_side?(' ('+L.users_affected_provider_side+' by provider-side failures)'):''));add(c,lg);}
   var rows=(d.windows||[]).map(function(w){return tr([w.window,td(w.requests),td(w.errors),td(pct(w.error_ratio),{'class':'ratio','data-window':w.window,'data-ratio':w.error_ratio===null?'':w.error_ratio})]);});
   add(c,table(['window','calls','errors','error ratio'],rows));
   var hist=d.history||[];add(c,chart(hist));var lg=el('div','legend');add(lg,el('span','muted','error ratio, chart top '+pct(Math.min(1,Math.max(0.05,maxOf(hist))*1.15))));hist.forEach(function(h,i){var sp=el('span',null,'\u25A0 '+h.window);sp.style.color=COLORS[i%COLORS.length];add(lg,sp);});add(c,lg);

@@ -103,6 +103,27 @@ fn status_document_joins_the_sections() {
 }
 
 #[test]
+fn logins_from_tenant_logs_are_shown_per_dependency() {
+    let b = board();
+    let logins = json!({"window": "5m", "logins": 97.0, "failures": 17.0, "provider_side_failures": 12.0,
+        "provider_errors": 12.0, "tenant_errors": 0.0, "user_failures": 5.0, "users_affected": 17.0,
+        "users_affected_provider_side": 12.0});
+    b.publish(board::ALERTS, "alerts", json!({"firing": [], "pending": [], "resolved": [], "verdicts": {
+        "okta": {"verdict": "provider_outage", "reason": "r", "logins": logins},
+        "auth0": {"verdict": "healthy", "reason": "r", "logins": null}
+    }}));
+    let s = view::status(&b, &History::new(1), &Config::default(), SystemTime::now());
+    let deps = s["dependencies"].as_array().unwrap();
+    let okta = deps.iter().find(|d| d["name"] == "okta").expect("a dependency seen only in a tenant log is listed");
+    assert_eq!(okta["logins"], logins);
+    assert_eq!(okta["verdict"], "provider_outage");
+    let auth0 = deps.iter().find(|d| d["name"] == "auth0").unwrap();
+    assert!(auth0["logins"].is_null());
+    let page = page::render(&Config::default(), &s);
+    assert!(page.contains("users affected"), "the page script names the users affected");
+}
+
+#[test]
 fn page_escapes_everything_from_the_board() {
     let b = board();
     let cfg = Config { title: "<b>t</b>".into(), banner: "\"x\" & <y>".into(), ..Config::default() };

@@ -110,7 +110,14 @@ pub(crate) fn status(board: &StatusBoard, history: &History, cfg: &Config, now: 
 
     let groups = board.section(board::ERROR_GROUPS);
     let mut deps = Vec::new();
-    for (name, d) in board.section(board::DEPENDENCIES) {
+    let mut sections = board.section(board::DEPENDENCIES);
+    // A dependency seen only in a tenant's log (logins, no calls) is shown too.
+    for (k, v) in &verdicts {
+        if v.get("logins").is_some_and(|l| !l.is_null()) {
+            sections.entry(k.clone()).or_insert_with(|| json!({}));
+        }
+    }
+    for (name, d) in sections {
         let mine: Vec<&Value> = firing
             .iter()
             .filter(|a| a.get("dependency").and_then(Value::as_str) == Some(name.as_str()))
@@ -138,6 +145,10 @@ pub(crate) fn status(board: &StatusBoard, history: &History, cfg: &Config, now: 
         out.insert(
             "firing".into(),
             Value::Array(mine.iter().filter_map(|a| a.get("name").cloned()).collect()),
+        );
+        out.insert(
+            "logins".into(),
+            signals.and_then(|v| v.get("logins")).cloned().unwrap_or(Value::Null),
         );
         out.insert("history".into(), history.of(&name));
         out.insert("error_groups".into(), Value::Array(top));

@@ -15,6 +15,10 @@ use super::verdict::{verdict, Verdict};
 use super::store::Store;
 use super::VerdictConfig;
 
+fn window_name(d: Duration) -> String {
+    authwatch_core::time::Window(d).to_string()
+}
+
 /// Resolved alerts kept.
 const RESOLVED_KEPT: usize = 20;
 
@@ -128,7 +132,11 @@ impl BoardAlerts {
                 .collect()
         };
         let mut verdicts = Map::new();
-        for dep in store.dependencies() {
+        let mut deps = store.dependencies();
+        deps.extend(store.login_dependencies());
+        deps.sort();
+        deps.dedup();
+        for dep in deps {
             let sig = engine.signals(store, Some(&dep), now);
             let (v, reason) = verdict(&sig, cfg, false, false);
             let ratio = sig.traffic.ratio();
@@ -163,6 +171,17 @@ impl BoardAlerts {
                     "traffic": {"requests": sig.traffic.requests, "errors": sig.traffic.errors, "error_ratio": ratio},
                     "probe": {"runs": sig.probe_runs, "failures": sig.probe_failures, "consecutive_failures": sig.probe_consecutive_failures},
                     "status_indicator": sig.status_indicator,
+                    "logins": sig.logins.as_ref().map(|l| json!({
+                        "window": window_name(cfg.window),
+                        "logins": l.window.logins,
+                        "failures": l.window.failures(),
+                        "provider_side_failures": l.window.provider_side,
+                        "provider_errors": l.window.provider,
+                        "tenant_errors": l.window.tenant,
+                        "user_failures": l.window.user,
+                        "users_affected": l.users_affected.map(|u| u.1),
+                        "users_affected_provider_side": l.users_affected.map(|u| u.0),
+                    })),
                 }),
             );
         }

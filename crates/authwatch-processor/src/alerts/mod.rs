@@ -2,10 +2,12 @@
 //!
 //! Evaluates alerting rules on the metrics that flow through a metrics pipeline (the
 //! `error_rate` connector's counters and duration histogram, the `synthetic` receiver's
-//! `authwatch.probe.success`, the `statuspage` receiver's `authwatch.status.indicator`) and emits one log record per alert
+//! `authwatch.probe.success`, the `statuspage` receiver's `authwatch.status.indicator`, the
+//! tenant-log receivers' `authwatch.logins`) and emits one log record per alert
 //! transition (event name `authwatch.alert`), re-sent while firing. Every alert carries a verdict
-//! (provider_outage, tenant_issue, application_issue, transient, or degraded: slow but not
-//! failing), the numbers behind it and the provider's status page link. Evaluation is streaming: on every incoming metrics request and
+//! (provider_outage, tenant_issue, application_issue, transient, degraded: slow but not
+//! failing, or no_outage: logins failing by the users' own doing, as the tenant's log shows),
+//! the numbers behind it and the provider's status page link. Evaluation is streaming: on every incoming metrics request and
 //! on a 1s tick (for `for`, `keep_firing_for` and re-sends), so an alert fires within one
 //! second of its condition becoming true in the data. The connector takes the live lane
 //! (`authwatch_core::consume`): the `error_rate` connector's counters arrive within a fraction
@@ -30,6 +32,8 @@
 //!         status: { min_indicator: 1 }
 //!       - name: auth0_slow
 //!         latency: { dependency: auth0, quantile: p95, slower_than: 1s, window: 5m, min_requests: 20 }
+//!       - name: auth0_login_failures
+//!         threshold: { dependency: auth0, logins: true, error_ratio: 0.02, window: 5m, min_requests: 50 }
 //! ```
 
 mod board;
@@ -423,6 +427,8 @@ impl TickTask {
 
 #[cfg(test)]
 mod first_burst_tests;
+#[cfg(test)]
+mod login_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

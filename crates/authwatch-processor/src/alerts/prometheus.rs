@@ -17,6 +17,7 @@ use authwatch_core::time::Window;
 
 const REQUESTS: &str = "authwatch_dependency_requests_total";
 const ERRORS: &str = "authwatch_dependency_errors_total";
+const LOGINS: &str = "authwatch_logins_total";
 const DURATION: &str = "http_client_request_duration_seconds";
 /// Labels summed away in the recorded series (they stay per sidecar, dependency and source).
 const DROP: &str = "endpoint, error_class, service_name, otel_metric_overflow";
@@ -104,6 +105,23 @@ fn requests_expr(w: Window, dep: Option<&str>, source: SourceFilter) -> String {
         SourceFilter::All => format!("sum without (source) ({}{sel})", requests_series(w)),
         _ => format!("{}{sel}", requests_series(w)),
     }
+}
+
+/// A login error-ratio rule: provider-side failures over all logins, from the tenant-log
+/// receivers' `authwatch.logins` counter.
+fn logins_expr(t: &super::rules::Threshold, limit: f64) -> String {
+    let dep = t.dependency.as_deref().map_or(String::new(), |d| format!("dependency=\"{}\"", escape(d)));
+    let w = t.window;
+    let all = format!("sum by (dependency) (increase({LOGINS}{{{dep}}}[{w}]))");
+    let sep = if dep.is_empty() { "" } else { ", " };
+    let failed = format!(
+        "sum by (dependency) (increase({LOGINS}{{{dep}{sep}login_failure_category=~\"provider_error|tenant_error\"}}[{w}]))"
+    );
+    let mut e = format!("({failed} or 0 * {all}) / ({all} > 0) > {limit}");
+    if t.min_requests > 0 {
+        e = format!("({e}) and ({all} >= {})", t.min_requests);
+    }
+    e
 }
 
 /// The bucket of a bound: `le="0.5"`; whole numbers as both `1` and `1.0` (Prometheus 3
@@ -246,6 +264,7 @@ pub fn prometheus_rules(error_rate_windows: &[Window], al: &Config) -> String {
         match rule.kind() {
             Some(Kind::Threshold(t)) => {
                 let expr = match (t.error_ratio, &t.metric, t.value) {
+                    (Some(limit), _, _) if t.logins => logins_expr(t, limit),
                     (Some(limit), _, _) => {
                         let dep = t.dependency.as_deref();
                         let mut e = format!("{} > {limit}", ratio_expr(t.window, dep, t.source));

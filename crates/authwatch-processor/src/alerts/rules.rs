@@ -116,6 +116,12 @@ pub struct Threshold {
     pub window: Window,
     /// Error-ratio rules stay inactive with fewer calls than this in the window.
     pub min_requests: u64,
+    /// With `error_ratio`: read logins from tenant logs (`authwatch.logins`, the `auth0_logs`
+    /// and `okta_logs` receivers) instead of calls: the ratio is provider-side login failures
+    /// (the provider's or the tenant's errors, not wrong passwords, blocks, MFA or rate
+    /// limits) over all logins, and `min_requests` counts logins.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub logins: bool,
 }
 
 impl Default for Threshold {
@@ -131,6 +137,7 @@ impl Default for Threshold {
             aggregation: Aggregation::Avg,
             window: Window::secs(300),
             min_requests: 0,
+            logins: false,
         }
     }
 }
@@ -443,6 +450,12 @@ impl Rule {
                     if t.metric.is_some() {
                         v.error(&format!("{at}::metric"), "goes with `value`, not with `error_ratio`");
                     }
+                    if t.logins && t.source != SourceFilter::All {
+                        v.error(
+                            &format!("{at}::source"),
+                            "does not apply to `logins`: tenant logs see every login, leave `source` out",
+                        );
+                    }
                 }
                 (None, Some(x)) => {
                     if !x.is_finite() {
@@ -450,6 +463,9 @@ impl Rule {
                     }
                     if t.metric.as_deref().is_none_or(str::is_empty) {
                         v.error(&format!("{at}::metric"), "is required with `value`: the metric to compare");
+                    }
+                    if t.logins {
+                        v.error(&format!("{at}::logins"), "goes with `error_ratio`, not with `value`");
                     }
                 }
                 _ => v.error(&at, "needs exactly one of `error_ratio` or `value`"),

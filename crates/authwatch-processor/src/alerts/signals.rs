@@ -6,7 +6,7 @@ use std::time::Duration;
 use authwatch_core::semconv::Source;
 
 use super::evidence::{Fault, TrafficFault};
-use super::store::{Increase, Store};
+use super::store::{Increase, LoginIncrease, Store};
 use super::VerdictConfig;
 
 /// How the latest probe run ended.
@@ -73,6 +73,26 @@ pub struct Signals {
     pub status_indicator: Option<i64>,
     pub probes: ProbeEvidence,
     pub calls: TrafficEvidence,
+    /// Logins in the tenant's own log over the window, if a tenant-log receiver feeds them.
+    pub logins: Option<LoginEvidence>,
+}
+
+/// Logins from the tenant's log over the verdict window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoginEvidence {
+    pub window: LoginIncrease,
+    /// Distinct users with a failed login (last estimate): `(provider_side, all)`.
+    pub users_affected: Option<(f64, f64)>,
+}
+
+impl LoginEvidence {
+    /// Users affected by provider-side failures, `?` when no estimate came.
+    pub fn users_provider_side(&self) -> String {
+        self.users_affected.map_or("?".into(), |u| format!("{}", u.0))
+    }
+    pub fn users_all(&self) -> String {
+        self.users_affected.map_or("?".into(), |u| format!("{}", u.1))
+    }
 }
 
 fn weight(age: Duration, half_life: Duration) -> f64 {
@@ -168,6 +188,13 @@ impl Signals {
             }
         }
         s.status_indicator = store.status.values().filter(|x| x.up).map(|x| x.indicator).max();
+        let l = store.login_increase(dep, now, w);
+        if l.logins > 0.0 {
+            s.logins = Some(LoginEvidence {
+                window: l,
+                users_affected: store.users_affected(dep),
+            });
+        }
         s
     }
 }

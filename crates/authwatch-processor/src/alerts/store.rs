@@ -12,6 +12,7 @@
 
 mod cumulative;
 mod latency;
+mod logins;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -29,6 +30,7 @@ use authwatch_core::semconv::{ErrorClass, Source};
 use super::evidence::{outcome_name, Evidence};
 use cumulative::{series_id, Cumulative, Seen};
 pub use latency::{Durations, LatencyNeeds};
+pub use logins::LoginIncrease;
 use latency::Pending;
 
 /// Gauge 1/0 per probe run (the `synthetic` receiver).
@@ -156,6 +158,8 @@ pub struct Store {
     last_buckets: Cumulative<Vec<u64>>,
     /// Kinds of failures, endpoints and times, for verdicts.
     pub evidence: Evidence,
+    /// Logins from tenant logs, per dependency.
+    pub logins: logins::Logins,
 }
 
 fn num(p: &NumberDataPoint) -> Option<f64> {
@@ -220,6 +224,7 @@ impl Store {
     /// Takes in one metrics request.
     pub fn ingest(&mut self, req: &ExportMetricsServiceRequest, now: Duration) {
         let mut touched = false;
+        let mut logins_touched = false;
         let mut pending = Pending::new();
         let mut outcomes: Vec<(String, &'static str, u64)> = Vec::new();
         for m in req
@@ -252,6 +257,14 @@ impl Store {
                         let Some(dep) = k.dep else { continue };
                         let Some(inc) = self.increment(name, p, delta) else { continue };
                         pending.entry((dep.to_owned(), k.source)).or_default().2 += inc;
+                    }
+                }
+                (semconv::LOGINS, Some(metric::Data::Sum(s))) => {
+                    logins_touched |= self.logins_sum(s);
+                }
+                (semconv::LOGINS_USERS_AFFECTED, Some(metric::Data::Gauge(g))) => {
+                    for p in &g.data_points {
+                        self.users_point(p);
                     }
                 }
                 (semconv::PROBE_RUNS, Some(metric::Data::Sum(s))) => {
@@ -320,6 +333,9 @@ impl Store {
             for c in self.counters.values_mut() {
                 c.sample(now, self.keep);
             }
+        }
+        if logins_touched {
+            self.sample_logins(now);
         }
         // The outcome of each new failed run: the runs counter that grew with it.
         for (check, outcome, n) in outcomes {

@@ -31,6 +31,9 @@ pub enum Verdict {
     Transient,
     /// Slow but not failing (latency rules and latency objectives only).
     Degraded,
+    /// Logins fail by the users' own doing (wrong passwords, blocked accounts, MFA), as the
+    /// tenant's log shows: nobody's outage.
+    NoOutage,
 }
 
 impl Verdict {
@@ -41,6 +44,7 @@ impl Verdict {
             Verdict::ApplicationIssue => "application_issue",
             Verdict::Transient => "transient",
             Verdict::Degraded => authwatch_core::semconv::VERDICT_DEGRADED,
+            Verdict::NoOutage => "no_outage",
         }
     }
 }
@@ -54,6 +58,19 @@ pub fn verdict(
     traffic_alert: bool,
 ) -> (Verdict, String) {
     let (v, r) = Judge::new(s, cfg).verdict(probe_alert, traffic_alert);
+    (v, r.text())
+}
+
+/// The verdict of a login alert (`threshold.logins`): the tenant's log says which side the
+/// provider-side failures are on (the provider's own errors, or the tenant's Actions, rules and
+/// custom database scripts), with the probes and real traffic for or against; without
+/// provider-side failures in the window, the verdict of the other signals.
+pub fn for_logins(s: &Signals, cfg: &VerdictConfig) -> (Verdict, String) {
+    let j = Judge::new(s, cfg);
+    let (v, r) = match s.status_indicator.filter(|i| *i >= 1) {
+        None => j.login_verdict().unwrap_or_else(|| j.verdict(false, false)),
+        Some(_) => j.verdict(false, false),
+    };
     (v, r.text())
 }
 
@@ -153,6 +170,11 @@ impl<'a> Judge<'a> {
         }
         let probes = probe_alert || (!traffic_alert && self.probes_failing);
         let traffic = traffic_alert || self.traffic_failing;
+        if !probes && traffic {
+            if let Some(r) = self.users_own_failures() {
+                return (Verdict::NoOutage, r);
+            }
+        }
         if probes {
             self.probe_verdict(probe_alert)
         } else if traffic {
@@ -314,6 +336,72 @@ impl<'a> Judge<'a> {
         self.traffic_evidence(&mut r, true);
         self.probe_evidence(&mut r, if v == Verdict::ProviderOutage { Some(Fault::Provider) } else { None });
         (v, r)
+    }
+
+    /// Provider-side failures in the tenant's log: whose side they are on.
+    fn login_verdict(&self) -> Option<(Verdict, Reason)> {
+        let l = self.s.logins.as_ref()?;
+        let w = &l.window;
+        if w.provider_side <= 0.0 {
+            return None;
+        }
+        let users = l.users_provider_side();
+        let win = window(self.cfg.window);
+        let (v, headline, fault) = if w.tenant > w.provider {
+            (
+                Verdict::TenantIssue,
+                format!(
+                    "The tenant's log shows logins failing in the tenant's own setup (Actions, rules, custom database scripts, connectors) for about {users} users: {} tenant errors of {} logins in {win}.",
+                    w.tenant, w.logins
+                ),
+                Fault::Tenant,
+            )
+        } else {
+            (
+                Verdict::ProviderOutage,
+                format!(
+                    "The tenant's log shows logins failing with the provider's own errors for about {users} users: {} provider errors of {} logins in {win}.",
+                    w.provider, w.logins
+                ),
+                Fault::Provider,
+            )
+        };
+        let mut r = Reason::new(headline);
+        r.pros.push(format!(
+            "tenant log: {} of {} logins failed on the provider's side ({} provider, {} tenant errors), {} by the users' own doing",
+            w.provider_side, w.logins, w.provider, w.tenant, w.user
+        ));
+        self.probe_evidence(&mut r, Some(fault));
+        self.traffic_evidence(&mut r, v == Verdict::ProviderOutage);
+        Some((v, r))
+    }
+
+    /// Real calls fail with 4xx while the tenant's log shows logins failing by the users' own
+    /// doing (wrong passwords, blocked accounts, MFA) and hardly any on the provider's side: a
+    /// wrong-password storm, nobody's outage.
+    fn users_own_failures(&self) -> Option<Reason> {
+        let l = self.s.logins.as_ref()?;
+        let w = &l.window;
+        let many = w.user >= 2.0 && w.user / w.logins >= self.cfg.traffic_error_ratio;
+        let users_side = w.user >= 4.0 * w.provider_side;
+        let client = self.traffic_fault.is_none_or(|f| f == TrafficFault::Client);
+        if !(many && users_side && client) || self.probes_failing {
+            return None;
+        }
+        let mut r = Reason::new(format!(
+            "Logins fail by the users' own doing (wrong passwords, blocked accounts, MFA) for about {} users, as the tenant's log shows: nobody's outage.",
+            l.users_all()
+        ));
+        r.pros.push(format!(
+            "tenant log: {} of {} logins failed by the users' own doing, {} on the provider's side in {}",
+            w.user,
+            w.logins,
+            w.provider_side,
+            window(self.cfg.window)
+        ));
+        self.probe_evidence(&mut r, None);
+        self.traffic_evidence(&mut r, false);
+        Some(r)
     }
 
     /// Names what the probes say, for or against a verdict that `fault` would support.

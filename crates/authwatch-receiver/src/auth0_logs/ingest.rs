@@ -24,6 +24,10 @@ use tracing::debug;
 use super::decode::{record, Event};
 use super::dedupe::Dedupe;
 use super::types::{category, Category};
+use crate::tenant_logs::logins::Logins;
+
+/// The `dependency` the login counters are reported under.
+pub(crate) const DEPENDENCY: &str = "auth0";
 
 /// Scope name of everything this receiver sends.
 pub(crate) const SCOPE: &str = "authwatch.auth0_logs";
@@ -41,6 +45,7 @@ struct State {
     dedupe: Dedupe,
     counts: BTreeMap<(String, Category), u64>,
     duplicates: u64,
+    logins: Logins,
 }
 
 /// Shared by every request of one receiver.
@@ -121,6 +126,7 @@ impl Ingest {
                 dedupe: Dedupe::new(dedupe_window, dedupe_max_entries),
                 counts: BTreeMap::new(),
                 duplicates: 0,
+                logins: Logins::new(DEPENDENCY),
             }),
         }
     }
@@ -195,9 +201,24 @@ impl Ingest {
             *counts.entry(key).or_default() += 1;
         }
         let total_duplicates = state.duplicates + duplicates as u64;
+        let mut logins = state.logins.clone();
+        let wall = SystemTime::now();
+        for l in fresh.iter().filter_map(super::logins::login) {
+            logins.record(&l, wall);
+        }
 
         if self.next.accepts(SignalKind::Metrics) && (!fresh.is_empty() || duplicates > 0) {
-            let req = self.metrics(&counts, total_duplicates, observed);
+            let mut req = self.metrics(&counts, total_duplicates, observed);
+            if logins.total() > 0 {
+                let m = logins.metrics(self.start, wall);
+                if let Some(s) = req
+                    .resource_metrics
+                    .first_mut()
+                    .and_then(|r| r.scope_metrics.first_mut())
+                {
+                    s.metrics.extend(m);
+                }
+            }
             let points = Signal::Metrics(req);
             let n = points.item_count();
             match self.next.route(points).await {
@@ -215,6 +236,7 @@ impl Ingest {
 
         state.counts = counts;
         state.duplicates = total_duplicates;
+        state.logins = logins;
         for e in &fresh {
             if let Some(id) = &e.log_id {
                 state.dedupe.mark(id.clone(), now);

@@ -197,6 +197,7 @@ pub(crate) mod decode;
 mod dedupe;
 mod http;
 mod ingest;
+mod logins;
 pub mod pull;
 pub mod types;
 

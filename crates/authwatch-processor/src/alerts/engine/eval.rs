@@ -8,7 +8,7 @@ use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::semconv;
 
 use super::super::histogram;
-use super::super::rules::{label_name, Aggregation, Kind, Latency, Op, SourceFilter};
+use super::super::rules::{label_name, Aggregation, Kind, Latency, Op, SourceFilter, Threshold};
 use super::super::store::{Increase, LabelSet, Store, SYNTHETIC_CHECK};
 use super::Engine;
 
@@ -62,6 +62,13 @@ impl Engine {
         };
         match kind {
             Kind::Threshold(t) => match (t.error_ratio, &t.metric, t.value) {
+                (Some(limit), _, _) if t.logins => {
+                    let deps = match &t.dependency {
+                        Some(d) => vec![d.clone()],
+                        None => store.login_dependencies(),
+                    };
+                    deps.into_iter().map(|d| logins(t, limit, &d, store, now, dep_labels(&d, "all"))).collect()
+                }
                 (Some(limit), _, _) => deps(&t.dependency)
                     .into_iter()
                     .map(|d| {
@@ -255,6 +262,46 @@ impl Engine {
                 .filter_map(|d| latency(l, &d, store, now, dep_labels(&d, l.source.as_str())))
                 .collect(),
         }
+    }
+}
+
+/// A login error-ratio rule (`threshold.logins`) for one dependency.
+fn logins(t: &Threshold, limit: f64, d: &str, store: &Store, now: Duration, labels: LabelSet) -> Eval {
+    let inc = store.login_increase(Some(d), now, t.window.get());
+    let enough = inc.logins >= t.min_requests as f64 && inc.logins > 0.0;
+    let ratio = inc.ratio().unwrap_or(0.0);
+    let resolve = t.resolve_error_ratio.unwrap_or(limit);
+    let mut numbers = vec![
+        kv_f64("alert.window.logins", inc.logins),
+        kv_f64("alert.window.login_failures.provider_side", inc.provider_side),
+        kv_str("alert.window", t.window.to_string()),
+    ];
+    let users = store.users_affected(Some(d)).map(|u| u.0);
+    if let Some(u) = users {
+        numbers.push(kv_f64("alert.logins.users_affected", u));
+    }
+    let users = users.map_or(String::new(), |u| format!(", about {u} users affected"));
+    Eval {
+        labels,
+        active: enough && ratio > limit,
+        cleared: !enough || ratio <= resolve,
+        value: ratio,
+        threshold: limit,
+        numbers,
+        dependency: Some(d.to_owned()),
+        probe_alert: false,
+        traffic_alert: false,
+        summary: format!(
+            "provider-side login failures {:.1}% over {} ({} of {} logins to {d}: {} provider, {} tenant errors{users}), threshold {:.1}%",
+            ratio * 100.0,
+            t.window,
+            inc.provider_side,
+            inc.logins,
+            inc.provider,
+            inc.tenant,
+            limit * 100.0
+        ),
+        slow: None,
     }
 }
 

@@ -10,7 +10,7 @@ use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
 use authwatch_core::semconv;
 
 use super::super::store::Store;
-use super::super::verdict::{verdict, with_latency};
+use super::super::verdict::{for_logins, verdict, with_latency};
 use super::eval::Eval;
 use super::{Engine, State};
 
@@ -36,8 +36,10 @@ impl Engine {
         let kind = rule.kind().map_or("", |k| k.as_str());
         let sig = self.signals(store, e.dependency.as_deref(), now);
         let (probe_alert, traffic_alert) = (e.probe_alert && e.active, e.traffic_alert && e.active);
+        let login_rule = rule.threshold.as_ref().is_some_and(|t| t.logins);
         let (verdict, reason) = match &e.slow {
             Some(slow) => with_latency(&sig, &self.cfg.verdict, probe_alert, traffic_alert, slow),
+            None if login_rule => for_logins(&sig, &self.cfg.verdict),
             None => verdict(&sig, &self.cfg.verdict, probe_alert, traffic_alert),
         };
 
@@ -56,6 +58,10 @@ impl Engine {
         annotations.insert("verdict".into(), verdict.as_str().into());
         annotations.insert("verdict_reason".into(), reason.clone());
         annotations.insert("status_page".into(), self.cfg.status_page_url.clone());
+        if let Some(l) = &sig.logins {
+            let scope = if login_rule { l.users_provider_side() } else { l.users_all() };
+            annotations.insert("users_affected".into(), scope);
+        }
         if let Some(r) = &rule.runbook_url {
             annotations.insert("runbook_url".into(), r.clone());
         }
@@ -88,6 +94,17 @@ impl Engine {
         ];
         if let Some(i) = sig.status_indicator {
             attrs.push(kv_i64(format!("{p}status.indicator"), i));
+        }
+        if let Some(l) = &sig.logins {
+            let w = &l.window;
+            attrs.push(kv_f64(format!("{p}logins"), w.logins));
+            attrs.push(kv_f64(format!("{p}logins.provider_errors"), w.provider));
+            attrs.push(kv_f64(format!("{p}logins.tenant_errors"), w.tenant));
+            attrs.push(kv_f64(format!("{p}logins.user_failures"), w.user));
+            if let Some((ps, all)) = l.users_affected {
+                attrs.push(kv_f64(format!("{p}logins.users_affected.provider_side"), ps));
+                attrs.push(kv_f64(format!("{p}logins.users_affected"), all));
+            }
         }
         if let Some(u) = &self.cfg.generator_url {
             attrs.push(kv_str(semconv::ALERT_GENERATOR_URL, u.clone()));

@@ -1,0 +1,108 @@
+use std::time::{Duration, SystemTime};
+
+use authwatch_core::otlp::metrics::v1::metric;
+
+use super::*;
+
+fn login<'a>(outcome: Outcome, user: &'a str) -> Login<'a> {
+    Login {
+        outcome,
+        client: "web",
+        connection: "db",
+        user: Some(user),
+        at: None,
+    }
+}
+
+#[test]
+fn counts_by_outcome_and_category() {
+    let now = SystemTime::now();
+    let mut l = Logins::new("auth0");
+    l.record(&login(Outcome::Success, "a"), now);
+    l.record(&login(Outcome::Success, "a"), now);
+    l.record(
+        &login(Outcome::Failure(FailureCategory::WrongCredentials), "b"),
+        now,
+    );
+    l.record(
+        &login(Outcome::Failure(FailureCategory::ProviderError), "c"),
+        now,
+    );
+    assert_eq!(l.total(), 4);
+    let m = l.metrics(1, now);
+    assert_eq!(m[0].name, LOGINS);
+    let Some(metric::Data::Sum(s)) = &m[0].data else {
+        panic!("sum")
+    };
+    assert_eq!(s.data_points.len(), 3);
+    let Some(metric::Data::Gauge(g)) = &m[1].data else {
+        panic!("gauge")
+    };
+    let v: Vec<_> = g.data_points.iter().map(|p| p.value).collect();
+    use authwatch_core::otlp::metrics::v1::number_data_point::Value::AsInt;
+    assert_eq!(v, [Some(AsInt(1)), Some(AsInt(2))]);
+}
+
+#[test]
+fn users_are_counted_once_and_only_within_the_window() {
+    let now = SystemTime::now();
+    let mut l = Logins::new("okta");
+    for i in 0..200 {
+        let u = format!("user{}", i % 50);
+        l.record(
+            &login(Outcome::Failure(FailureCategory::TenantError), &u),
+            now,
+        );
+    }
+    let n = l.users_affected(true, now);
+    assert!((48..=52).contains(&n), "{n}");
+    let old = Login {
+        at: Some(now - Duration::from_secs(3600)),
+        ..login(Outcome::Failure(FailureCategory::ProviderError), "zz")
+    };
+    l.record(&old, now);
+    assert!((48..=52).contains(&l.users_affected(false, now)));
+    // Ten minutes on, nobody is affected any more.
+    assert_eq!(l.users_affected(true, now + Duration::from_secs(600)), 0);
+}
+
+#[test]
+fn user_failures_are_not_provider_side() {
+    let now = SystemTime::now();
+    let mut l = Logins::new("auth0");
+    for u in ["a", "b", "c"] {
+        l.record(
+            &login(Outcome::Failure(FailureCategory::WrongCredentials), u),
+            now,
+        );
+    }
+    assert_eq!(l.users_affected(true, now), 0);
+    assert_eq!(l.users_affected(false, now), 3);
+    assert!(!FailureCategory::Blocked.is_provider_side());
+    assert!(FailureCategory::TenantError.is_provider_side());
+    for c in FailureCategory::ALL {
+        assert_eq!(FailureCategory::parse(c.as_str()), Some(c));
+    }
+}
+
+#[test]
+fn series_are_bounded() {
+    let now = SystemTime::now();
+    let mut l = Logins::new("auth0");
+    for i in 0..(MAX_SERIES + 50) {
+        let c = format!("client{i}");
+        l.record(
+            &Login {
+                client: &c,
+                ..login(Outcome::Success, "a")
+            },
+            now,
+        );
+    }
+    let m = l.metrics(1, now);
+    let Some(metric::Data::Sum(s)) = &m[0].data else {
+        panic!("sum")
+    };
+    assert_eq!(s.data_points.len(), MAX_SERIES + 1);
+    assert_eq!(l.total(), (MAX_SERIES + 50) as u64);
+}
