@@ -90,6 +90,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                                data.get("code_challenge_method"))
         if data.get("nonce"):
             S.NONCES[code] = data.get("nonce")
+        if data.get("audience"):
+            S.AUDIENCES[code] = data.get("audience")
 
     def query_authorization_code(self, code, client):
         item = CODES.get(code)

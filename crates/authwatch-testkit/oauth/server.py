@@ -66,7 +66,8 @@ KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig", "alg":
 OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1"}, private=True)
 EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig", "alg": "ES256"}, private=True)
 REQUESTS = []
-NONCES = {}
+NONCES = {}  # authorization code -> the authorize request's nonce (login_pages.py)
+AUDIENCES = {}  # authorization code -> the authorize request's audience
 LOCK = threading.Lock()
 REMAINING = [30]
 KNOBS = {"mode": None, "delay": None, "locked": [], "rate_limit": 0, "api_status": 200}
@@ -157,7 +158,7 @@ def sign(claims):
 def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
     now = int(time.time())
     form = request.form
-    audience = form.get("audience")
+    audience = form.get("audience") or AUDIENCES.get(form.get("code") or "")
     exp = now - 3600 if mode() == "expired" else now + 3600
     if mode() == "wrong_audience" and audience:
         audience = "https://another-api.example.test"
@@ -326,9 +327,12 @@ def ratelimit_headers(resp):
 def discovery():
     return jsonify({
         "issuer": ISSUER,
+        "authorization_endpoint": ISSUER + "authorize",
         "token_endpoint": ISSUER + "oauth/token",
         "jwks_uri": ISSUER + ".well-known/jwks.json",
-        "grant_types_supported": ["password", REALM_GRANT, "client_credentials"],
+        "grant_types_supported": ["password", REALM_GRANT, "client_credentials", "authorization_code"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     })

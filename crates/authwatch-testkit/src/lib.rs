@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod components;
 pub mod data;
 pub mod oauth_server;
+pub mod oidc_provider;
 pub mod otlp_server;
 pub mod raw_http;
 pub mod sink;

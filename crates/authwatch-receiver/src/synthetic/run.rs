@@ -85,6 +85,9 @@ pub(crate) struct CheckRunner {
     /// An `authorization_code` check's endpoints, once known (`authcode/mod.rs`).
     pub(super) endpoints: Option<super::authcode::Endpoints>,
     secrets: Vec<String>,
+    /// The last run's own secrets (tokens, code, verifier, cookies), for the secrets tests.
+    #[cfg(test)]
+    pub(super) last_run_secrets: Vec<String>,
 }
 
 impl CheckRunner {
@@ -141,6 +144,8 @@ impl CheckRunner {
             jwks_url,
             endpoints: None,
             secrets,
+            #[cfg(test)]
+            last_run_secrets: Vec::new(),
         })
     }
 
@@ -185,6 +190,10 @@ impl CheckRunner {
             r.outcome = f.outcome;
             r.error_type = Some(f.error_type);
             r.message = Some(self.scrub(&f.message, &tokens));
+        }
+        #[cfg(test)]
+        {
+            self.last_run_secrets = tokens.clone();
         }
         r.end = Instant::now();
         r.degraded = r.outcome.is_success() && r.degraded_after.is_some_and(|b| r.duration() > b);

@@ -243,9 +243,10 @@ impl CheckRunner {
             Ok(resp) => {
                 walk.jar.store(&next.url, &resp.headers);
                 r.status = Some(resp.status);
+                // The step keeps neither headers (cookies, Location with codes) nor body.
                 Ok(Response {
                     status: resp.status,
-                    headers: resp.headers.clone(),
+                    headers: std::mem::take(&mut resp.headers),
                     body: std::mem::take(&mut resp.body),
                 })
             }
