@@ -46,6 +46,9 @@ fi
 if command -v npm >/dev/null 2>&1; then
   echo "== npm ci && npm run build (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+  # A certified OpenID provider (oidc-provider) for the authorization_code check's tests.
+  echo "== npm ci (crates/authwatch-testkit/oidc)"
+  (cd crates/authwatch-testkit/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 echo "== cargo fmt --check"

@@ -337,7 +337,8 @@ pub const RATELIMIT_RESET: &str = "authwatch.ratelimit.reset";
 pub const TLS_CERTIFICATE_REMAINING: &str = "authwatch.tls.certificate.remaining";
 /// Attribute: the check's configured name (also a resource attribute of probe data).
 pub const SYNTHETIC_CHECK: &str = "synthetic.check";
-/// Attribute: the check's type (`password_grant`, `client_credentials`, `http`).
+/// Attribute: the check's type (`password_grant`, `client_credentials`, `http`,
+/// `authorization_code`).
 pub const SYNTHETIC_TYPE: &str = "synthetic.type";
 /// Attribute: the run's outcome, one of [`SYNTHETIC_OUTCOMES`].
 pub const SYNTHETIC_OUTCOME: &str = "synthetic.outcome";
@@ -346,10 +347,17 @@ pub const SYNTHETIC_OUTCOME: &str = "synthetic.outcome";
 pub const SYNTHETIC_DEGRADED: &str = "synthetic.degraded";
 /// Attribute: the phase of a run (`dns`, `connect`, `tls`, `request`, `transfer`, `jwks`, `validate`).
 pub const SYNTHETIC_PHASE: &str = "phase";
+/// Attribute of an `authorization_code` run's HTTP spans: what the request was (`authorize`,
+/// `redirect`, `submit`, `token`).
+pub const SYNTHETIC_HOP: &str = "synthetic.hop";
+/// Attribute of an `authorization_code` run's HTTP spans: the page the response showed
+/// (`login`, `identifier`, `password`, `mfa_otp`, `consent`, `captcha`, `unknown`); absent on
+/// redirects.
+pub const SYNTHETIC_PAGE: &str = "synthetic.page";
 /// The outcome of a passing run.
 pub const SYNTHETIC_OUTCOME_SUCCESS: &str = "success";
 /// Every value of [`SYNTHETIC_OUTCOME`].
-pub const SYNTHETIC_OUTCOMES: [&str; 11] = [
+pub const SYNTHETIC_OUTCOMES: [&str; 17] = [
     "success",
     "dns",
     "connect",
@@ -361,4 +369,10 @@ pub const SYNTHETIC_OUTCOMES: [&str; 11] = [
     "invalid_token",
     "missing_claim",
     "assertion",
+    "login_page_changed",
+    "login_rejected",
+    "mfa_required",
+    "consent_required",
+    "bot_challenge",
+    "redirect_loop",
 ];

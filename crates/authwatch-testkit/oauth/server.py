@@ -54,6 +54,9 @@ REALM = "Username-Password-Authentication"
 AUDIENCE = "https://api.example.test"
 CLAIM = "https://probe.example.test/actions_ran"
 REALM_GRANT = "http://auth0.com/oauth/grant-type/password-realm"
+REDIRECT_URI = "https://authwatch.invalid/callback"
+# The probe user's TOTP factor (base32 of "12345678901234567890", RFC 6238's test key).
+TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 APP_USERNAME = "app-user@example.test"
 APP_PASSWORD = "app-P4ss-w0rd-Qv3"
 
@@ -63,6 +66,8 @@ KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig", "alg":
 OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "key-1"}, private=True)
 EC_KEY = ECKey.generate_key("P-256", parameters={"kid": "ec-1", "use": "sig", "alg": "ES256"}, private=True)
 REQUESTS = []
+NONCES = {}  # authorization code -> the authorize request's nonce (login_pages.py)
+AUDIENCES = {}  # authorization code -> the authorize request's audience
 LOCK = threading.Lock()
 REMAINING = [30]
 KNOBS = {"mode": None, "delay": None, "locked": [], "rate_limit": 0, "api_status": 200}
@@ -82,13 +87,13 @@ class Client(ClientMixin):
         return self.client_id
 
     def get_default_redirect_uri(self):
-        return None
+        return REDIRECT_URI
 
     def get_allowed_scope(self, scope):
         return scope or ""
 
     def check_redirect_uri(self, redirect_uri):
-        return False
+        return redirect_uri == REDIRECT_URI
 
     def check_client_secret(self, client_secret):
         return self.secret is not None and client_secret == self.secret
@@ -99,11 +104,11 @@ class Client(ClientMixin):
         return method in ("client_secret_basic", "client_secret_post")
 
     def check_response_type(self, response_type):
-        return False
+        return response_type == "code"
 
     def check_grant_type(self, grant_type):
         if self.secret is None:
-            return grant_type in ("password", REALM_GRANT)
+            return grant_type in ("password", REALM_GRANT, "authorization_code")
         return True
 
 
@@ -153,7 +158,7 @@ def sign(claims):
 def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
     now = int(time.time())
     form = request.form
-    audience = form.get("audience")
+    audience = form.get("audience") or AUDIENCES.get(form.get("code") or "")
     exp = now - 3600 if mode() == "expired" else now + 3600
     if mode() == "wrong_audience" and audience:
         audience = "https://another-api.example.test"
@@ -165,16 +170,23 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
         "exp": exp,
         "azp": client.get_client_id(),
         "scope": scope or "",
-        "gty": "client-credentials" if grant_type == "client_credentials" else "password",
-    }
+        }
+    if grant_type != "authorization_code":
+        claims["gty"] = "client-credentials" if grant_type == "client_credentials" else "password"
     if mode() != "no_claim":
         claims[CLAIM] = True
     token = {"access_token": sign(claims), "token_type": "Bearer", "expires_in": 3600}
     if user and "openid" in (scope or "").split():
-        token["id_token"] = sign({
+        id_claims = {
             "iss": ISSUER, "sub": user["sub"], "aud": client.get_client_id(),
             "iat": now, "exp": exp, "name": user["name"],
-        })
+        }
+        nonce = NONCES.get(form.get("code") or "")
+        if nonce:
+            id_claims["nonce"] = nonce
+        if mode() != "no_claim":
+            id_claims[CLAIM] = True
+        token["id_token"] = sign(id_claims)
     if scope:
         token["scope"] = scope
     return token
@@ -217,6 +229,8 @@ server = AuthorizationServer(app, query_client=query_client, save_token=save_tok
 server.register_grant(PasswordGrant)
 server.register_grant(PasswordRealmGrant)
 server.register_grant(ClientCredentialsGrant)
+import login_pages  # noqa: E402  (the hosted login pages and the authorization code grant)
+login_pages.install(sys.modules[__name__])
 server.register_token_generator("default", generate_token)
 
 
@@ -284,7 +298,9 @@ def control():
         for k, v in knobs.items():
             if k in KNOBS:
                 KNOBS[k] = v
-        return jsonify(KNOBS)
+            elif k in login_pages.PAGE_KNOBS:
+                login_pages.PAGE_KNOBS[k] = v
+        return jsonify({**KNOBS, **login_pages.PAGE_KNOBS})
 
 
 @app.route("/api/v2/users/<user_id>")
@@ -311,9 +327,12 @@ def ratelimit_headers(resp):
 def discovery():
     return jsonify({
         "issuer": ISSUER,
+        "authorization_endpoint": ISSUER + "authorize",
         "token_endpoint": ISSUER + "oauth/token",
         "jwks_uri": ISSUER + ".well-known/jwks.json",
-        "grant_types_supported": ["password", REALM_GRANT, "client_credentials"],
+        "grant_types_supported": ["password", REALM_GRANT, "client_credentials", "authorization_code"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     })

@@ -8,6 +8,7 @@ pub mod auth0_server;
 pub mod components;
 pub mod data;
 pub mod oauth_server;
+pub mod oidc_provider;
 pub mod okta_server;
 pub mod otlp_server;
 pub mod raw_http;

@@ -29,6 +29,11 @@ pub const APP_PASSWORD: &str = "app-P4ss-w0rd-Qv3";
 pub const REALM: &str = "Username-Password-Authentication";
 /// The API identifier to ask tokens for (`audience`).
 pub const AUDIENCE: &str = "https://api.example.test";
+/// The public client of the `authorization_code` walks (the confidential [`CLIENT_ID`] may
+/// use it too), and the redirect URI both are registered with.
+pub const REDIRECT_URI: &str = "https://authwatch.invalid/callback";
+/// The probe user's TOTP secret (base32), for the MFA page (knob `mfa`).
+pub const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// The namespaced custom claim the server adds (value `true`) unless in `NoClaim` mode.
 pub const CLAIM: &str = "https://probe.example.test/actions_ran";
 
@@ -254,6 +259,22 @@ impl OAuthServer {
         serde_json::from_str(answer).unwrap_or_else(|e| {
             panic!("the OAuth2 test server refused the knobs {knobs}: {buf}: {e}")
         })
+    }
+
+    /// What the hosted login forms received so far: per submit, the field names and whether
+    /// the password was right (never the values). Plain HTTP servers only.
+    pub async fn logins(&self) -> Vec<serde_json::Value> {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to the OAuth2 test server");
+        s.write_all(b"GET /_logins HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.expect("read");
+        let body = buf.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        serde_json::from_str(body).unwrap_or_default()
     }
 
     /// Kills the server now.

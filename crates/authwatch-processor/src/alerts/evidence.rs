@@ -34,6 +34,10 @@ impl Fault {
         Some(match outcome {
             "dns" | "connect" | "tls" | "timeout" | "http_status" => Fault::Provider,
             "missing_claim" | "invalid_token" | "oauth_error" | "assertion" => Fault::Tenant,
+            // The hosted login page (`authorization_code`): its markup, the probe user, MFA,
+            // consent, bot detection and redirects are the tenant's settings.
+            "login_page_changed" | "login_rejected" | "mfa_required" | "consent_required"
+            | "bot_challenge" | "redirect_loop" => Fault::Tenant,
             "rate_limited" => Fault::RateLimited,
             _ => return None,
         })

@@ -45,6 +45,7 @@ impl ProbeBoard {
         let url = match check {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => c.token_url.as_str(),
             Check::Http(c) => c.url.as_str(),
+            Check::AuthorizationCode(c) => c.authorize_url.as_deref().unwrap_or(&c.issuer),
         };
         ProbeBoard {
             board,

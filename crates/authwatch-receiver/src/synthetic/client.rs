@@ -19,8 +19,9 @@ use tokio::time::Instant;
 
 use super::TlsConfig;
 
-/// Largest response body read (token responses and JWKS are a few KiB).
-const MAX_BODY: usize = 1024 * 1024;
+/// Largest response body read (token responses and JWKS are a few KiB, login pages tens of
+/// KiB); a larger body is not buffered: the exchange ends with [`TransportError::TooLarge`].
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 const USER_AGENT: &str = concat!("authwatch-synthetic/", env!("CARGO_PKG_VERSION"));
 
@@ -211,6 +212,8 @@ pub(crate) enum TransportError {
     Timeout,
     #[error("HTTP exchange with `{host}` failed: {message}")]
     Http { host: String, message: String },
+    #[error("the response of `{host}` is larger than {limit} bytes; it was not read")]
+    TooLarge { host: String, limit: usize },
 }
 
 impl TransportError {
@@ -222,6 +225,7 @@ impl TransportError {
             TransportError::Tls { kind, .. } => kind,
             TransportError::Timeout => "timeout",
             TransportError::Http { .. } => "http",
+            TransportError::TooLarge { .. } => "response_too_large",
         }
     }
 }
@@ -396,7 +400,16 @@ impl Client {
         let body = Limited::new(body, MAX_BODY)
             .collect()
             .await
-            .map_err(|e| http_err(&e))?
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    TransportError::TooLarge {
+                        host: ep.host.clone(),
+                        limit: MAX_BODY,
+                    }
+                } else {
+                    http_err(&e)
+                }
+            })?
             .to_bytes();
         rec.end();
         drop(conn);

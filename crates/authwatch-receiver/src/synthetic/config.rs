@@ -6,6 +6,7 @@ use authwatch_core::config::{duration, opt_duration, Secret};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use super::authcode::config::{AuthCodeCheck, ConsentAction, FormFields};
 use super::newtypes::{JsonPath, Pattern, StatusMatch};
 
 /// A rate-limit budget the probes share with real traffic.
@@ -37,6 +38,8 @@ pub enum Check {
     ClientCredentials(OAuthCheck),
     /// A plain HTTP request with assertions.
     Http(HttpCheck),
+    /// The authorization code flow with PKCE through the hosted login page, without a browser.
+    AuthorizationCode(Box<AuthCodeCheck>),
 }
 
 impl Check {
@@ -44,6 +47,7 @@ impl Check {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => &c.name,
             Check::Http(c) => &c.name,
+            Check::AuthorizationCode(c) => &c.name,
         }
     }
 
@@ -53,6 +57,17 @@ impl Check {
             Check::PasswordGrant(_) => "password_grant",
             Check::ClientCredentials(_) => "client_credentials",
             Check::Http(_) => "http",
+            Check::AuthorizationCode(_) => "authorization_code",
+        }
+    }
+
+    /// Requests one run sends in steady state. An `authorization_code` walk: the authorize
+    /// request, the redirect to the login page, identifier and password submits, the redirect
+    /// back and the token request (more with MFA or consent pages).
+    pub fn requests_per_run(&self) -> f64 {
+        match self {
+            Check::AuthorizationCode(_) => 6.0,
+            _ => 1.0,
         }
     }
 
@@ -60,6 +75,7 @@ impl Check {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => c.interval,
             Check::Http(c) => c.interval,
+            Check::AuthorizationCode(c) => c.interval,
         }
     }
 
@@ -67,6 +83,7 @@ impl Check {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => c.timeout,
             Check::Http(c) => c.timeout,
+            Check::AuthorizationCode(c) => c.timeout,
         }
     }
 
@@ -75,6 +92,7 @@ impl Check {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => c.degraded_response_time,
             Check::Http(c) => c.degraded_response_time,
+            Check::AuthorizationCode(c) => c.degraded_response_time,
         }
     }
 
@@ -82,6 +100,7 @@ impl Check {
         match self {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => &c.tls,
             Check::Http(c) => &c.tls,
+            Check::AuthorizationCode(c) => &c.tls,
         }
     }
 }

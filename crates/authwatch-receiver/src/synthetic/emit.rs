@@ -147,6 +147,12 @@ impl SpanBuilder {
         if let Some(p) = ex.peer {
             attrs.push(s(NETWORK_PEER_ADDRESS, p.ip().to_string()));
         }
+        if let Some(hop) = &step.hop {
+            attrs.push(s(sc::SYNTHETIC_HOP, hop.kind.as_str()));
+            if let Some(page) = hop.page {
+                attrs.push(s(sc::SYNTHETIC_PAGE, page));
+            }
+        }
         let error_type = match &ex.result {
             Ok(resp) => {
                 attrs.push(i(sc::HTTP_RESPONSE_STATUS_CODE, i64::from(resp.status)));

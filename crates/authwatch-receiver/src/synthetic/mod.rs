@@ -43,6 +43,7 @@
 //! obtained) never appear in spans, metrics, logs, error messages or `print-config` output.
 
 mod assert;
+mod authcode;
 mod board;
 mod client;
 mod config;
@@ -69,8 +70,9 @@ use authwatch_core::{
 };
 
 pub use config::{
-    Algorithm, BodyFormat, Check, ClientAuth, Expect, HeaderAssertion, HttpCheck, JsonAssertion,
-    OAuthCheck, RateLimitBudget, TlsConfig, TokenKind, TokenValidation,
+    Algorithm, AuthCodeCheck, BodyFormat, Check, ClientAuth, ConsentAction, Expect, FormFields,
+    HeaderAssertion, HttpCheck, JsonAssertion, OAuthCheck, RateLimitBudget, TlsConfig, TokenKind,
+    TokenValidation,
 };
 pub use newtypes::{JsonPath, JsonPathError, Pattern, StatusMatch};
 pub use outcome::Outcome;
@@ -130,7 +132,7 @@ impl Config {
     }
 
     /// Requests per minute the checks send in steady state (one token or HTTP request per run;
-    /// JWKS fetches are cached and not counted).
+    /// every request of an `authorization_code` walk; JWKS fetches are cached and not counted).
     pub fn requests_per_minute(&self) -> f64 {
         self.checks
             .iter()
@@ -139,7 +141,7 @@ impl Config {
                 if interval.is_zero() {
                     0.0
                 } else {
-                    60.0 / interval.as_secs_f64()
+                    c.requests_per_run() * 60.0 / interval.as_secs_f64()
                 }
             })
             .sum()

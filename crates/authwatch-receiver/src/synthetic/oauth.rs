@@ -116,6 +116,7 @@ impl CheckRunner {
                 r.steps.push(Step {
                     purpose: Purpose::Main,
                     exchange: ex,
+                    hop: None,
                 });
                 return Err(f);
             }
@@ -133,6 +134,7 @@ impl CheckRunner {
         r.steps.push(Step {
             purpose: Purpose::Main,
             exchange: strip_body(ex),
+            hop: None,
         });
         let field = |k: &str| json.as_ref().and_then(|j| j.get(k)).and_then(Value::as_str);
         for k in ["access_token", "id_token", "refresh_token"] {
@@ -200,16 +202,18 @@ impl CheckRunner {
                 ),
             ));
         };
-        self.validate(&token, &cfg, deadline, r).await
+        self.validate(&token, &cfg, deadline, r).await.map(drop)
     }
 
-    async fn validate(
+    /// Validates `token` (keys fetched or refetched as needed); returns its claims and puts
+    /// the checked `require_claims` into `r.claims`.
+    pub(super) async fn validate(
         &mut self,
         token: &str,
         cfg: &TokenValidation,
         deadline: Instant,
         r: &mut RunResult,
-    ) -> Result<(), Failure> {
+    ) -> Result<serde_json::Map<String, Value>, Failure> {
         let header = jwt::header(token, cfg)?;
         let jwks_start = Instant::now();
         let mut fetched = false;
@@ -256,10 +260,11 @@ impl CheckRunner {
         };
         let v_start = Instant::now();
         let res = jwt::verify(token, &header, &key, cfg)
-            .and_then(|claims| jwt::check_claims(&claims, cfg));
+            .and_then(|claims| jwt::check_claims(&claims, cfg).map(|seen| (claims, seen)));
         r.validation = Some((v_start, Instant::now()));
-        r.claims = res?;
-        Ok(())
+        let (claims, seen) = res?;
+        r.claims.extend(seen);
+        Ok(claims)
     }
 
     /// Fetches the JWKS (through discovery when no `jwks_url` is known) into the cache.
@@ -319,6 +324,7 @@ impl CheckRunner {
         r.steps.push(Step {
             purpose: Purpose::Jwks,
             exchange: strip_body(ex),
+            hop: None,
         });
         let keys = parsed?;
         self.keys = Some(KeyCache {
@@ -328,7 +334,7 @@ impl CheckRunner {
         Ok(())
     }
 
-    async fn get_json(
+    pub(super) async fn get_json(
         &self,
         url: &str,
         purpose: Purpose,
@@ -363,13 +369,14 @@ impl CheckRunner {
         r.steps.push(Step {
             purpose,
             exchange: strip_body(ex),
+            hop: None,
         });
         out
     }
 }
 
 /// An OAuth `error` code as an attribute value: bounded charset and length, else `_OTHER`.
-fn sanitize_code(code: &str) -> String {
+pub(super) fn sanitize_code(code: &str) -> String {
     let ok = !code.is_empty()
         && code.len() <= 64
         && code
@@ -382,7 +389,7 @@ fn sanitize_code(code: &str) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

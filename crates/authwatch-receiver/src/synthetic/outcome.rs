@@ -29,10 +29,24 @@ pub enum Outcome {
     MissingClaim,
     /// An `http` check assertion failed (status, header, body, JSON, response time).
     Assertion,
+    /// `authorization_code`: no login form where one was expected (the page's markup
+    /// changed), or a form that would send the credentials to a host not allowed.
+    LoginPageChanged,
+    /// `authorization_code`: the page came back with its form and an error (wrong
+    /// credentials, a blocked user, a refused one-time code).
+    LoginRejected,
+    /// `authorization_code`: an MFA page, and no `totp_secret` to answer it.
+    MfaRequired,
+    /// `authorization_code`: a consent page, and `consent` is not `accept`.
+    ConsentRequired,
+    /// `authorization_code`: a CAPTCHA or bot-detection challenge.
+    BotChallenge,
+    /// `authorization_code`: more redirects than `max_redirects`.
+    RedirectLoop,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Success,
         Outcome::Dns,
         Outcome::Connect,
@@ -44,6 +58,12 @@ impl Outcome {
         Outcome::InvalidToken,
         Outcome::MissingClaim,
         Outcome::Assertion,
+        Outcome::LoginPageChanged,
+        Outcome::LoginRejected,
+        Outcome::MfaRequired,
+        Outcome::ConsentRequired,
+        Outcome::BotChallenge,
+        Outcome::RedirectLoop,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +79,12 @@ impl Outcome {
             Outcome::InvalidToken => "invalid_token",
             Outcome::MissingClaim => "missing_claim",
             Outcome::Assertion => "assertion",
+            Outcome::LoginPageChanged => "login_page_changed",
+            Outcome::LoginRejected => "login_rejected",
+            Outcome::MfaRequired => "mfa_required",
+            Outcome::ConsentRequired => "consent_required",
+            Outcome::BotChallenge => "bot_challenge",
+            Outcome::RedirectLoop => "redirect_loop",
         }
     }
 

@@ -167,6 +167,24 @@ impl fmt::Display for ProbeReport {
                 }
                 writeln!(f, "      phases: {line}")?;
             }
+            // The walk of an `authorization_code` check, hop by hop, as `curl -v` would show
+            // it: URLs with their query values redacted, no header, cookie or body.
+            for (n, (hop, ex)) in r.hops().enumerate() {
+                let outcome = match &ex.result {
+                    Ok(resp) => resp.status.to_string(),
+                    Err(e) => e.error_type().to_owned(),
+                };
+                let page = hop.page.map(|p| format!("  page={p}")).unwrap_or_default();
+                writeln!(
+                    f,
+                    "      hop {:>2}: {:<9} {} {} -> {outcome}{page}  {}",
+                    n + 1,
+                    hop.kind.as_str(),
+                    ex.method,
+                    ex.endpoint.url_full,
+                    ms(ex.end.saturating_duration_since(ex.start))
+                )?;
+            }
             for (name, value) in &r.claims {
                 writeln!(f, "      claim ok: {name} = {value}")?;
             }

@@ -18,10 +18,41 @@ pub(crate) enum Purpose {
     Jwks,
 }
 
+/// What a request of an `authorization_code` walk was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HopKind {
+    Authorize,
+    Redirect,
+    Submit,
+    Token,
+}
+
+impl HopKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HopKind::Authorize => "authorize",
+            HopKind::Redirect => "redirect",
+            HopKind::Submit => "submit",
+            HopKind::Token => "token",
+        }
+    }
+}
+
+/// One hop of a walk: what the request was, and the page it got (or submitted, for a form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hop {
+    pub kind: HopKind,
+    /// The page kind (`login`, `identifier`, `password`, `mfa_otp`, `consent`, `captcha`,
+    /// `unknown`) the response showed.
+    pub page: Option<&'static str>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Step {
     pub purpose: Purpose,
     pub exchange: Exchange,
+    /// Set for the hops of an `authorization_code` walk.
+    pub hop: Option<Hop>,
 }
 
 /// Rate-limit headroom from the `x-ratelimit-*` headers of the main response.
@@ -93,15 +124,21 @@ impl RunResult {
         self.end.saturating_duration_since(self.start)
     }
 
-    /// The phases of the run: those of the main request, then `jwks` and `validate`.
+    /// The phases of the run: those of the main request (summed per phase over the hops of a
+    /// walk), then `jwks` and `validate`.
     pub fn phases(&self) -> Vec<(&'static str, Duration)> {
-        let mut out: Vec<(&'static str, Duration)> = self
+        let mut out: Vec<(&'static str, Duration)> = Vec::new();
+        for t in self
             .steps
             .iter()
             .filter(|s| s.purpose == Purpose::Main)
             .flat_map(|s| s.exchange.phases.iter())
-            .map(|t| (t.phase.as_str(), t.duration()))
-            .collect();
+        {
+            match out.iter_mut().find(|(p, _)| *p == t.phase.as_str()) {
+                Some((_, d)) => *d += t.duration(),
+                None => out.push((t.phase.as_str(), t.duration())),
+            }
+        }
         if let Some((a, b)) = self.jwks {
             out.push(("jwks", b.saturating_duration_since(a)));
         }
@@ -109,6 +146,13 @@ impl RunResult {
             out.push(("validate", b.saturating_duration_since(a)));
         }
         out
+    }
+
+    /// The hops of an `authorization_code` walk, in order.
+    pub(crate) fn hops(&self) -> impl Iterator<Item = (&Hop, &Exchange)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.hop.as_ref().map(|h| (h, &s.exchange)))
     }
 
     pub(crate) fn backoff(&self) -> Backoff {

@@ -34,12 +34,31 @@ impl Failure {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    #[cfg(test)]
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same failure with `to` as its outcome when it had `from`.
+    pub(super) fn with_outcome_if(mut self, from: Outcome, to: Outcome) -> Self {
+        if self.outcome == from {
+            self.outcome = to;
+        }
+        self
+    }
+
     pub(super) fn transport(e: &TransportError, what: &str) -> Failure {
         let outcome = match e {
             TransportError::Dns { .. } => Outcome::Dns,
             TransportError::Connect { .. } | TransportError::Http { .. } => Outcome::Connect,
             TransportError::Tls { .. } => Outcome::Tls,
             TransportError::Timeout => Outcome::Timeout,
+            TransportError::TooLarge { .. } => Outcome::HttpStatus,
         };
         Failure::new(outcome, e.error_type(), format!("{what}: {e}"))
     }
@@ -63,7 +82,12 @@ pub(crate) struct CheckRunner {
     pub(super) keys: Option<KeyCache>,
     /// `jwks_url`, or the `jwks_uri` discovery found.
     pub(super) jwks_url: Option<String>,
+    /// An `authorization_code` check's endpoints, once known (`authcode/mod.rs`).
+    pub(super) endpoints: Option<super::authcode::Endpoints>,
     secrets: Vec<String>,
+    /// The last run's own secrets (tokens, code, verifier, cookies), for the secrets tests.
+    #[cfg(test)]
+    pub(super) last_run_secrets: Vec<String>,
 }
 
 impl CheckRunner {
@@ -72,6 +96,7 @@ impl CheckRunner {
         let url = match &check {
             Check::PasswordGrant(c) | Check::ClientCredentials(c) => &c.token_url,
             Check::Http(c) => &c.url,
+            Check::AuthorizationCode(c) => c.token_url.as_ref().unwrap_or(&c.issuer),
         };
         // validate() checked the URL; a bad one here still fails every run cleanly.
         let endpoint = Endpoint::parse(url).unwrap_or(Endpoint {
@@ -91,6 +116,14 @@ impl CheckRunner {
                 secrets.extend(c.headers.values().map(|s| s.expose().to_owned()));
                 secrets.extend(c.body.iter().map(|s| s.expose().to_owned()));
             }
+            Check::AuthorizationCode(c) => {
+                secrets.extend(
+                    [&c.client_secret, &c.password, &c.totp_secret]
+                        .into_iter()
+                        .flatten()
+                        .map(|s| s.expose().to_owned()),
+                );
+            }
         }
         secrets.retain(|s| !s.is_empty());
         let jwks_url = match &check {
@@ -98,6 +131,9 @@ impl CheckRunner {
                 c.validate_token.as_ref().and_then(|t| t.jwks_url.clone())
             }
             Check::Http(_) => None,
+            Check::AuthorizationCode(c) => {
+                c.validate_token.as_ref().and_then(|t| t.jwks_url.clone())
+            }
         };
         Ok(CheckRunner {
             check,
@@ -106,7 +142,10 @@ impl CheckRunner {
             endpoint,
             keys: None,
             jwks_url,
+            endpoints: None,
             secrets,
+            #[cfg(test)]
+            last_run_secrets: Vec::new(),
         })
     }
 
@@ -143,11 +182,18 @@ impl CheckRunner {
                 self.run_oauth(c, deadline, &mut r, &mut tokens).await
             }
             Check::Http(c) => self.run_http(c, deadline, &mut r).await,
+            Check::AuthorizationCode(c) => {
+                self.run_authcode(c, deadline, &mut r, &mut tokens).await
+            }
         };
         if let Err(f) = result {
             r.outcome = f.outcome;
             r.error_type = Some(f.error_type);
             r.message = Some(self.scrub(&f.message, &tokens));
+        }
+        #[cfg(test)]
+        {
+            self.last_run_secrets = tokens.clone();
         }
         r.end = Instant::now();
         r.degraded = r.outcome.is_success() && r.degraded_after.is_some_and(|b| r.duration() > b);
@@ -220,6 +266,7 @@ impl CheckRunner {
         r.steps.push(Step {
             purpose: Purpose::Main,
             exchange: strip_body(ex),
+            hop: None,
         });
         res
     }

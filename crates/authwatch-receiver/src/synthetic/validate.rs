@@ -61,6 +61,7 @@ pub(super) fn config(config: &Config, v: &mut Validator) {
             Check::PasswordGrant(c) => oauth_check(v, i, c, true),
             Check::ClientCredentials(c) => oauth_check(v, i, c, false),
             Check::Http(c) => http_check(v, i, c),
+            Check::AuthorizationCode(c) => super::authcode::validate::check(v, i, c),
         }
     }
     if let Some(b) = &config.rate_limit_budget {

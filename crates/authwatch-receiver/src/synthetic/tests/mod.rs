@@ -25,6 +25,7 @@ use super::*;
 // (`super::oauth` and `super::schedule`: this module's own `oauth` and `schedule` shadow them.)
 use super::oauth::PASSWORD_REALM_GRANT;
 
+mod authcode;
 mod config;
 mod http_check;
 mod oauth;
