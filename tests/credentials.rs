@@ -495,7 +495,10 @@ const RECEIVERS: &[(&str, Coverage)] = &[
     ),
     // Its own secrets (client secret, password, header values, bodies) and the tokens it obtains
     // never reach spans, metrics or logs.
-    ("synthetic", Coverage::UnitTests(&["secrets_never_leave"])),
+    (
+        "synthetic",
+        Coverage::UnitTests(&["secrets_never_leave", "a_walk_leaks_no_secret"]),
+    ),
     // Its stream token is required and never printed; personal fields are dropped by default.
     (
         "auth0_logs",

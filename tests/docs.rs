@@ -331,6 +331,11 @@ const SAMPLE_ENV: &[(&str, &str)] = &[
     ("AUTH0_CLIENT_ID", "client-id"),
     ("AUTH0_CLIENT_SECRET", "client-secret"),
     ("AUTH0_PROBE_PASSWORD", "probe-password"),
+    ("AUTH0_WEB_CLIENT_ID", "web-client-id"),
+    (
+        "AUTH0_PROBE_TOTP_SECRET",
+        "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+    ),
     ("AUTH0_LOG_STREAM_TOKEN", "log-stream-token"),
     ("AUTH0_LOGS_CLIENT_ID", "logs-client-id"),
     ("AUTH0_LOGS_CLIENT_SECRET", "logs-client-secret"),

@@ -241,7 +241,10 @@ impl OAuthServer {
     /// start mode), `delay` (seconds, for `slow`), `locked` (user names answered 429
     /// `too_many_attempts`), `rate_limit` (token requests per second for the whole tenant, more
     /// get 429 `too_many_requests` with `Retry-After: 1`; 0 = none), `api_status` (what
-    /// `GET /api/v2/users/<id>` answers). Plain HTTP servers only.
+    /// `GET /api/v2/users/<id>` answers), and the hosted login pages' knobs (`login`:
+    /// `identifier_first` or `one_page`; `mfa`, `consent`: bool; `page`: `captcha`, `changed`,
+    /// `huge`, `loop`, `garbage`, `offsite` or null; `offsite_action`), described in
+    /// `oauth/login_pages.py`. Plain HTTP servers only.
     pub async fn control(&self, knobs: serde_json::Value) -> serde_json::Value {
         use tokio::io::AsyncWriteExt;
         let body = knobs.to_string();

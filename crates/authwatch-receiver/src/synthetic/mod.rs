@@ -30,6 +30,31 @@
 //!             https://probe.example.com/actions_ran: true
 //! ```
 //!
+//! The `authorization_code` check logs in the way users do, through the hosted login page
+//! (Auth0 Universal Login, Okta, Keycloak, Entra), without a browser: the authorize request with
+//! PKCE, redirects followed by hand with a per-run cookie jar, the login form found and filled
+//! (one page, or identifier then password; an MFA page answered from `totp_secret`; consent
+//! accepted with `consent: accept`), stopped at the redirect to `redirect_uri` (never called),
+//! the code exchanged, the id_token validated. Credentials go only to the authorize URL's host
+//! or `allowed_hosts`. Outcomes add `login_page_changed`, `login_rejected`, `mfa_required`,
+//! `consent_required`, `bot_challenge` and `redirect_loop`.
+//!
+//! ```yaml
+//! receivers:
+//!   synthetic/login_page:
+//!     interval: 5m
+//!     checks:
+//!       - name: universal_login
+//!         type: authorization_code
+//!         issuer: https://${env:AUTH0_DOMAIN}/
+//!         client_id: ${env:AUTH0_WEB_CLIENT_ID}
+//!         redirect_uri: https://authwatch.invalid/callback
+//!         params:
+//!           connection: Username-Password-Authentication
+//!         username: probe@example.com
+//!         password: ${env:AUTH0_PROBE_PASSWORD}
+//! ```
+//!
 //! The full reference (every option and default, the check types, the outcome taxonomy, every
 //! metric and span attribute) is in [the synthetic checks guide](../../synthetic.md).
 //!
@@ -39,8 +64,8 @@
 //! `blocked_backoff` and says so in a warning, rather than keep the account locked. `validate`
 //! warns when the checks would use more than `rate_limit_budget.max_share` of a stated budget.
 //!
-//! Secrets (`client_secret`, `password`, header values, request bodies, and the tokens
-//! obtained) never appear in spans, metrics, logs, error messages or `print-config` output.
+//! Secrets (`client_secret`, `password`, `totp_secret`, header values, request bodies, and the
+//! tokens, codes, PKCE verifiers and cookies of a run) never appear in spans, metrics, logs, error messages or `print-config` output.
 
 mod assert;
 mod authcode;

@@ -138,3 +138,25 @@ async fn a_walk_is_one_trace_with_a_span_per_hop() {
     assert!(tree.contains("validate"), "{tree}");
     assert!(e.span("POST").kind == span::SpanKind::Client as i32);
 }
+
+#[tokio::test]
+async fn a_blocked_probe_user_pauses_the_check() {
+    let s = OAuthServer::start(OAuthOptions::default()).await;
+    s.control(serde_json::json!({"locked": [srv::USERNAME]}))
+        .await;
+    let check = Check::AuthorizationCode(Box::new(authcode_check(&s)));
+    let mut runner = CheckRunner::new(check, T).unwrap();
+    let r = runner.run().await;
+    assert_eq!(r.outcome, Outcome::LoginRejected, "{:?}", r.message);
+    assert_eq!(r.error_type.as_deref(), Some("user_blocked"));
+    assert_eq!(r.oauth_error.as_deref(), Some("too_many_attempts"));
+    assert_eq!(r.backoff(), Backoff::Blocked);
+    // A plain wrong password does not pause it.
+    s.control(serde_json::json!({"locked": []})).await;
+    let mut wrong = authcode_check(&s);
+    wrong.password = Some(Secret::new("Wr0ng-Pa55word-Secret"));
+    let mut runner = CheckRunner::new(Check::AuthorizationCode(Box::new(wrong)), T).unwrap();
+    let r = runner.run().await;
+    assert_eq!(r.outcome, Outcome::LoginRejected);
+    assert_eq!(r.backoff(), Backoff::None);
+}
