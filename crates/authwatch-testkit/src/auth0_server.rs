@@ -33,7 +33,7 @@ impl Auth0Server {
     /// Starts the stand-in on a free `127.0.0.1` port and waits until it listens.
     ///
     /// # Panics
-    /// When Python or Flask is missing, or it does not come up within 30 s.
+    /// When Python or Flask is missing, or it does not come up within 120 s.
     pub async fn start() -> Auth0Server {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("auth0/mgmt_server.py");
         let mut cmd = Command::new(crate::oauth_server::python());
@@ -49,7 +49,7 @@ impl Auth0Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
         let Ok(Ok(Some(line))) = first else {
             let _ = child.start_kill();
             let mut err = String::new();

@@ -127,7 +127,7 @@ impl OAuthServer {
     ///
     /// # Panics
     /// When Python, Authlib, Flask or joserfc is missing, or the server does not come up
-    /// within 30 s; the message says what to install.
+    /// within 120 s; the message says what to install.
     pub async fn start(options: OAuthOptions) -> OAuthServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("oauth/server.py");
         let mut cmd = Command::new(python());
@@ -150,7 +150,7 @@ impl OAuthServer {
         });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
         let line = match first {
             Ok(Ok(Some(line))) => line,
             other => {

@@ -32,7 +32,7 @@ impl OidcProvider {
     /// appears after the login (else the grant is given without it, as for a first-party app).
     ///
     /// # Panics
-    /// When Node.js or the installed package is missing, or it does not start within 30 s.
+    /// When Node.js or the installed package is missing, or it does not start within 120 s (a loaded CI machine starts Node slowly).
     pub async fn start(consent: bool) -> OidcProvider {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc");
         assert!(
@@ -55,7 +55,7 @@ impl OidcProvider {
         });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
         let Ok(Ok(Some(line))) = first else {
             let _ = child.start_kill();
             let mut err = String::new();
