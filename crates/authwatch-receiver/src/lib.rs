@@ -1,7 +1,6 @@
 #[doc(hidden)]
 pub mod fuzzing;
 // Shared by the tenant-log pollers (`auth0_logs` pull mode, `okta_logs`); not a component.
-#[allow(dead_code)] // until both pollers use every piece
 mod tenant_logs;
 
 authwatch_core::components!(Receiver: otlp, synthetic, statuspage, auth0_logs, okta_logs);

@@ -65,6 +65,7 @@ pub enum FailureCategory {
 }
 
 impl FailureCategory {
+    #[cfg(test)]
     pub const ALL: [FailureCategory; 7] = [
         FailureCategory::WrongCredentials,
         FailureCategory::Blocked,
@@ -97,6 +98,7 @@ impl FailureCategory {
     }
 
     /// Reads a category name as [`FailureCategory::as_str`] writes it.
+    #[cfg(test)]
     pub fn parse(s: &str) -> Option<FailureCategory> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }

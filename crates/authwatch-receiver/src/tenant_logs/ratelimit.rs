@@ -52,6 +52,7 @@ impl RateLimit {
     }
 
     /// `remaining / limit`, when both are known and `limit > 0`.
+    #[cfg(test)]
     pub fn headroom(&self) -> Option<f64> {
         match (self.limit, self.remaining) {
             (Some(l), Some(r)) if l > 0 => Some((r.min(l)) as f64 / l as f64),
@@ -90,6 +91,7 @@ impl Pacer {
     }
 
     /// The least time between two requests.
+    #[cfg(test)]
     pub fn gap(&self) -> Duration {
         self.gap
     }
