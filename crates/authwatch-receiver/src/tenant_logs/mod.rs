@@ -1,8 +1,10 @@
 //! What the tenant-log pollers (`auth0_logs` pull mode, `okta_logs`) share: a durable cursor
-//! ([`checkpoint`]), `Link: rel="next"` that never leaves the configured origin ([`link`]), and the
+//! ([`checkpoint`]), `Link: rel="next"` that never leaves the configured origin ([`link`]), the
 //! provider's rate-limit headers with a pacer that keeps to a share of the budget
-//! ([`ratelimit`]). Not a component: no config, no registry entry.
+//! ([`ratelimit`]), and the ids the pipelines accepted, kept durably for the dedupe
+//! ([`seen`]). Not a component: no config, no registry entry.
 
 pub(crate) mod checkpoint;
 pub(crate) mod link;
 pub(crate) mod ratelimit;
+pub(crate) mod seen;
