@@ -26,8 +26,17 @@ use tracing::warn;
 const HEADER: &str = "authwatch-seen v1\n";
 /// Longest id written to the file.
 pub const MAX_ID_BYTES: usize = 256;
-/// A file larger than this is not one of ours.
-const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// The most bytes a line takes: the time, a space, the id, the newline.
+const MAX_LINE_BYTES: u64 = 20 + 1 + MAX_ID_BYTES as u64 + 1;
+
+/// A file larger than this is not one of ours: twice the bound of full lines, and some slack
+/// (a crash may leave the file past the compaction point by one batch).
+fn max_file_bytes(bound: usize) -> u64 {
+    (bound.max(1) as u64)
+        .saturating_mul(2)
+        .saturating_add(100_000)
+        .saturating_mul(MAX_LINE_BYTES)
+}
 
 /// Why the seen-ids file could not be read or written. Holds paths, never ids.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +118,9 @@ impl SeenFile {
         let path = dir.join(&name);
         let mut loaded = Loaded::default();
         let mut kept = Vec::new();
-        if let Some(bytes) = read(&path)? {
-            match parse(&bytes) {
+        let max = max_file_bytes(bound);
+        if let Some(bytes) = read(&path, max)? {
+            match parse(&bytes, max) {
                 Some((entries, torn)) => {
                     loaded.torn = torn;
                     kept = keep(entries, window, bound, now);
@@ -186,7 +196,8 @@ impl SeenFile {
     /// Rewrites the file with the entries younger than the window, at most `bound`.
     pub fn compact(&mut self, now: SystemTime) -> Result<(), SeenError> {
         let path = self.path();
-        let entries = match read(&path)?.as_deref().and_then(parse) {
+        let max = max_file_bytes(self.bound);
+        let entries = match read(&path, max)?.as_deref().and_then(|b| parse(b, max)) {
             Some((entries, _)) => entries,
             None => Vec::new(),
         };
@@ -204,7 +215,7 @@ impl SeenFile {
 }
 
 /// The file's bytes, `None` when there is none.
-fn read(path: &Path) -> Result<Option<Vec<u8>>, SeenError> {
+fn read(path: &Path, max: u64) -> Result<Option<Vec<u8>>, SeenError> {
     let rerr = |source| SeenError::Read {
         path: path.to_path_buf(),
         source,
@@ -215,7 +226,7 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, SeenError> {
         Err(e) => return Err(rerr(e)),
     };
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(rerr)?;
     Ok(Some(bytes))
@@ -223,8 +234,8 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, SeenError> {
 
 /// The entries (id, unix ms) and whether the last line was torn; `None` when the bytes are not
 /// a seen-ids file.
-fn parse(bytes: &[u8]) -> Option<(Vec<(String, u64)>, bool)> {
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+fn parse(bytes: &[u8], max: u64) -> Option<(Vec<(String, u64)>, bool)> {
+    if bytes.len() as u64 > max {
         return None;
     }
     if bytes.is_empty() {

@@ -134,3 +134,18 @@ fn ids_that_cannot_be_a_line_are_not_written() {
     let (_, l) = SeenFile::open(&d.0, "x.seen", HOUR, 100, t(2)).unwrap();
     assert_eq!(ids(&l), ["with space", "ok"]);
 }
+
+#[test]
+fn a_file_far_larger_than_the_bound_allows_is_moved_aside() {
+    let d = Dir::new("huge");
+    fs::create_dir_all(&d.0).unwrap();
+    let mut body = String::from(HEADER);
+    let line = format!("1700000000000 {}\n", "x".repeat(MAX_ID_BYTES));
+    while (body.len() as u64) <= max_file_bytes(1) {
+        body.push_str(&line);
+    }
+    fs::write(d.0.join("x.seen"), &body).unwrap();
+    let (_, l) = SeenFile::open(&d.0, "x.seen", HOUR, 1, t(0)).unwrap();
+    assert!(l.entries.is_empty());
+    assert!(l.moved_aside.is_some());
+}
