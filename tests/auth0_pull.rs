@@ -385,6 +385,8 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
     );
     assert_eq!(&before[..pulled.len()], &pulled[..]);
     assert_once(&tenant.log_ids().await, &before);
+    // Pull up to page 40, then push from there on: every event so far, in log_id order.
+    assert_eq!(before, tenant.log_ids().await, "in log_id order");
     assert!(tenant.held().await, "pull is still held mid-way");
     // The exporter's queue has settled (nothing in flight to send again), then kill -9.
     tokio::time::sleep(Duration::from_millis(500)).await;
