@@ -1,7 +1,7 @@
 //! `auth0_logs` pull mode against the Auth0 Management API stand-in
 //! (`crates/authwatch-testkit/auth0/mgmt_server.py`), through the real binary to a real OTLP
 //! server: 10,000 events read completely, in order and once across a `kill -9` and a restart;
-//! push and pull on together; and the faults (a malformed page, a `Link` to another host, 429s,
+//! push and pull on together, also across a `kill -9` (the dedupe kept on disk); and the faults (a malformed page, a `Link` to another host, 429s,
 //! 500s, the token endpoint down, a corrupt checkpoint). No secret reaches the output.
 
 mod common;
@@ -294,6 +294,146 @@ async fn push_and_pull_together_deliver_each_event_once() {
     assert_once(&tenant.log_ids().await, &got_after);
     assert!(want.len() > 10_000);
     assert_no_secret(&aw.output());
+}
+
+/// Push and pull on, with the dedupe kept in `storage`: the puller is held mid-way (page 40)
+/// while the stream pushes the whole backlog, so push delivers ~6,000 records pull has not
+/// read; then `kill -9` and a restart. Pull resumes from its checkpoint and reads those
+/// records again: the ids loaded from the seen-ids file drop every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_together_exactly_once_across_kill_9() {
+    let tenant = Auth0Server::start().await;
+    tenant.generate(10_000, Duration::from_secs(600)).await;
+    tenant.control(serde_json::json!({"hold_at": 40})).await;
+    let backend = OtlpServer::start().await;
+    let storage = Scratch::new("auth0-push-pull-crash");
+    let push_port = free_port();
+    let yaml = config(&Setup {
+        tenant: &tenant,
+        backend: &backend,
+        storage: &storage.0,
+        push: Some(push_port),
+        extra: "",
+    });
+    let aw = tokio::task::spawn_blocking({
+        let yaml = yaml.clone();
+        move || start(&yaml)
+    })
+    .await
+    .unwrap();
+    assert!(
+        eventually(WAIT, async || tenant.held().await).await,
+        "the 40th page was asked for"
+    );
+    let from = tenant
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r["held"] == true)
+        .and_then(|r| r["query"].as_str().map(str::to_owned))
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("from="))
+                .map(str::to_owned)
+        })
+        .expect("the held request's from");
+    let pulled: Vec<String> = tenant
+        .log_ids()
+        .await
+        .into_iter()
+        .filter(|id| *id <= from)
+        .collect();
+    assert!(
+        pulled.len() > 3000,
+        "{} pulled before the push",
+        pulled.len()
+    );
+    assert!(
+        eventually(WAIT, async || received_ids(&backend).len() >= pulled.len()).await,
+        "the pulled events were exported"
+    );
+    assert_eq!(received_ids(&backend), pulled, "pull: in order, once");
+
+    // While the puller waits for page 40, the stream pushes everything.
+    tenant
+        .push_to(
+            &format!("http://127.0.0.1:{push_port}/auth0/logs"),
+            "Bearer stream-t0ken-Hq2",
+            true,
+        )
+        .await;
+    assert!(
+        eventually(WAIT, async || tenant.push_state().await["queued"] == 0).await,
+        "the stream pushed the backlog"
+    );
+    assert!(
+        eventually(WAIT, async || {
+            let want = tenant.log_ids().await;
+            let got: std::collections::HashSet<_> = received_ids(&backend).into_iter().collect();
+            want.iter().all(|id| got.contains(id))
+        })
+        .await,
+        "push delivered what pull had not read"
+    );
+    let state = tenant.push_state().await;
+    assert_eq!(state["failed"], 0, "{state}");
+    let before = received_ids(&backend);
+    assert!(
+        before.len() >= pulled.len() + 5000,
+        "push delivered {} records pull has not read",
+        before.len() - pulled.len()
+    );
+    assert_eq!(&before[..pulled.len()], &pulled[..]);
+    assert_once(&tenant.log_ids().await, &before);
+    // Pull up to page 40, then push from there on: every event so far, in log_id order.
+    assert_eq!(before, tenant.log_ids().await, "in log_id order");
+    assert!(tenant.held().await, "pull is still held mid-way");
+    // The exporter's queue has settled (nothing in flight to send again), then kill -9.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = tokio::task::spawn_blocking(move || kill9(aw))
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read_dir(&storage.0).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".seen")),
+        "the seen-ids file is in storage"
+    );
+    tenant.release().await;
+
+    let polls = tenant.requests().await.len();
+    let aw = tokio::task::spawn_blocking(move || start(&yaml))
+        .await
+        .unwrap();
+    // Pull reads the pushed records again, from its checkpoint, in pages of 100 ...
+    let pages = (before.len() - pulled.len()) / 100;
+    let pages_after = async || {
+        tenant.requests().await[polls..]
+            .iter()
+            .filter(|r| r["query"].as_str().is_some_and(|q| q.contains("from=")))
+            .count()
+    };
+    assert!(
+        eventually(WAIT, async || pages_after().await > pages).await,
+        "pull read {} pages after the restart, not {pages}",
+        pages_after().await
+    );
+    let (want, got) = wait_complete(&tenant, &backend).await;
+    assert!(want.len() > 10_000);
+    // ... and none of them went downstream twice.
+    assert_once(&want, &got);
+    assert_eq!(&got[..before.len()], &before[..]);
+    let second = aw.output();
+    assert!(second.contains("resuming from the checkpoint"), "{second}");
+    assert!(
+        second.contains("loaded the log_ids accepted before the restart"),
+        "{second}"
+    );
+    assert!(!first.contains("panicked") && !second.contains("panicked"));
+    assert_no_secret(&first);
+    assert_no_secret(&second);
 }
 
 /// Every value of `authwatch.auth0.pull.requests`' `auth0.pull.outcome` the backend saw, and

@@ -3,6 +3,7 @@
 //! a batch refused with 503 and retried by Auth0 is counted once.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
@@ -19,12 +20,13 @@ use authwatch_core::telemetry::ReceiverTelemetry;
 use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::decode::{record, Event};
 use super::dedupe::Dedupe;
 use super::types::{category, Category};
 use crate::tenant_logs::logins::Logins;
+use crate::tenant_logs::seen::SeenFile;
 
 /// The `dependency` the login counters are reported under.
 pub(crate) const DEPENDENCY: &str = "auth0";
@@ -59,6 +61,8 @@ pub(crate) struct Ingest {
     /// When the log stream last pushed a record that was accepted.
     last_push: std::sync::Mutex<Option<SystemTime>>,
     state: Mutex<State>,
+    /// The durable record of accepted ids (pull with a `storage` directory).
+    seen: Option<Arc<std::sync::Mutex<SeenFile>>>,
 }
 
 pub(crate) fn nanos(t: SystemTime) -> u64 {
@@ -128,6 +132,43 @@ impl Ingest {
                 duplicates: 0,
                 logins: Logins::new(DEPENDENCY),
             }),
+            seen: None,
+        }
+    }
+
+    /// Appends every accepted id to `file` from now on, and remembers `entries` (ids accepted
+    /// before a restart, oldest first, with their accept time) as seen.
+    pub(crate) fn with_seen(mut self, file: SeenFile, entries: Vec<(String, SystemTime)>) -> Self {
+        let state = self.state.get_mut();
+        let now_wall = SystemTime::now();
+        let now = Instant::now();
+        for (id, at) in entries {
+            let age = now_wall.duration_since(at).unwrap_or(Duration::ZERO);
+            let at = now.checked_sub(age).unwrap_or(now);
+            state.dedupe.mark(id, at);
+        }
+        self.seen = Some(Arc::new(std::sync::Mutex::new(file)));
+        self
+    }
+
+    /// Appends the accepted ids to the seen file and fsyncs it (before a checkpoint moves past
+    /// them). A failure is logged: the ids are still deduplicated in memory.
+    async fn persist(&self, ids: Vec<String>) {
+        let Some(seen) = self.seen.clone() else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            let mut f = seen.lock().unwrap_or_else(|p| p.into_inner());
+            f.append(ids.iter().map(String::as_str), SystemTime::now())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "Cannot record accepted Auth0 log_ids; after a restart some events may be delivered again."),
+            Err(_) => warn!("Cannot record accepted Auth0 log_ids."),
         }
     }
 
@@ -237,6 +278,8 @@ impl Ingest {
         state.counts = counts;
         state.duplicates = total_duplicates;
         state.logins = logins;
+        self.persist(fresh.iter().filter_map(|e| e.log_id.clone()).collect())
+            .await;
         for e in &fresh {
             if let Some(id) = &e.log_id {
                 state.dedupe.mark(id.clone(), now);

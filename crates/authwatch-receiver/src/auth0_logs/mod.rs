@@ -63,7 +63,7 @@
 //!       domain: my-tenant.us.auth0.com
 //!       client_id: ${env:AUTH0_LOGS_CLIENT_ID}
 //!       client_secret: ${env:AUTH0_LOGS_CLIENT_SECRET}
-//!       storage: /var/lib/authwatch          # the checkpoint (required)
+//!       storage: /var/lib/authwatch          # checkpoint and seen ids (required)
 //!       interval: 10s
 //!       start_at: now                         # or a duration: 24h
 //!       take: 100
@@ -86,21 +86,34 @@
 //! | `pull.take` | `100` | events per page (at most 100) |
 //! | `pull.requests_per_second` | `2` | the tenant's sustained Management API rate (a free tenant's is 2) |
 //! | `pull.max_share` | `0.5` | share of that rate, and of each `x-ratelimit-limit` bucket, this receiver may use: requests are spaced `1 / (max_share × requests_per_second)` apart, and once a response says fewer than `(1 − max_share) × limit` requests are left it waits for `x-ratelimit-reset` |
-//! | `pull.storage` | (required) | directory of the checkpoint file `auth0_logs-<domain>.checkpoint` (may be the persistent queue's `storage`) |
+//! | `pull.storage` | (required) | directory of the checkpoint file `auth0_logs-<domain>.checkpoint` and of the accepted ids `auth0_logs-<domain>.seen` (may be the persistent queue's `storage`) |
 //! | `pull.timeout` | `30s` | per request |
 //! | `pull.tls` | system roots | client TLS (`ca_file`, `cert_file`, `key_file`, `insecure`) |
 //! | `pull.log_streams.interval` | `1m` | how often `GET /api/v2/log-streams` (or `/{id}`) is read |
 //! | `pull.log_streams.id` | every stream | read one stream |
 //!
 //! **Checkpoint.** The last `log_id` of each page is stored (temp file, fsync, rename, fsync of
-//! the directory) only after the pipelines accepted the page, so a restart or `kill -9`
-//! resumes after it: no gap, and no duplicate, except that a crash in the moment between the
-//! pipeline taking a page and the checkpoint's fsync reads that one page again. A checkpoint
+//! the directory) only after the pipelines accepted the page (and its ids were recorded, see
+//! below), so a restart or `kill -9` resumes after it with no gap; a page read again because
+//! of a crash before the checkpoint's fsync is dropped by the durable dedupe. A checkpoint
 //! that does not read is moved aside to `<file>.corrupt-<unix seconds>`, logged, counted, and
 //! reading starts again from `start_at`.
 //!
-//! **Push and pull together** share one dedupe (`dedupe_window`, in memory): a `log_id`
-//! accepted from either is dropped from the other, so each event reaches the pipelines once.
+//! **Push and pull together** share one dedupe: a `log_id` accepted from either is dropped
+//! from the other, so each event reaches the pipelines once. With `pull.storage` (and a
+//! `dedupe_window` above `0s`) the dedupe is durable: the ids the pipelines accepted, from
+//! push or pull, are appended to `auth0_logs-<domain>.seen` in that directory (a header line,
+//! then `<unix ms> <log_id>` per line) and fsynced after each accepted batch, before the
+//! checkpoint is written. On start the file is loaded into the dedupe (ids older than
+//! `dedupe_window` are dropped, at most `dedupe_max_entries` of the newest kept); a torn last
+//! line is ignored; a file that does not read is moved aside to `<file>.corrupt-<unix
+//! seconds>` and logged. Once it holds more than twice `dedupe_max_entries` lines it is
+//! rewritten (temp file, fsync, rename) with what the dedupe keeps. So after a `kill -9`, pull
+//! reading again from its checkpoint drops the records the webhook had already delivered.
+//! What remains: a crash after a pipeline accepted a batch and before its ids were fsynced to
+//! this file (a few milliseconds) delivers that batch again after the restart; ids over 256
+//! bytes or with control characters are deduplicated in memory only; and push alone (no
+//! `pull:`) keeps its dedupe in memory.
 //!
 //! **Faults.** A `429` waits for `Retry-After` (else `x-ratelimit-reset`); `5xx`, timeouts, a
 //! token endpoint that fails, a page that is not JSON back off (1s doubling to 5m, at least
@@ -191,7 +204,9 @@ use authwatch_net::server::{
 use authwatch_net::{ListenAddr, TlsServerConfig, UrlPath};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
+
+use crate::tenant_logs::seen::{self, SeenFile};
 
 pub(crate) mod decode;
 mod dedupe;
@@ -284,6 +299,22 @@ impl Config {
         let dir = pull.storage.as_ref()?;
         Some(dir.join(checkpoint_file_name(&pull.domain)))
     }
+
+    /// The file of accepted `log_id`s, when pulling with dedupe on.
+    pub fn seen_path(&self) -> Option<PathBuf> {
+        if self.dedupe_window.is_zero() {
+            return None;
+        }
+        let pull = self.pull.as_ref()?;
+        let dir = pull.storage.as_ref()?;
+        Some(dir.join(seen_file_name(&pull.domain)))
+    }
+}
+
+/// `auth0_logs-<domain>.seen`.
+fn seen_file_name(domain: &str) -> String {
+    let cp = checkpoint_file_name(domain);
+    format!("{}.seen", cp.trim_end_matches(".checkpoint"))
 }
 
 /// `auth0_logs-<domain>.checkpoint`, the domain's characters kept to `[A-Za-z0-9._-]`.
@@ -333,6 +364,9 @@ impl ComponentConfig for Config {
         if let Some(p) = self.checkpoint_path() {
             r.push(Resource::Path(p));
         }
+        if let Some(p) = self.seen_path() {
+            r.push(Resource::Path(p));
+        }
         r
     }
 }
@@ -343,14 +377,18 @@ impl ReceiverConfig for Config {
     }
 
     async fn build(&self, cx: ReceiverContext) -> Result<Running, BuildError> {
-        let ingest = Arc::new(ingest::Ingest::new(
+        let ingest = ingest::Ingest::new(
             cx.next.clone(),
             cx.settings.telemetry.receiver(&cx.settings.id, "http"),
             self.include_user_ids,
             self.dedupe_window,
             self.dedupe_max_entries.get(),
             SystemTime::now(),
-        ));
+        );
+        let ingest = Arc::new(match self.load_seen().await {
+            Some((file, loaded)) => ingest.with_seen(file, loaded.entries),
+            None => ingest,
+        });
         let push = if self.push_on() {
             Some(Receiver::bind(self, &cx, ingest.clone()).await?.run())
         } else {
@@ -376,6 +414,40 @@ impl ReceiverConfig for Config {
             let (push, ()) = tokio::join!(push, pull);
             push
         }))
+    }
+}
+
+impl Config {
+    /// Opens the file of accepted `log_id`s (see [`seen_path`](Config::seen_path)); a failure
+    /// is logged and the dedupe stays in memory only.
+    async fn load_seen(&self) -> Option<(SeenFile, seen::Loaded)> {
+        let path = self.seen_path()?;
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let (window, bound) = (self.dedupe_window, self.dedupe_max_entries.get());
+        let opened = tokio::task::spawn_blocking(move || {
+            SeenFile::open(dir, name, window, bound, SystemTime::now())
+        })
+        .await;
+        match opened {
+            Ok(Ok((file, loaded))) => {
+                if loaded.torn {
+                    info!("Auth0 logs: the last line of the seen-ids file was torn by a crash; ignored it.");
+                }
+                if !loaded.entries.is_empty() {
+                    info!(
+                        ids = loaded.entries.len(),
+                        "Auth0 logs: loaded the log_ids accepted before the restart into the dedupe."
+                    );
+                }
+                Some((file, loaded))
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "Cannot open the seen-ids file; the dedupe is in memory only.");
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 

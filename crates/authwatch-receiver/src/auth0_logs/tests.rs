@@ -742,3 +742,45 @@ async fn slow_and_idle_clients_are_cut_off() {
         .unwrap()
         .unwrap();
 }
+
+/// The ids a pipeline accepted are written to the seen-ids file (a refused batch is not), and
+/// an `Ingest` started from that file drops them: the dedupe survives a restart.
+#[tokio::test]
+async fn accepted_ids_survive_a_restart_through_the_seen_file() {
+    use crate::tenant_logs::seen::SeenFile;
+
+    let dir = std::env::temp_dir().join(format!("authwatch-auth0-seen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let events = || decode::decode_body(data("batch_array.json").as_bytes()).unwrap();
+    let ingest = |sink: &Sink| {
+        let mut next = Router::new();
+        next.set(SignalKind::Logs, sink.shared());
+        let settings = Settings::new("auth0_logs/test".parse::<ComponentId>().unwrap());
+        let telemetry = settings.telemetry.receiver(&settings.id, "http");
+        let (file, loaded) =
+            SeenFile::open(&dir, "t.seen", Duration::from_secs(3600), 100, SystemTime::now())
+                .unwrap();
+        let n = loaded.entries.len();
+        let i = ingest::Ingest::new(next, telemetry, false, Duration::from_secs(3600), 100, SystemTime::now())
+            .with_seen(file, loaded.entries);
+        (i, n)
+    };
+
+    let sink = Sink::new();
+    let (first, loaded) = ingest(&sink);
+    assert_eq!(loaded, 0);
+    sink.fail_with(Some(ConsumeError::Full));
+    assert!(first.ingest(events()).await.is_err());
+    sink.fail_with(None);
+    let out = first.ingest(events()).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (12, 0));
+    drop(first);
+
+    let sink = Sink::new();
+    let (second, loaded) = ingest(&sink);
+    assert_eq!(loaded, 12, "the refused batch was not recorded, the accepted one was");
+    let out = second.ingest(events()).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 12));
+    assert!(records(&sink).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,11 +1,13 @@
 //! What the tenant-log pollers (`auth0_logs` pull mode, `okta_logs`) share: a durable cursor
 //! ([`checkpoint`]), `Link: rel="next"` that never leaves the configured origin ([`link`]), the
 //! provider's rate-limit headers with a pacer that keeps to a share of the budget
-//! ([`ratelimit`]), and logins as an error rate ([`logins`]: outcome and failure category
-//! counters per client and connection, and the distinct users affected in a bounded sketch).
-//! Not a component: no config, no registry entry.
+//! ([`ratelimit`]), logins as an error rate ([`logins`]: outcome and failure category
+//! counters per client and connection, and the distinct users affected in a bounded sketch),
+//! and the ids the pipelines accepted, kept durably for the dedupe ([`seen`]). Not a
+//! component: no config, no registry entry.
 
 pub(crate) mod checkpoint;
 pub(crate) mod link;
 pub(crate) mod logins;
 pub(crate) mod ratelimit;
+pub(crate) mod seen;
