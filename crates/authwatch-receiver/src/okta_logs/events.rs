@@ -1,9 +1,9 @@
 //! Okta System Log pages into events, events into OTLP log records, and logins.
 
-use authwatch_core::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
 use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
 use serde_json::{Map, Value};
 
+use crate::tenant_logs::attributes::{flatten, kv, scrub, string};
 use crate::tenant_logs::logins::{FailureCategory, Login, Outcome};
 
 /// Keys dropped at any depth unless `include_user_ids` is on: they identify a person.
@@ -18,10 +18,6 @@ pub const PERSONAL_FIELDS: &[&str] = &[
     "login",
 ];
 
-/// Attributes per record at most.
-const MAX_ATTRIBUTES: usize = 128;
-/// Objects nested deeper than this are kept as one JSON string.
-const MAX_DEPTH: usize = 4;
 
 /// Why a page is not a System Log page.
 #[derive(Debug, thiserror::Error)]
@@ -142,78 +138,11 @@ pub(crate) fn login(e: &Event) -> Option<Login<'_>> {
     })
 }
 
-fn string(s: impl Into<String>) -> AnyValue {
-    AnyValue {
-        value: Some(any_value::Value::StringValue(s.into())),
-    }
-}
-
-fn kv(key: impl Into<String>, value: AnyValue) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(value),
-        ..Default::default()
-    }
-}
-
-fn scalar(v: &Value) -> Option<AnyValue> {
-    let value = match v {
-        Value::Bool(b) => any_value::Value::BoolValue(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => any_value::Value::IntValue(i),
-            None => any_value::Value::DoubleValue(n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => any_value::Value::StringValue(s.clone()),
-        _ => return None,
-    };
-    Some(AnyValue { value: Some(value) })
-}
-
-fn scrub(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            o.retain(|k, _| !PERSONAL_FIELDS.contains(&k.as_str()));
-            o.values_mut().for_each(scrub);
-        }
-        Value::Array(a) => a.iter_mut().for_each(scrub),
-        _ => {}
-    }
-}
-
-fn flatten(prefix: &str, v: &Value, depth: usize, out: &mut Vec<KeyValue>) {
-    if out.len() >= MAX_ATTRIBUTES {
-        return;
-    }
-    match v {
-        Value::Null => {}
-        Value::Object(o) if depth < MAX_DEPTH => {
-            for (k, v) in o {
-                flatten(&format!("{prefix}.{k}"), v, depth + 1, out);
-            }
-        }
-        Value::Object(_) => out.push(kv(prefix, string(v.to_string()))),
-        Value::Array(items) => match items.iter().map(scalar).collect::<Option<Vec<_>>>() {
-            Some(values) => out.push(kv(
-                prefix,
-                AnyValue {
-                    value: Some(any_value::Value::ArrayValue(ArrayValue { values })),
-                },
-            )),
-            None => out.push(kv(prefix, string(v.to_string()))),
-        },
-        v => {
-            if let Some(s) = scalar(v) {
-                out.push(kv(prefix, s));
-            }
-        }
-    }
-}
-
 /// The log record of one event.
 pub(crate) fn record(e: &Event, include_user_ids: bool, observed: u64) -> LogRecord {
     let mut data = Value::Object(e.0.clone());
     if !include_user_ids {
-        scrub(&mut data);
+        scrub(&mut data, PERSONAL_FIELDS);
     }
     let mut attributes = vec![
         kv("okta.event_type", string(e.event_type())),

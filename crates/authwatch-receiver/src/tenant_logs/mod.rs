@@ -1,4 +1,5 @@
-//! What the tenant-log pollers (`auth0_logs` pull mode, `okta_logs`) share: a durable cursor
+//! What the tenant-log receivers (`auth0_logs`, `okta_logs`) share: events as attributes
+//! ([`attributes`]), a durable cursor
 //! ([`checkpoint`]), `Link: rel="next"` that never leaves the configured origin ([`link`]), the
 //! provider's rate-limit headers with a pacer that keeps to a share of the budget
 //! ([`ratelimit`]), logins as an error rate ([`logins`]: outcome and failure category
@@ -6,6 +7,7 @@
 //! and the ids the pipelines accepted, kept durably for the dedupe ([`seen`]). Not a
 //! component: no config, no registry entry.
 
+pub(crate) mod attributes;
 pub(crate) mod checkpoint;
 pub(crate) mod link;
 pub(crate) mod logins;
