@@ -8,10 +8,9 @@
 //! the workspace's `.venv`); without it the tests fail with what to install.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// The M2M application's credentials the stand-in accepts.
@@ -37,39 +36,13 @@ impl Auth0Server {
     pub async fn start() -> Auth0Server {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("auth0/mgmt_server.py");
         let mut cmd = Command::new(crate::oauth_server::python());
-        cmd.arg(&script)
-            .arg("--domain")
-            .arg(DOMAIN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
-        let Ok(Ok(Some(line))) = first else {
-            let _ = child.start_kill();
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut err))
-                        .await;
-            }
-            panic!("the Auth0 stand-in did not start. Its stderr:\n{err}\nInstall tests/requirements.txt (Flask) into the Python at AUTHWATCH_TEST_PYTHON (scripts/test.sh does this).");
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(_)) = lines.next_line().await {}
-            });
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!("unexpected first line from the Auth0 stand-in: {line}: {e}")
-        });
+        cmd.arg(&script).arg("--domain").arg(DOMAIN);
+        let (child, v) = crate::peer::start(
+            cmd,
+            "the Auth0 stand-in",
+            "Install tests/requirements.txt (Flask) into the Python at AUTHWATCH_TEST_PYTHON (scripts/test.sh does this).",
+        )
+        .await;
         let port = v["port"].as_u64().expect("port") as u16;
         Auth0Server { child, port }
     }

@@ -11,6 +11,7 @@ pub mod oauth_server;
 pub mod oidc_provider;
 pub mod okta_server;
 pub mod otlp_server;
+pub mod peer;
 pub mod raw_http;
 pub mod sink;
 pub mod slow_client;

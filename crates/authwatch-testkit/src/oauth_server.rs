@@ -8,10 +8,9 @@
 //! tests fail, they never skip.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// A confidential client (client_secret_post or client_secret_basic).
@@ -138,47 +137,12 @@ impl OAuthServer {
         if let Some((cert, key)) = &options.tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start the OAuth2 test server {}: {e}",
-                script.display()
-            )
-        });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
-        let line = match first {
-            Ok(Ok(Some(line))) => line,
-            other => {
-                let _ = child.start_kill();
-                let mut err = String::new();
-                if let Some(mut stderr) = child.stderr.take() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        stderr.read_to_string(&mut err),
-                    )
-                    .await;
-                }
-                panic!(
-                    "the OAuth2 test server did not start ({other:?}). Its stderr:\n{err}\nIf a module is missing, install tests/requirements.txt into the Python at AUTHWATCH_TEST_PYTHON (scripts/test.sh does this)."
-                );
-            }
-        };
-        // Keep draining stdout/stderr so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(_)) = lines.next_line().await {}
-            });
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!("unexpected first line from the OAuth2 server: {line}: {e}")
-        });
+        let (child, v) = crate::peer::start(
+            cmd,
+            "the OAuth2 test server",
+            "If a module is missing, install tests/requirements.txt into the Python at AUTHWATCH_TEST_PYTHON (scripts/test.sh does this).",
+        )
+        .await;
         let port = v["port"].as_u64().expect("port") as u16;
         let issuer = v["issuer"].as_str().expect("issuer").to_owned();
         OAuthServer {

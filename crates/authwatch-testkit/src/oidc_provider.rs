@@ -9,10 +9,7 @@
 //! skip.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const CLIENT_ID: &str = "probe-web";
@@ -45,36 +42,13 @@ impl OidcProvider {
         if !consent {
             cmd.args(["--consent", "skip"]);
         }
-        cmd.current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start `node` (install nodejs; scripts/test.sh does): {e}")
-        });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
-        let Ok(Ok(Some(line))) = first else {
-            let _ = child.start_kill();
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut err))
-                        .await;
-            }
-            panic!("oidc-provider did not start ({first:?}). Its stderr:\n{err}");
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(_)) = lines.next_line().await {}
-            });
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("unexpected first line from oidc-provider: {line}: {e}"));
+        cmd.current_dir(&dir);
+        let (child, v) = crate::peer::start(
+            cmd,
+            "oidc-provider",
+            "Install Node.js and run `npm ci` there (scripts/test.sh does).",
+        )
+        .await;
         OidcProvider {
             _child: child,
             port: v["port"].as_u64().expect("port") as u16,
