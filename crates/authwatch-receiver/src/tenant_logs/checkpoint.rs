@@ -186,13 +186,14 @@ fn parse(bytes: &[u8]) -> Option<String> {
     (f.version == VERSION && !f.cursor.is_empty()).then_some(f.cursor)
 }
 
+/// Makes a rename in `dir` durable (a no-op where directories cannot be synced).
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 

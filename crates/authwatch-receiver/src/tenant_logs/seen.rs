@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
+use super::checkpoint::sync_dir;
+
 /// The first line of every seen-ids file.
 const HEADER: &str = "authwatch-seen v1\n";
 /// Longest id written to the file.
@@ -305,16 +307,6 @@ fn write_atomic(dir: &Path, name: &str, entries: &[(String, u64)]) -> Result<Fil
         .append(true)
         .open(&path)
         .map_err(werr(&path))
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
