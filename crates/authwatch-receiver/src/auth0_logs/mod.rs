@@ -204,9 +204,8 @@ use authwatch_net::server::{
 use authwatch_net::{ListenAddr, TlsServerConfig, UrlPath};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::tenant_logs::seen::{self, SeenFile};
 
 pub(crate) mod decode;
 mod dedupe;
@@ -214,6 +213,7 @@ mod http;
 mod ingest;
 mod logins;
 pub mod pull;
+mod seen_file;
 pub mod types;
 
 pub use decode::PERSONAL_FIELDS;
@@ -414,40 +414,6 @@ impl ReceiverConfig for Config {
             let (push, ()) = tokio::join!(push, pull);
             push
         }))
-    }
-}
-
-impl Config {
-    /// Opens the file of accepted `log_id`s (see [`seen_path`](Config::seen_path)); a failure
-    /// is logged and the dedupe stays in memory only.
-    async fn load_seen(&self) -> Option<(SeenFile, seen::Loaded)> {
-        let path = self.seen_path()?;
-        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        let name = path.file_name()?.to_string_lossy().into_owned();
-        let (window, bound) = (self.dedupe_window, self.dedupe_max_entries.get());
-        let opened = tokio::task::spawn_blocking(move || {
-            SeenFile::open(dir, name, window, bound, SystemTime::now())
-        })
-        .await;
-        match opened {
-            Ok(Ok((file, loaded))) => {
-                if loaded.torn {
-                    info!("Auth0 logs: the last line of the seen-ids file was torn by a crash; ignored it.");
-                }
-                if !loaded.entries.is_empty() {
-                    info!(
-                        ids = loaded.entries.len(),
-                        "Auth0 logs: loaded the log_ids accepted before the restart into the dedupe."
-                    );
-                }
-                Some((file, loaded))
-            }
-            Ok(Err(e)) => {
-                warn!(error = %e, "Cannot open the seen-ids file; the dedupe is in memory only.");
-                None
-            }
-            Err(_) => None,
-        }
     }
 }
 
