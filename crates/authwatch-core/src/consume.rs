@@ -265,9 +265,42 @@ pub trait Consumer: Send + Sync + 'static {
     fn takes_live(&self) -> bool {
         false
     }
+
+    /// Resolves when this consumer, having refused with [`ConsumeError::Full`], may have room
+    /// again (a sending queue: when a sender took a request from it). A sender that retries
+    /// (the `batch` processor) waits for this *or* its backoff, whichever comes first, so that
+    /// a full queue is refilled as soon as it drains instead of after a backoff that grows
+    /// while the exporter idles. The default never resolves: a consumer that cannot tell
+    /// leaves the retry to the backoff. It may resolve spuriously; the retry then finds out.
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Whether data handed now would wait ([`Backlog`]): receivers ask it before reading a
+    /// request's body, so that a backed-up pipeline costs neither a read nor a long wait of the
+    /// requests they admitted. Cheap: an atomic load or an uncontended lock. The default is
+    /// [`Backlog::Clear`]; processors ask the next consumer.
+    fn backlog(&self) -> Backlog {
+        Backlog::Clear
+    }
 }
 
 pub type SharedConsumer = Arc<dyn Consumer>;
+
+/// How backed up a consumer is ([`Consumer::backlog`]), from the least to the most.
+///
+/// An exporter's sending queue reports it from what it holds; the processors in front of it
+/// pass it on. The `otlp` receiver refuses every request before reading its body while its
+/// pipeline is `Full`, so that a backed-up pipeline costs no read and the requests it did admit
+/// do not wait for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Backlog {
+    /// There is room: data handed now goes in.
+    Clear,
+    /// Data handed now would wait for room: a sending queue at least half full, or a `batch`
+    /// processor retrying a batch the next component refused.
+    Full,
+}
 
 /// Feeds the same data to several consumers (pipelines sharing a receiver, pipelines with
 /// several exporters). Every consumer is tried once, in order.
@@ -362,6 +395,23 @@ impl Consumer for Fanout {
         self.consumers.iter().any(|c| c.takes_live())
     }
 
+    /// The most backed-up consumer's: the data would wait for it.
+    fn backlog(&self) -> Backlog {
+        self.consumers
+            .iter()
+            .map(|c| c.backlog())
+            .max()
+            .unwrap_or(Backlog::Clear)
+    }
+
+    /// Room in every consumer: a retry after a partial refusal goes to a fanout of only the
+    /// consumers that refused, so this waits for those.
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            futures::future::join_all(self.consumers.iter().map(|c| c.room())).await;
+        })
+    }
+
     /// Live data goes only to the consumers that take it; the first error is returned.
     fn consume_live(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
@@ -420,6 +470,11 @@ impl Router {
             Some(c) => c.consume(data).await,
             None => Err(ConsumeError::NoPipeline(data.kind())),
         }
+    }
+
+    /// How backed up the pipelines of this signal are ([`Consumer::backlog`]).
+    pub fn backlog_for(&self, kind: SignalKind) -> Backlog {
+        self.get(kind).map_or(Backlog::Clear, |c| c.backlog())
     }
 
     /// Whether some consumer downstream reads live data of this signal.

@@ -24,8 +24,8 @@ pub mod wire;
 pub use budget::MemoryBudget;
 pub use component::*;
 pub use consume::{
-    ConsumeError, Consumer, Fanout, PartialRefusal, PermanentError, Router, SharedConsumer,
-    SharedError,
+    Backlog, ConsumeError, Consumer, Fanout, PartialRefusal, PermanentError, Router,
+    SharedConsumer, SharedError,
 };
 pub use id::{ComponentId, IdError, PipelineId};
 pub use registry::{AnyConfig, Factories, Factory, Kind};

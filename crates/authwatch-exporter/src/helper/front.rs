@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use authwatch_core::telemetry::ExporterTelemetry;
-use authwatch_core::{ComponentId, ConsumeError, Consumer, PermanentError, Running, Signal};
+use authwatch_core::{
+    Backlog, ComponentId, ConsumeError, Consumer, PermanentError, Running, Signal,
+};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
@@ -44,6 +46,14 @@ impl Consumer for QueuedConsumer<Signal> {
 
     fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(self.push(data))
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        self.queue.room()
+    }
+
+    fn backlog(&self) -> Backlog {
+        self.queue.backlog()
     }
 }
 

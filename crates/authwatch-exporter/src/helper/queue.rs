@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use authwatch_core::budget::Charge;
 use authwatch_core::config::Positive;
-use authwatch_core::{Holds, MemoryBudget, Resource, Signal, Validator};
+use authwatch_core::{Backlog, Holds, MemoryBudget, Resource, Signal, Validator};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Notify;
@@ -183,6 +183,21 @@ pub trait Queue<T = Signal>: Send + Sync + 'static {
     fn oldest_age(&self) -> Option<Duration> {
         None
     }
+    /// How backed up the queue is ([`Backlog`]): `Full` from half its capacity, the other half
+    /// being room for what was admitted before (and for the batch a `batch` processor holds).
+    fn backlog(&self) -> Backlog {
+        if self.len() * 2 >= self.capacity() {
+            Backlog::Full
+        } else {
+            Backlog::Clear
+        }
+    }
+    /// Resolves when an item was taken since the last push found the queue full (or the queue
+    /// closed): a refused push may fit now. May resolve spuriously. The default never resolves
+    /// (the caller's retry backoff decides).
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
 }
 
 struct State<T> {
@@ -310,6 +325,32 @@ impl<T: QueueItem> Queue<T> for MemoryQueue<T> {
         })
     }
 
+    fn backlog(&self) -> Backlog {
+        let s = self.lock();
+        // Half of either bound; one request always fits an empty queue, so an empty one is clear.
+        if !s.items.is_empty()
+            && (s.items.len() * 2 >= self.capacity || s.bytes * 2 >= self.max_bytes)
+        {
+            Backlog::Full
+        } else {
+            Backlog::Clear
+        }
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // `pop` calls `notify_one`, which keeps a permit when nobody waits: a pop between
+            // the refused push and this call is not missed.
+            let room = self.writable.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.lock().closed {
+                return;
+            }
+            room.await;
+        })
+    }
+
     fn close(&self) {
         self.lock().closed = true;
         self.readable.notify_waiters();
@@ -403,6 +444,48 @@ mod tests {
         assert_eq!(b.data, authwatch_testkit::log_signal(1, 1));
         assert_ne!(a.id, b.id);
         assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn backlog_is_full_from_half_of_either_bound() {
+        use futures::FutureExt;
+        let q = MemoryQueue::new(4, u64::MAX);
+        assert_eq!(q.backlog(), Backlog::Clear);
+        q.push(item(), false).await.unwrap();
+        assert_eq!(q.backlog(), Backlog::Clear);
+        q.push(item(), false).await.unwrap();
+        assert_eq!(q.backlog(), Backlog::Full, "2 of 4 requests");
+        q.pop().now_or_never().flatten().unwrap();
+        assert_eq!(q.backlog(), Backlog::Clear);
+
+        let one = authwatch_testkit::log_signal(0, 1);
+        let size = one.encoded_size() as u64;
+        let q = MemoryQueue::new(1000, size * 3);
+        q.push(one.clone(), false).await.unwrap();
+        assert_eq!(q.backlog(), Backlog::Clear, "a third of the bytes");
+        q.push(one, false).await.unwrap();
+        assert_eq!(q.backlog(), Backlog::Full, "two thirds of the bytes");
+    }
+
+    #[tokio::test]
+    async fn room_resolves_once_a_request_is_taken() {
+        use futures::FutureExt;
+        let q = MemoryQueue::new(1, u64::MAX);
+        q.push(item(), false).await.unwrap();
+        assert!(matches!(q.push(item(), false).await, Err(PushError::Full)));
+        let mut room = q.room();
+        assert!((&mut room).now_or_never().is_none(), "no room before a pop");
+        // Taken before the waiter polls again: the wake-up is kept, not lost.
+        q.pop().now_or_never().flatten().unwrap();
+        assert!(room.now_or_never().is_some());
+        q.push(item(), false).await.unwrap();
+
+        let closed = MemoryQueue::<Signal>::new(1, u64::MAX);
+        closed.close();
+        assert!(
+            closed.room().now_or_never().is_some(),
+            "a closed queue never has to be waited for"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -36,7 +36,11 @@
 //!   receivers answer their clients with UNAVAILABLE / 503. When the next component refuses a
 //!   batch with a retryable error, the batch is retried with a backoff from 10ms doubling to 1s
 //!   (or after the `Throttled` hint) until it is accepted; meanwhile the queue fills and senders
-//!   are refused. A batch refused with a permanent error is dropped, counted and logged at warn.
+//!   are refused. A full in-memory sending queue is retried as soon as one of its senders takes
+//!   a request from it (the backoff is then only the fallback), so that the exporter never
+//!   idles with a batch waiting here. While a batch is being retried the pipeline reports itself
+//!   backed up, and the `otlp` receiver refuses new requests before reading them (see its
+//!   *Admission*) rather than letting them wait here. A batch refused with a permanent error is dropped, counted and logged at warn.
 //! - **Each consumer gets a batch once.** When the pipeline has several exporters (or
 //!   connectors) and some took a batch while others refused it, the retries go only to those
 //!   that refused it retryably: an exporter or an `error_rate` connector that took the batch
@@ -63,6 +67,7 @@
 mod merge;
 
 use std::mem;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +75,7 @@ use authwatch_core::budget::Charge;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError, Encoded,
+    Backlog, BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError, Encoded,
     MemoryBudget, PermanentError,
     ProcessorConfig,
     ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
@@ -151,8 +156,10 @@ impl ProcessorConfig for Config {
         let metrics = BatchMetrics::new(&cx.settings.telemetry, &id, &pipeline);
         let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
         let wants_encoded = cx.next.wants_encoded();
+        let retrying = Arc::new(AtomicBool::new(false));
         let consumer = Arc::new(Batcher {
             tx,
+            retrying: retrying.clone(),
             next: cx.next.clone(),
             budget: cx.settings.budget.clone(),
             kind,
@@ -161,6 +168,7 @@ impl ProcessorConfig for Config {
         });
         let task = BatchTask {
             rx,
+            retrying,
             held: cx.settings.budget.charge(0),
             next: cx.next,
             kind,
@@ -252,6 +260,8 @@ impl BatchMetrics {
 /// The consumer side: hands requests to the batching task through a bounded queue.
 struct Batcher {
     tx: mpsc::Sender<(Signal, usize, Charge)>,
+    /// Set while the batching task retries a batch the next component refused.
+    retrying: Arc<AtomicBool>,
     /// Where live data goes, unbatched.
     next: SharedConsumer,
     budget: MemoryBudget,
@@ -268,6 +278,15 @@ impl Consumer for Batcher {
 
     fn takes_live(&self) -> bool {
         self.next.takes_live()
+    }
+
+    /// `Full` while the batching task retries a batch the next component refused (what is
+    /// handed now waits behind it), else the next component's.
+    fn backlog(&self) -> Backlog {
+        if self.retrying.load(Ordering::Relaxed) {
+            return Backlog::Full;
+        }
+        self.next.backlog()
     }
 
     /// Live data is never batched: the alert path waits for no `timeout`.
@@ -318,6 +337,8 @@ enum Trigger {
 /// The batching task: merges queued requests, sends full or timed-out batches downstream.
 struct BatchTask {
     rx: mpsc::Receiver<(Signal, usize, Charge)>,
+    /// Set while a batch the next component refused is being retried.
+    retrying: Arc<AtomicBool>,
     /// What is queued here and in the pending batch, counted in the run's memory budget.
     held: Charge,
     next: SharedConsumer,
@@ -495,6 +516,7 @@ impl BatchTask {
     /// shutdown has begun); a permanent refusal drops it.
     async fn deliver(&mut self, batch: Signal, n: usize) {
         self.hand_on(batch, n).await;
+        self.retrying.store(false, Ordering::Relaxed);
         // Its share of the held bytes leaves with it (the rest is still pending).
         let total = (n + self.pending_items) as u64;
         let share = if total == 0 {
@@ -541,6 +563,8 @@ impl BatchTask {
             if let Some(rest) = err.retry_target(&target) {
                 target = rest;
             }
+            // Until the batch is taken or dropped, what comes in waits behind it.
+            self.retrying.store(true, Ordering::Relaxed);
             let wait = match &err {
                 ConsumeError::Throttled(hint) => (*hint).clamp(backoff, RETRY_MAX),
                 _ => backoff,
@@ -549,11 +573,23 @@ impl BatchTask {
             match self.draining_since {
                 None => {
                     debug!(pipeline = %self.pipeline, items = n, error = %err, retry_in = ?wait, "Next component refused a batch; retrying.");
+                    // A full queue is retried as soon as a sender takes from it (the backoff is
+                    // the fallback): sleeping while the exporter drains it would idle the
+                    // exporter and leave the requests behind this batch waiting.
+                    let full = matches!(err.cause(), ConsumeError::Full);
+                    let room = async {
+                        if full {
+                            target.room().await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                    };
                     tokio::select! {
                         biased;
                         () = self.shutdown.cancelled() => {
                             self.draining_since = Some(Instant::now());
                         }
+                        () = room => backoff = RETRY_INITIAL,
                         () = tokio::time::sleep(wait) => {}
                     }
                 }

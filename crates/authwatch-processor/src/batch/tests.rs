@@ -2,8 +2,10 @@ use std::time::Duration;
 
 use authwatch_core::otlp::common::v1::{any_value, KeyValue};
 use authwatch_core::otlp::metrics::v1::metric::Data;
+use std::sync::atomic::Ordering;
+
 use authwatch_core::{
-    ComponentConfig, ConsumeError, Fanout, PipelineId, ProcessorConfig, ProcessorContext, Settings,
+    Backlog, ComponentConfig, Consumer, ConsumeError, Fanout, PipelineId, ProcessorConfig, ProcessorContext, Settings,
     SharedConsumer, Signal, SignalKind, Validator,
 };
 use authwatch_testkit::{log_signal, metric_signal, resource, trace_signal, Sink};
@@ -458,6 +460,75 @@ async fn retries_go_only_to_the_consumers_that_refused() {
     let want: Vec<i64> = (0..12).collect();
     assert_eq!(all_indices(&taking), want, "each item once to the consumer that took it");
     assert_eq!(all_indices(&refusing), want, "and once to the one that refused it first");
+}
+
+/// A next component that refuses with `Full` until opened, and says when it has room (as an
+/// exporter's sending queue does when a sender takes a request from it).
+struct FullQueue {
+    open: std::sync::atomic::AtomicBool,
+    room: tokio::sync::Notify,
+    sink: Sink,
+}
+
+impl Consumer for FullQueue {
+    fn consume(&self, data: Signal) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(ConsumeError::Full) });
+        }
+        self.sink.consume(data)
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.room.notified())
+    }
+}
+
+/// Issue 17: a full sending queue is refilled as soon as it has room, not after a backoff that
+/// has grown while the exporter drained it; and while the batch waits, the pipeline reports
+/// itself backed up so that receivers refuse before reading.
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_is_retried_when_it_has_room_not_after_the_backoff() {
+    let next = Arc::new(FullQueue {
+        open: false.into(),
+        room: tokio::sync::Notify::new(),
+        sink: Sink::new(),
+    });
+    let config = Config {
+        send_batch_size: 2,
+        timeout: Duration::from_secs(1),
+        send_batch_max_size: 0,
+    };
+    let settings = Settings::new("batch/full_queue_room".parse().unwrap());
+    let built = config
+        .build(ProcessorContext {
+            settings: settings.clone(),
+            pipeline: "traces".parse::<PipelineId>().unwrap(),
+            next: next.clone(),
+        })
+        .await
+        .unwrap();
+    let task = tokio::spawn(built.task.expect("batch has a task"));
+    assert_eq!(built.consumer.backlog(), Backlog::Clear);
+    built.consumer.consume(trace_signal(0, 2)).await.unwrap();
+    // Refused for 2.5 s (virtual): tries at 10, 30, 70, ... 1270, 2270 ms; the next is 1 s later.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(built.consumer.backlog(), Backlog::Full, "retrying a refused batch");
+    assert!(next.sink.received().is_empty());
+
+    next.open.store(true, Ordering::SeqCst);
+    next.room.notify_one();
+    let opened = Instant::now();
+    next.sink
+        .wait_for_items(SignalKind::Traces, 2, Duration::from_secs(10))
+        .await;
+    assert!(
+        opened.elapsed() < Duration::from_millis(500),
+        "taken {:?} after the room, the backoff would have waited 770 ms",
+        opened.elapsed()
+    );
+    assert_eq!(built.consumer.backlog(), Backlog::Clear);
+    settings.shutdown.cancel();
+    task.await.unwrap().unwrap();
 }
 
 #[tokio::test(start_paused = true)]

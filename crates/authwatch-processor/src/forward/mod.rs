@@ -84,6 +84,10 @@ impl Consumer for Forward {
         Box::pin(self.next.route(data))
     }
 
+    fn backlog(&self) -> authwatch_core::Backlog {
+        self.next.backlog()
+    }
+
     fn takes_live(&self) -> bool {
         Consumer::takes_live(&self.next)
     }

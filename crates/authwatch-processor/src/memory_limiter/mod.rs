@@ -472,6 +472,10 @@ impl Consumer for Limiter {
         self.next.consume(data)
     }
 
+    fn backlog(&self) -> authwatch_core::Backlog {
+        self.next.backlog()
+    }
+
     fn takes_live(&self) -> bool {
         self.next.takes_live()
     }

@@ -367,6 +367,10 @@ impl Consumer for Redaction {
         self.next.consume(data)
     }
 
+    fn backlog(&self) -> authwatch_core::Backlog {
+        self.next.backlog()
+    }
+
     fn takes_live(&self) -> bool {
         self.next.takes_live()
     }

@@ -113,19 +113,21 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0);
-            let admitted = std::time::Instant::now();
-            if let Err(e) = this.ingest.admit(declared) {
-                return Ok(Problem::from(&e)
-                    .to_grpc()
-                    .into_http::<tonic::body::Body>());
-            }
+            let admitted = match this.ingest.admit(R::KIND, declared) {
+                Ok(admitted) => admitted,
+                Err(e) => {
+                    return Ok(Problem::from(&e)
+                        .to_grpc()
+                        .into_http::<tonic::body::Body>())
+                }
+            };
             let mut held = this.ingest.charge(declared);
             let (mut parts, body) = req.into_parts();
             // Asked again with the length the frame header declares, before the message is read.
             let ingest = this.ingest.clone();
             let admit = |len: u64| {
                 let more = len.saturating_sub(held.bytes());
-                ingest.admit(more)?;
+                ingest.admit_more(more)?;
                 held.add(more);
                 Ok(())
             };

@@ -247,11 +247,13 @@ async fn handle<R: Export>(endpoint: &Endpoint, req: Request) -> Response {
     if declared.is_some_and(|n| n > endpoint.max_body as u64) {
         return problem_response(&Problem::too_large(endpoint.max_body, "request body"), format);
     }
-    let admitted = std::time::Instant::now();
-    if let Err(e) = endpoint.ingest.admit(declared.unwrap_or(0)) {
-        debug!(signal = %R::KIND, error = %e, "Refused an OTLP/HTTP request before reading its body.");
-        return problem_response(&Problem::from(&e), format);
-    }
+    let admitted = match endpoint.ingest.admit(R::KIND, declared.unwrap_or(0)) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            debug!(signal = %R::KIND, error = %e, "Refused an OTLP/HTTP request before reading its body.");
+            return problem_response(&Problem::from(&e), format);
+        }
+    };
     let mut held = endpoint.ingest.charge(declared.unwrap_or(0));
     let request = match decode::<R>(&endpoint.ingest, &parts.headers, body, endpoint.max_body, format, &mut held).await {
         Ok(r) => r,

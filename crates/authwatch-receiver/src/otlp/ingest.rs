@@ -12,10 +12,13 @@ use authwatch_core::otlp::collector::trace::v1::{
 };
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::otlp::trace::v1::Span;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use authwatch_core::budget::Charge;
 use authwatch_core::telemetry::ReceiverTelemetry;
 use authwatch_core::wire::{self, Encoded};
-use authwatch_core::{ConsumeError, MemoryBudget, Router, Signal, SignalKind};
+use authwatch_core::{Backlog, ConsumeError, MemoryBudget, Router, Signal, SignalKind};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -68,9 +71,25 @@ pub(crate) trait Export:
     const REJECTED_JSON_KEY: &'static str;
 }
 
+
+/// A request being read and handed on, from its admission until it is answered (or dropped).
+pub(crate) struct Admitted {
+    at: std::time::Instant,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Hands decoded requests to the pipelines and counts them, for one transport.
 #[derive(Clone)]
 pub(crate) struct Ingest {
+    /// Requests admitted and not yet answered, and how many may be.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
     next: Router,
     telemetry: ReceiverTelemetry,
     budget: MemoryBudget,
@@ -79,6 +98,8 @@ pub(crate) struct Ingest {
 impl Ingest {
     pub(crate) fn new(next: Router, telemetry: ReceiverTelemetry) -> Self {
         Ingest {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: usize::MAX,
             next,
             telemetry,
             budget: MemoryBudget::default(),
@@ -92,20 +113,50 @@ impl Ingest {
         self
     }
 
-    /// Whether a request declaring `incoming` bytes may be read: asked before its body
-    /// is read, so that a refusal costs no read and no decode. Refusals are counted per request
-    /// (their items are not known).
-    pub(crate) fn admit(&self, incoming: u64) -> Result<(), ConsumeError> {
-        let admitted = self.budget.admit(incoming);
+    /// Admits at most `n` requests at once (`max_requests_in_flight`; no limit by default).
+    pub(crate) fn with_in_flight_limit(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Whether a request of `kind` declaring `incoming` bytes may be read: asked before its
+    /// body is read, so that a refusal costs no read and no decode. Refused with `Full` (gRPC
+    /// `UNAVAILABLE`, HTTP 503) while the signal's pipelines are backed up
+    /// ([`Backlog::Full`]) or `max_requests_in_flight` requests of this transport are being read
+    /// and handed on; with `Throttled` when the memory budget is spent. Refusals are counted per
+    /// request (their items are not known).
+    pub(crate) fn admit(&self, kind: SignalKind, incoming: u64) -> Result<Admitted, ConsumeError> {
+        let admitted = if self.next.backlog_for(kind) == Backlog::Full
+            || self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight
+        {
+            Err(ConsumeError::Full)
+        } else {
+            self.budget.admit(incoming)
+        };
+        if let Err(e) = admitted {
+            self.telemetry.refused_request();
+            return Err(e);
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Ok(Admitted {
+            at: std::time::Instant::now(),
+            in_flight: self.in_flight.clone(),
+        })
+    }
+
+    /// Whether `more` bytes than first declared may be read (the gRPC frame header's length):
+    /// the memory budget only, the request being admitted already.
+    pub(crate) fn admit_more(&self, more: u64) -> Result<(), ConsumeError> {
+        let admitted = self.budget.admit(more);
         if admitted.is_err() {
             self.telemetry.refused_request();
         }
         admitted
     }
 
-    /// A request admitted at `admitted` is answered now (its duration is observed).
-    pub(crate) fn answered(&self, admitted: std::time::Instant) {
-        self.telemetry.request_answered(admitted);
+    /// An admitted request is answered now (its duration is observed).
+    pub(crate) fn answered(&self, admitted: Admitted) {
+        self.telemetry.request_answered(admitted.at);
     }
 
     /// Counts a body being read and handed on as held until the charge is dropped.

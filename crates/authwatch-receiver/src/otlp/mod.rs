@@ -55,6 +55,7 @@
 //! | `protocols.grpc.max_recv_msg_size_mib` | `4` | largest request message in MiB, checked on the wire and again after decompression |
 //! | `protocols.grpc.max_concurrent_streams` | unlimited | HTTP/2 streams (concurrent RPCs) per client connection |
 //! | `protocols.grpc.max_connections` | `1024` | connections open at once; more wait until one closes |
+//! | `protocols.grpc.max_requests_in_flight` | `8` | calls being read and handed on at once; more are refused with `UNAVAILABLE` before their message is read (see *Admission*); raise it for a gateway with many concurrent senders |
 //! | `protocols.grpc.timeout` | `30s` | longest time one call may take, reading its message included (`CANCELLED` after it); a shorter client `grpc-timeout` wins; `0s`: no limit |
 //! | `protocols.grpc.keepalive.server_parameters.time` | `2h` | ping a client after this long without activity; `0s`: never |
 //! | `protocols.grpc.keepalive.server_parameters.timeout` | `20s` | close the connection when a ping is not answered within this long |
@@ -69,6 +70,7 @@
 //! | `protocols.http.read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
 //! | `protocols.http.idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
 //! | `protocols.http.max_connections` | `1024` | connections open at once (TLS handshakes included); more wait until one closes |
+//! | `protocols.http.max_requests_in_flight` | `8` | requests being read and handed on at once; more are refused with `503` before their body is read (see *Admission*) |
 //! | `protocols.<grpc\|http>.tls.cert_file` | (plaintext) | PEM certificate chain to serve TLS 1.2/1.3 with (rustls, ring) |
 //! | `protocols.<grpc\|http>.tls.key_file` | — | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1) |
 //! | `protocols.<grpc\|http>.tls.client_ca_file` | (no client certificates) | PEM CA certificates: clients must present a certificate chaining to one (mutual TLS) |
@@ -211,12 +213,22 @@
 //! Under overload a refusal must cost less than an acceptance, or refusing eats the capacity it
 //! protects. So before the body is read (HTTP: after the headers, with the `Content-Length`; gRPC:
 //! before the message, and again with the length its frame header declares, at most one HTTP/2
-//! flow-control window in), the receiver asks the run's memory budget (`authwatch_core::budget`),
-//! which a `memory_limiter` sets (without one everything is admitted):
+//! flow-control window in), the receiver refuses the request:
 //!
+//! - while `max_requests_in_flight` requests of its transport (default 8) are being read and
+//!   handed on: `UNAVAILABLE` / `503`. Under overload this is what keeps the requests it admits
+//!   answered about as fast as at capacity (each admitted request shares the core with fewer
+//!   others) while the rest cost no read (docs/performance.md, the overload row). A sidecar's
+//!   senders export one request at a time each; a gateway with many concurrent senders raises it;
+//! - while the signal's pipeline is backed up (an exporter's in-memory sending queue at least half
+//!   full, or a `batch` processor retrying a batch its exporter refused): `UNAVAILABLE` / `503`,
+//!   instead of reading the request and letting it wait for room;
 //! - while the bytes held in queues, batches and bodies being read would pass a
-//!   `memory_limiter`'s held limit with this request, or its resident-set backstop refuses:
-//!   `RESOURCE_EXHAUSTED` + `RetryInfo` / `429` + `Retry-After` (its `check_interval`).
+//!   `memory_limiter`'s held limit with this request, or its resident-set backstop refuses
+//!   (the run's memory budget, `authwatch_core::budget`; without a `memory_limiter` this never
+//!   refuses): `RESOURCE_EXHAUSTED` + `RetryInfo` / `429` + `Retry-After` (its `check_interval`).
+//!
+//! Each refusal is counted in `authwatch_receiver_refused_requests_total`.
 //!
 //! Nothing is read or decoded, and nothing acknowledged is dropped to make room: data is refused
 //! before it is accepted, never after. A body being read counts as held until the pipelines have
@@ -276,6 +288,11 @@ pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: usize = 4;
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 20 * 1024 * 1024;
 /// Default `protocols.grpc.timeout`: longest time one call may take.
 pub const DEFAULT_GRPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests a transport reads and hands on at once. The pass-through keeps one core busy with
+/// 8 requests of 512 spans in flight; admitting no more keeps the latency of accepted requests
+/// under overload near its value at capacity (docs/performance.md), and the rest are refused
+/// before their body is read.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 8;
 /// Default `protocols.grpc.keepalive.server_parameters.time` (gRPC's).
 pub const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
 /// Default `protocols.grpc.keepalive.server_parameters.timeout` (gRPC's).
@@ -320,6 +337,9 @@ pub struct GrpcConfig {
     pub max_concurrent_streams: Option<NonZeroU32>,
     /// Most connections open at once; more wait until one closes.
     pub max_connections: Positive,
+    /// Most calls being read and handed on at once; more are refused before their message is
+    /// read (`UNAVAILABLE`). See *Admission*.
+    pub max_requests_in_flight: Positive,
     /// Longest time one call may take, reading its message included (`DEADLINE`-like); `0s`: no
     /// limit. A shorter `grpc-timeout` from the client wins.
     #[serde(with = "authwatch_core::config::duration")]
@@ -387,6 +407,9 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once; more wait until one closes.
     pub max_connections: Positive,
+    /// Most requests being read and handed on at once; more are refused before their body is
+    /// read (`503`). See *Admission*.
+    pub max_requests_in_flight: Positive,
     /// Serve over TLS (and require client certificates with `client_ca_file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
@@ -442,6 +465,7 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
             max_concurrent_streams: None,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
+            max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
             timeout: DEFAULT_GRPC_TIMEOUT,
             keepalive: KeepaliveConfig::default(),
             tls: None,
@@ -493,6 +517,7 @@ impl Default for HttpConfig {
             read_timeout: DEFAULT_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
+            max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
             tls: None,
             auth: None,
             cors: None,
@@ -777,7 +802,8 @@ impl Receiver {
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "grpc"),
             )
-            .with_budget(settings.budget.clone());
+            .with_budget(settings.budget.clone())
+            .with_in_flight_limit(b.config.max_requests_in_flight.get());
             let auth = bearer(&b.config.auth, "grpc");
             grpc::serve(
                 b.config,
@@ -793,7 +819,8 @@ impl Receiver {
                 next.clone(),
                 settings.telemetry.receiver(&settings.id, "http"),
             )
-            .with_budget(settings.budget.clone());
+            .with_budget(settings.budget.clone())
+            .with_in_flight_limit(b.config.max_requests_in_flight.get());
             let auth = bearer(&b.config.auth, "http");
             http::serve(
                 &b.config,

@@ -17,6 +17,7 @@ fn config_yaml_decodes() {
                 max_recv_msg_size_mib: Positive(16),
                 max_concurrent_streams: NonZeroU32::new(64),
                 max_connections: Positive(100),
+                max_requests_in_flight: Positive(32),
                 timeout: Duration::from_secs(10),
                 keepalive: KeepaliveConfig {
                     server_parameters: KeepaliveServerParameters {
@@ -43,6 +44,7 @@ fn config_yaml_decodes() {
                 read_timeout: Duration::from_secs(20),
                 idle_timeout: Duration::from_secs(120),
                 max_connections: Positive(200),
+                max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
                 tls: None,
                 auth: None,
                 cors: Some(CorsConfig {

@@ -44,6 +44,7 @@ use authwatch_testkit::raw_http::{exchange, post, Reply};
 
 use super::*;
 
+mod admission;
 mod config;
 mod cors_headers;
 mod grpc_export;
