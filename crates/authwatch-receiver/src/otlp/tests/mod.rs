@@ -42,6 +42,12 @@ use tonic_types::{RpcStatusExt, StatusExt};
 use tower::ServiceExt;
 use authwatch_testkit::raw_http::{exchange, post, Reply};
 
+use std::num::NonZeroU32;
+
+use authwatch_core::config::Positive;
+use authwatch_core::{ComponentConfig, Resource, Validator};
+use authwatch_net::UrlPath;
+
 use super::*;
 
 mod admission;
