@@ -6,7 +6,7 @@ use authwatch_core::semconv;
 use serde_json::{Map, Value};
 
 use super::types::{category, Category};
-use crate::tenant_logs::attributes::{flatten, kv, scrub, string};
+use authwatch_tenant_logs::attributes::{flatten, kv, scrub, string};
 
 /// Keys dropped at any depth unless `include_user_ids` is on: they identify a person.
 pub const PERSONAL_FIELDS: &[&str] = &[

@@ -25,8 +25,8 @@ use tracing::{debug, warn};
 use super::decode::{record, Event};
 use super::dedupe::Dedupe;
 use super::types::{category, Category};
-use crate::tenant_logs::logins::Logins;
-use crate::tenant_logs::seen::SeenFile;
+use authwatch_tenant_logs::logins::Logins;
+use authwatch_tenant_logs::seen::SeenFile;
 
 /// The `dependency` the login counters are reported under.
 pub(crate) const DEPENDENCY: &str = "auth0";

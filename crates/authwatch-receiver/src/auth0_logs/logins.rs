@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use super::decode::Event;
-use crate::tenant_logs::logins::{FailureCategory, Login, Outcome};
+use authwatch_tenant_logs::logins::{FailureCategory, Login, Outcome};
 
 const SUCCESS: &[&str] = &["s", "ssa", "scoa", "sens", "sepft", "seotpft", "seoobft", "sercft"];
 const GENERIC_FAILURE: &[&str] = &["f", "fepft", "fcoa", "fens"];

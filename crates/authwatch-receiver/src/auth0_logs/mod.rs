@@ -509,8 +509,8 @@ fn start_pull(
     cx: &ReceiverContext,
     ingest: Arc<ingest::Ingest>,
 ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, BuildError> {
-    use crate::tenant_logs::checkpoint::Checkpoint;
-    use crate::tenant_logs::ratelimit::Pacer;
+    use authwatch_tenant_logs::checkpoint::Checkpoint;
+    use authwatch_tenant_logs::ratelimit::Pacer;
 
     let client = authwatch_net::http_client(p.timeout, &p.tls)?;
     let base = url::Url::parse(&p.base_url())

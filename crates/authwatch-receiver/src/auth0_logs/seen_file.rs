@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use tracing::{info, warn};
 
 use super::Config;
-use crate::tenant_logs::seen::{self, SeenFile};
+use authwatch_tenant_logs::seen::{self, SeenFile};
 
 impl Config {
     /// Opens the file of accepted `log_id`s (see [`seen_path`](Config::seen_path)); a failure

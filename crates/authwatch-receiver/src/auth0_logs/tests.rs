@@ -747,7 +747,7 @@ async fn slow_and_idle_clients_are_cut_off() {
 /// an `Ingest` started from that file drops them: the dedupe survives a restart.
 #[tokio::test]
 async fn accepted_ids_survive_a_restart_through_the_seen_file() {
-    use crate::tenant_logs::seen::SeenFile;
+    use authwatch_tenant_logs::seen::SeenFile;
 
     let dir = std::env::temp_dir().join(format!("authwatch-auth0-seen-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,8 +3,8 @@
 use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
 use serde_json::{Map, Value};
 
-use crate::tenant_logs::attributes::{flatten, kv, scrub, string};
-use crate::tenant_logs::logins::{FailureCategory, Login, Outcome};
+use authwatch_tenant_logs::attributes::{flatten, kv, scrub, string};
+use authwatch_tenant_logs::logins::{FailureCategory, Login, Outcome};
 
 /// Keys dropped at any depth unless `include_user_ids` is on: they identify a person.
 pub const PERSONAL_FIELDS: &[&str] = &[

@@ -22,10 +22,10 @@ use url::Url;
 
 use super::events::{decode_page, login, record, Event, PageError};
 use super::{Config, StartAt};
-use crate::tenant_logs::checkpoint::Checkpoint;
-use crate::tenant_logs::link::{check_origin, next_link, LinkError};
-use crate::tenant_logs::logins::Logins;
-use crate::tenant_logs::ratelimit::{unix_now, Pacer, RateLimit};
+use authwatch_tenant_logs::checkpoint::Checkpoint;
+use authwatch_tenant_logs::link::{check_origin, next_link, LinkError};
+use authwatch_tenant_logs::logins::Logins;
+use authwatch_tenant_logs::ratelimit::{unix_now, Pacer, RateLimit};
 
 /// The checkpoint's file name in `storage`.
 pub(crate) const CHECKPOINT_FILE: &str = "okta_logs.checkpoint";

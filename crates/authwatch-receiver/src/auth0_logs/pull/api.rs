@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::token::{transport, TokenCache, TokenError};
-use crate::tenant_logs::link::{check_origin, LinkError};
-use crate::tenant_logs::ratelimit::{unix_now, Pacer, RateLimit, MAX_RESET_WAIT};
+use authwatch_tenant_logs::link::{check_origin, LinkError};
+use authwatch_tenant_logs::ratelimit::{unix_now, Pacer, RateLimit, MAX_RESET_WAIT};
 
 /// Why a request brought no usable answer. Holds no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

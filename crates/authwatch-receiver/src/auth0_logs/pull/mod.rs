@@ -12,8 +12,8 @@ use url::Url;
 
 use super::decode::{decode_body, Event};
 use super::ingest::Ingest;
-use crate::tenant_logs::checkpoint::Checkpoint;
-use crate::tenant_logs::link::next_link;
+use authwatch_tenant_logs::checkpoint::Checkpoint;
+use authwatch_tenant_logs::link::next_link;
 
 pub(crate) mod api;
 pub mod config;

@@ -14,7 +14,7 @@ use authwatch_core::otlp::metrics::v1::{
 use authwatch_core::semconv as sc;
 
 use super::super::ingest::{nanos, resource, scope, string_kv};
-use crate::tenant_logs::ratelimit::RateLimit;
+use authwatch_tenant_logs::ratelimit::RateLimit;
 
 /// The statuses a log stream can have (Auth0's `LogStreamStatusEnum`).
 pub const STREAM_STATUSES: [&str; 3] = ["active", "paused", "suspended"];

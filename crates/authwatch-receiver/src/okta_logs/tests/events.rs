@@ -1,5 +1,5 @@
 use super::*;
-use crate::tenant_logs::logins::{FailureCategory, Outcome};
+use authwatch_tenant_logs::logins::{FailureCategory, Outcome};
 
 fn ev(json: &str) -> Event {
     decode_page(format!("[{json}]").as_bytes()).unwrap().remove(0)

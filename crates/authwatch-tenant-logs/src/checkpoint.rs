@@ -188,12 +188,12 @@ fn parse(bytes: &[u8]) -> Option<String> {
 
 /// Makes a rename in `dir` durable (a no-op where directories cannot be synced).
 #[cfg(unix)]
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -6,17 +6,17 @@ use authwatch_core::otlp::common::v1::{any_value, AnyValue, ArrayValue, KeyValue
 use serde_json::Value;
 
 /// Attributes per record at most; further fields are dropped.
-pub(crate) const MAX_ATTRIBUTES: usize = 128;
+pub const MAX_ATTRIBUTES: usize = 128;
 /// Objects nested deeper than this are kept as one JSON string.
-pub(crate) const MAX_DEPTH: usize = 4;
+pub const MAX_DEPTH: usize = 4;
 
-pub(crate) fn string(s: impl Into<String>) -> AnyValue {
+pub fn string(s: impl Into<String>) -> AnyValue {
     AnyValue {
         value: Some(any_value::Value::StringValue(s.into())),
     }
 }
 
-pub(crate) fn kv(key: impl Into<String>, value: AnyValue) -> KeyValue {
+pub fn kv(key: impl Into<String>, value: AnyValue) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(value),
@@ -38,7 +38,7 @@ fn scalar(v: &Value) -> Option<AnyValue> {
 }
 
 /// Removes the `personal` keys at any depth.
-pub(crate) fn scrub(v: &mut Value, personal: &[&str]) {
+pub fn scrub(v: &mut Value, personal: &[&str]) {
     match v {
         Value::Object(o) => {
             o.retain(|k, _| !personal.contains(&k.as_str()));
@@ -52,7 +52,7 @@ pub(crate) fn scrub(v: &mut Value, personal: &[&str]) {
 /// Appends `v` as attributes named from `prefix`: objects are walked (deeper than
 /// [`MAX_DEPTH`]: one JSON string), arrays of scalars stay arrays, other arrays become JSON
 /// strings, nulls are skipped; at most [`MAX_ATTRIBUTES`] in `out`.
-pub(crate) fn flatten(prefix: &str, v: &Value, depth: usize, out: &mut Vec<KeyValue>) {
+pub fn flatten(prefix: &str, v: &Value, depth: usize, out: &mut Vec<KeyValue>) {
     if out.len() >= MAX_ATTRIBUTES {
         return;
     }

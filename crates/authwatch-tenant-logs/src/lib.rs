@@ -5,11 +5,12 @@
 //! ([`ratelimit`]), logins as an error rate ([`logins`]: outcome and failure category
 //! counters per client and connection, and the distinct users affected in a bounded sketch),
 //! and the ids the pipelines accepted, kept durably for the dedupe ([`seen`]). Not a
-//! component: no config, no registry entry.
+//! component: no config, no registry entry; a crate of its own so that neither receiver leans on
+//! the other.
 
-pub(crate) mod attributes;
-pub(crate) mod checkpoint;
-pub(crate) mod link;
-pub(crate) mod logins;
-pub(crate) mod ratelimit;
-pub(crate) mod seen;
+pub mod attributes;
+pub mod checkpoint;
+pub mod link;
+pub mod logins;
+pub mod ratelimit;
+pub mod seen;
