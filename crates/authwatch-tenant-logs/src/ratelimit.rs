@@ -16,6 +16,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use authwatch_core::otlp::common::v1::KeyValue;
+use authwatch_core::otlp::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint,
+};
+use authwatch_core::semconv::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 use http::HeaderMap;
 use tokio::time::Instant;
 
@@ -49,6 +54,50 @@ impl RateLimit {
 
     pub fn is_empty(&self) -> bool {
         *self == RateLimit::default()
+    }
+
+    /// The known headers as gauges (`authwatch.ratelimit.{limit,remaining,reset}`), each point
+    /// with `attributes` and the time `now` (Unix nanoseconds); none for an absent header.
+    pub fn gauges(&self, attributes: &[KeyValue], now: u64) -> Vec<Metric> {
+        [
+            (
+                RATELIMIT_LIMIT,
+                "{request}",
+                "Requests allowed in the rate-limit window (x-ratelimit-limit).",
+                self.limit,
+            ),
+            (
+                RATELIMIT_REMAINING,
+                "{request}",
+                "Requests left in the rate-limit window (x-ratelimit-remaining).",
+                self.remaining,
+            ),
+            (
+                RATELIMIT_RESET,
+                "s",
+                "Unix time at which the rate-limit window resets (x-ratelimit-reset).",
+                self.reset,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, unit, description, value)| {
+            let v = i64::try_from(value?).unwrap_or(i64::MAX);
+            Some(Metric {
+                name: name.into(),
+                unit: unit.into(),
+                description: description.into(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        attributes: attributes.to_vec(),
+                        time_unix_nano: now,
+                        value: Some(number_data_point::Value::AsInt(v)),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            })
+        })
+        .collect()
     }
 
     /// `remaining / limit`, when both are known and `limit > 0`.

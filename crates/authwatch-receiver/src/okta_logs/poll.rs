@@ -10,7 +10,7 @@ use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use authwatch_core::otlp::logs::v1::{ResourceLogs, ScopeLogs};
 use authwatch_core::otlp::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use authwatch_core::otlp::resource::v1::Resource;
@@ -458,23 +458,11 @@ impl Poller {
                     .collect(),
             ),
         ];
-        let host = self.base.host_str().unwrap_or("").to_owned();
-        let rl = self.ratelimit;
-        for (name, v) in [
-            (semconv::RATELIMIT_LIMIT, rl.limit),
-            (semconv::RATELIMIT_REMAINING, rl.remaining),
-            (semconv::RATELIMIT_RESET, rl.reset),
-        ] {
-            if let Some(v) = v {
-                metrics.push(Metric {
-                    name: name.to_owned(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![point(vec![string_kv(semconv::SERVER_ADDRESS, &host)], v, 0)],
-                    })),
-                    ..Default::default()
-                });
-            }
-        }
+        let host = self.base.host_str().unwrap_or("");
+        metrics.extend(
+            self.ratelimit
+                .gauges(&[string_kv(semconv::SERVER_ADDRESS, host)], t),
+        );
         if self.logins.total() > 0 {
             metrics.extend(self.logins.metrics(start, now));
         }

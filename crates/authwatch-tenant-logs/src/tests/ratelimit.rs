@@ -146,3 +146,47 @@ fn odd_settings_do_not_panic() {
         assert!(p.gap() <= Duration::from_secs(3600));
     }
 }
+
+#[test]
+fn gauges_are_the_known_headers_with_their_attributes() {
+    use authwatch_core::otlp::metrics::v1::{metric, number_data_point};
+    let host = authwatch_core::data::kv_str("server.address", "tenant.okta.com");
+    let rl = RateLimit {
+        limit: Some(600),
+        remaining: None,
+        reset: Some(4_102_444_800),
+    };
+    let got: Vec<_> = rl
+        .gauges(std::slice::from_ref(&host), 7)
+        .into_iter()
+        .map(|m| {
+            let Some(metric::Data::Gauge(g)) = m.data else {
+                panic!("{} is not a gauge", m.name)
+            };
+            let p = &g.data_points[0];
+            assert_eq!(p.attributes, std::slice::from_ref(&host));
+            assert_eq!(p.time_unix_nano, 7);
+            let Some(number_data_point::Value::AsInt(v)) = p.value else {
+                panic!("{} is not an integer", m.name)
+            };
+            (m.name, m.unit, v)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "authwatch.ratelimit.limit".to_owned(),
+                "{request}".to_owned(),
+                600
+            ),
+            (
+                "authwatch.ratelimit.reset".to_owned(),
+                "s".to_owned(),
+                4_102_444_800
+            ),
+        ],
+        "an absent header (remaining) is no gauge"
+    );
+    assert!(RateLimit::default().gauges(&[], 0).is_empty());
+}

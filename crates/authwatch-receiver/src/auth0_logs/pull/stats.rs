@@ -143,36 +143,10 @@ impl Stats {
                     self.start,
                 )],
             ));
-            for (name, unit, description, value) in [
-                (
-                    sc::RATELIMIT_LIMIT,
-                    "{request}",
-                    "Requests allowed in the rate-limit window (x-ratelimit-limit).",
-                    i.ratelimit.limit,
-                ),
-                (
-                    sc::RATELIMIT_REMAINING,
-                    "{request}",
-                    "Requests left in the rate-limit window (x-ratelimit-remaining).",
-                    i.ratelimit.remaining,
-                ),
-                (
-                    sc::RATELIMIT_RESET,
-                    "s",
-                    "Unix time at which the rate-limit window resets (x-ratelimit-reset).",
-                    i.ratelimit.reset,
-                ),
-            ] {
-                if let Some(v) = value {
-                    let attrs = vec![server(), string_kv(sc::AUTH0_API, "management")];
-                    metrics.push(gauge(
-                        name,
-                        unit,
-                        description,
-                        vec![point(attrs, i64::try_from(v).unwrap_or(i64::MAX), 0)],
-                    ));
-                }
-            }
+            metrics.extend(
+                i.ratelimit
+                    .gauges(&[server(), string_kv(sc::AUTH0_API, "management")], now),
+            );
             if let Some(streams) = &i.streams {
                 let points = streams
                     .iter()
