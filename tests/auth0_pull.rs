@@ -105,6 +105,73 @@ fn kill9(mut aw: Authwatch) -> String {
     aw.output()
 }
 
+/// A tenant with generated events, a backend, scratch storage and authwatch's config for them.
+struct Run {
+    tenant: Auth0Server,
+    backend: OtlpServer,
+    storage: Scratch,
+    /// The webhook's port, when push is on too.
+    push_port: Option<u16>,
+    yaml: String,
+}
+
+/// `events` events over the last `span`; the `hold_at`th page request is held when set.
+async fn prepare(
+    name: &str,
+    events: usize,
+    span: Duration,
+    hold_at: Option<u32>,
+    push: bool,
+    extra: &str,
+) -> Run {
+    let tenant = Auth0Server::start().await;
+    tenant.generate(events, span).await;
+    if let Some(n) = hold_at {
+        tenant.control(serde_json::json!({ "hold_at": n })).await;
+    }
+    let backend = OtlpServer::start().await;
+    let storage = Scratch::new(name);
+    let push_port = push.then(free_port);
+    let yaml = config(&Setup {
+        tenant: &tenant,
+        backend: &backend,
+        storage: &storage.0,
+        push: push_port,
+        extra,
+    });
+    Run {
+        tenant,
+        backend,
+        storage,
+        push_port,
+        yaml,
+    }
+}
+
+/// Starts authwatch on `yaml` (off the async workers: it waits for the ports).
+async fn launch(yaml: &str) -> Authwatch {
+    let yaml = yaml.to_owned();
+    tokio::task::spawn_blocking(move || start(&yaml))
+        .await
+        .unwrap()
+}
+
+/// The `from` cursor of the held page request.
+async fn held_from(tenant: &Auth0Server) -> String {
+    tenant
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r["held"] == true)
+        .and_then(|r| r["query"].as_str().map(str::to_owned))
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("from="))
+                .map(str::to_owned)
+        })
+        .expect("the held request's from")
+}
+
 /// Waits until the backend has every event of the tenant, then until the puller has polled
 /// twice more (so a duplicate would have had its chance), and returns what arrived.
 async fn wait_complete(tenant: &Auth0Server, backend: &OtlpServer) -> (Vec<String>, Vec<String>) {
@@ -176,42 +243,24 @@ fn assert_no_secret(output: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_in_order_exactly_once_across_kill_9() {
-    let tenant = Auth0Server::start().await;
-    tenant.generate(10_000, Duration::from_secs(600)).await;
     // The 40th page request is held: authwatch is killed while it waits for it.
-    tenant.control(serde_json::json!({"hold_at": 40})).await;
-    let backend = OtlpServer::start().await;
-    let storage = Scratch::new("auth0-pull-crash");
-    let yaml = config(&Setup {
-        tenant: &tenant,
-        backend: &backend,
-        storage: &storage.0,
-        push: None,
-        extra: "",
-    });
-    let aw = tokio::task::spawn_blocking({
-        let yaml = yaml.clone();
-        move || start(&yaml)
-    })
-    .await
-    .unwrap();
+    let run = prepare(
+        "auth0-pull-crash",
+        10_000,
+        Duration::from_secs(600),
+        Some(40),
+        false,
+        "",
+    )
+    .await;
+    let (tenant, backend) = (&run.tenant, &run.backend);
+    let aw = launch(&run.yaml).await;
     assert!(
         eventually(WAIT, async || tenant.held().await).await,
         "the 40th page was asked for"
     );
     // What was read before the held request has been exported; then kill -9.
-    let held_from = tenant
-        .requests()
-        .await
-        .into_iter()
-        .find(|r| r["held"] == true)
-        .and_then(|r| r["query"].as_str().map(str::to_owned))
-        .expect("the held request");
-    let from = held_from
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("from="))
-        .expect("a from parameter")
-        .to_owned();
+    let from = held_from(tenant).await;
     let before: Vec<String> = tenant
         .log_ids()
         .await
@@ -220,23 +269,21 @@ async fn ten_thousand_events_in_order_exactly_once_across_kill_9() {
         .collect();
     assert!(before.len() > 3000, "{} read before the kill", before.len());
     assert!(
-        eventually(WAIT, async || received_ids(&backend).len() >= before.len()).await,
+        eventually(WAIT, async || received_ids(backend).len() >= before.len()).await,
         "the first run's events were exported"
     );
     let first = tokio::task::spawn_blocking(move || kill9(aw))
         .await
         .unwrap();
     assert_eq!(
-        received_ids(&backend),
+        received_ids(backend),
         before,
         "the first run: in order, once"
     );
     tenant.release().await;
 
-    let aw = tokio::task::spawn_blocking(move || start(&yaml))
-        .await
-        .unwrap();
-    let (want, got) = wait_complete(&tenant, &backend).await;
+    let aw = launch(&run.yaml).await;
+    let (want, got) = wait_complete(tenant, backend).await;
     assert!(want.len() > 10_000);
     assert_once(&want, &got);
     assert_eq!(got, want, "in log_id order");
@@ -255,18 +302,17 @@ async fn ten_thousand_events_in_order_exactly_once_across_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_and_pull_together_deliver_each_event_once() {
-    let tenant = Auth0Server::start().await;
-    tenant.generate(10_000, Duration::from_secs(600)).await;
-    let backend = OtlpServer::start().await;
-    let storage = Scratch::new("auth0-push-pull");
-    let push_port = free_port();
-    let yaml = config(&Setup {
-        tenant: &tenant,
-        backend: &backend,
-        storage: &storage.0,
-        push: Some(push_port),
-        extra: "",
-    });
+    let run = prepare(
+        "auth0-push-pull",
+        10_000,
+        Duration::from_secs(600),
+        None,
+        true,
+        "",
+    )
+    .await;
+    let (tenant, backend) = (&run.tenant, &run.backend);
+    let push_port = run.push_port.expect("push is on");
     // The stream pushes the backlog while the puller reads it too.
     tenant
         .push_to(
@@ -275,16 +321,14 @@ async fn push_and_pull_together_deliver_each_event_once() {
             true,
         )
         .await;
-    let aw = tokio::task::spawn_blocking(move || start(&yaml))
-        .await
-        .unwrap();
-    let (want, got) = wait_complete(&tenant, &backend).await;
+    let aw = launch(&run.yaml).await;
+    let (want, got) = wait_complete(tenant, backend).await;
     assert!(
         eventually(WAIT, async || tenant.push_state().await["queued"] == 0).await,
         "the stream pushed everything"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got_after = received_ids(&backend);
+    let got_after = received_ids(backend);
     let state = tenant.push_state().await;
     assert!(
         state["delivered"].as_u64().unwrap() > 1000,
@@ -302,41 +346,23 @@ async fn push_and_pull_together_deliver_each_event_once() {
 /// records again: the ids loaded from the seen-ids file drop every one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_and_pull_together_exactly_once_across_kill_9() {
-    let tenant = Auth0Server::start().await;
-    tenant.generate(10_000, Duration::from_secs(600)).await;
-    tenant.control(serde_json::json!({"hold_at": 40})).await;
-    let backend = OtlpServer::start().await;
-    let storage = Scratch::new("auth0-push-pull-crash");
-    let push_port = free_port();
-    let yaml = config(&Setup {
-        tenant: &tenant,
-        backend: &backend,
-        storage: &storage.0,
-        push: Some(push_port),
-        extra: "",
-    });
-    let aw = tokio::task::spawn_blocking({
-        let yaml = yaml.clone();
-        move || start(&yaml)
-    })
-    .await
-    .unwrap();
+    let run = prepare(
+        "auth0-push-pull-crash",
+        10_000,
+        Duration::from_secs(600),
+        Some(40),
+        true,
+        "",
+    )
+    .await;
+    let (tenant, backend) = (&run.tenant, &run.backend);
+    let push_port = run.push_port.expect("push is on");
+    let aw = launch(&run.yaml).await;
     assert!(
         eventually(WAIT, async || tenant.held().await).await,
         "the 40th page was asked for"
     );
-    let from = tenant
-        .requests()
-        .await
-        .into_iter()
-        .find(|r| r["held"] == true)
-        .and_then(|r| r["query"].as_str().map(str::to_owned))
-        .and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("from="))
-                .map(str::to_owned)
-        })
-        .expect("the held request's from");
+    let from = held_from(tenant).await;
     let pulled: Vec<String> = tenant
         .log_ids()
         .await
@@ -349,10 +375,10 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
         pulled.len()
     );
     assert!(
-        eventually(WAIT, async || received_ids(&backend).len() >= pulled.len()).await,
+        eventually(WAIT, async || received_ids(backend).len() >= pulled.len()).await,
         "the pulled events were exported"
     );
-    assert_eq!(received_ids(&backend), pulled, "pull: in order, once");
+    assert_eq!(received_ids(backend), pulled, "pull: in order, once");
 
     // While the puller waits for page 40, the stream pushes everything.
     tenant
@@ -369,7 +395,7 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
     assert!(
         eventually(WAIT, async || {
             let want = tenant.log_ids().await;
-            let got: std::collections::HashSet<_> = received_ids(&backend).into_iter().collect();
+            let got: std::collections::HashSet<_> = received_ids(backend).into_iter().collect();
             want.iter().all(|id| got.contains(id))
         })
         .await,
@@ -377,7 +403,7 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
     );
     let state = tenant.push_state().await;
     assert_eq!(state["failed"], 0, "{state}");
-    let before = received_ids(&backend);
+    let before = received_ids(backend);
     assert!(
         before.len() >= pulled.len() + 5000,
         "push delivered {} records pull has not read",
@@ -394,7 +420,7 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
         .await
         .unwrap();
     assert!(
-        std::fs::read_dir(&storage.0).unwrap().any(|e| e
+        std::fs::read_dir(&run.storage.0).unwrap().any(|e| e
             .unwrap()
             .file_name()
             .to_string_lossy()
@@ -404,9 +430,7 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
     tenant.release().await;
 
     let polls = tenant.requests().await.len();
-    let aw = tokio::task::spawn_blocking(move || start(&yaml))
-        .await
-        .unwrap();
+    let aw = launch(&run.yaml).await;
     // Pull reads the pushed records again, from its checkpoint, in pages of 100 ...
     let pages = (before.len() - pulled.len()) / 100;
     let pages_after = async || {
@@ -420,7 +444,7 @@ async fn push_and_pull_together_exactly_once_across_kill_9() {
         "pull read {} pages after the restart, not {pages}",
         pages_after().await
     );
-    let (want, got) = wait_complete(&tenant, &backend).await;
+    let (want, got) = wait_complete(tenant, backend).await;
     assert!(want.len() > 10_000);
     // ... and none of them went downstream twice.
     assert_once(&want, &got);
@@ -488,10 +512,16 @@ fn pull_metrics(backend: &OtlpServer) -> (Vec<String>, Vec<(String, i64)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_logged_counted_and_leave_no_gap_or_duplicate() {
-    let tenant = Auth0Server::start().await;
-    tenant.generate(500, Duration::from_secs(60)).await;
-    let backend = OtlpServer::start().await;
-    let storage = Scratch::new("auth0-pull-faults");
+    let run = prepare(
+        "auth0-pull-faults",
+        500,
+        Duration::from_secs(60),
+        None,
+        false,
+        "      log_streams: {interval: 1s}",
+    )
+    .await;
+    let (tenant, backend, storage) = (&run.tenant, &run.backend, &run.storage);
     // A corrupt checkpoint from an earlier run: moved aside, reading starts from start_at.
     let checkpoint = storage
         .0
@@ -502,21 +532,14 @@ async fn faults_are_logged_counted_and_leave_no_gap_or_duplicate() {
     let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     elsewhere.set_nonblocking(true).unwrap();
     let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
-    let yaml = config(&Setup {
-        tenant: &tenant,
-        backend: &backend,
-        storage: &storage.0,
-        push: None,
-        extra: "      log_streams: {interval: 1s}",
-    })
+    let yaml = run
+        .yaml
     .replace(
         "    logs: {receivers: [auth0_logs], exporters: [otlp]}",
         "    logs: {receivers: [auth0_logs], exporters: [otlp]}\n    metrics: {receivers: [auth0_logs], exporters: [otlp]}",
     );
-    let aw = tokio::task::spawn_blocking(move || start(&yaml))
-        .await
-        .unwrap();
-    wait_complete(&tenant, &backend).await;
+    let aw = launch(&yaml).await;
+    wait_complete(tenant, backend).await;
     let out = aw.output();
     assert!(out.contains("The checkpoint file is corrupt"), "{out}");
     let aside = std::fs::read_dir(&storage.0)
@@ -572,7 +595,7 @@ async fn faults_are_logged_counted_and_leave_no_gap_or_duplicate() {
                 .control(serde_json::json!({"token_down": false}))
                 .await;
         }
-        let (want, got) = wait_complete(&tenant, &backend).await;
+        let (want, got) = wait_complete(tenant, backend).await;
         assert_once(&want, &got);
         assert_eq!(got, want, "{knobs}: in order");
     }
@@ -586,12 +609,12 @@ async fn faults_are_logged_counted_and_leave_no_gap_or_duplicate() {
         .await;
     assert!(
         eventually(WAIT, async || {
-            pull_metrics(&backend).1.contains(&("paused".to_owned(), 1))
+            pull_metrics(backend).1.contains(&("paused".to_owned(), 1))
         })
         .await,
         "the paused stream is reported"
     );
-    let (outcomes, streams) = pull_metrics(&backend);
+    let (outcomes, streams) = pull_metrics(backend);
     for o in [
         "ok",
         "malformed",
