@@ -6,17 +6,9 @@
 use authwatch_core::registry::decode_config;
 use authwatch_core::time::Window;
 
+use super::test_data::promtool;
 use super::{prometheus_rules, Config};
 
-fn promtool() -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("promtool"))
-                .find(|p| p.is_file())
-        })
-        .expect("promtool is not installed: install the Debian package `prometheus` (apt-get install prometheus), or run scripts/test.sh, which does")
-}
 
 /// Two sidecars, 20 good calls a minute from minute 0; a single burst of 40 server errors at
 /// minute 10 and none after. `errors_before` is how the error series look before the burst.

@@ -4,11 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::{any_value, KeyValue};
-use authwatch_core::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-};
+use authwatch_core::otlp::metrics::v1::NumberDataPoint;
 use authwatch_core::registry::decode_config;
 use authwatch_core::semconv;
 use authwatch_core::time::{Clock, Window};
@@ -16,29 +13,15 @@ use authwatch_testkit::kv;
 
 use super::engine::Engine;
 use super::store::Store;
+use super::test_data::{gauge, point_from, request, sum};
 use super::Config;
 
+/// Login series start at 1 ns (as the receivers export them).
 fn point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes: attrs,
-        start_time_unix_nano: 1,
-        time_unix_nano: t,
-        value: Some(number_data_point::Value::AsDouble(v)),
-        ..Default::default()
-    }
+    point_from(attrs, v, 1, t)
 }
 
-fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
+
 
 struct World {
     store: Store,
@@ -105,22 +88,9 @@ impl World {
         };
         let requests = self.calls.iter().map(|(c, n)| point(attrs(c), *n, t)).collect();
         let errors = self.calls.iter().filter(|(c, _)| **c != "ok").map(|(c, n)| point(attrs(c), *n, t)).collect();
-        let sum = |name: &str, points| Metric {
-            name: name.into(),
-            data: Some(metric::Data::Sum(Sum {
-                data_points: points,
-                aggregation_temporality: 2,
-                is_monotonic: true,
-            })),
-            ..Default::default()
-        };
         let mut metrics = vec![
             sum(semconv::LOGINS, logins),
-            Metric {
-                name: semconv::LOGINS_USERS_AFFECTED.into(),
-                data: Some(metric::Data::Gauge(Gauge { data_points: users })),
-                ..Default::default()
-            },
+            gauge(semconv::LOGINS_USERS_AFFECTED, users),
         ];
         if !self.calls.is_empty() {
             metrics.push(sum(semconv::DEPENDENCY_REQUESTS, requests));

@@ -430,6 +430,8 @@ mod first_burst_tests;
 #[cfg(test)]
 mod login_tests;
 #[cfg(test)]
+mod test_data;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod verdict_tests;

@@ -4,59 +4,21 @@ use std::time::Duration;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::{any_value, KeyValue};
 use authwatch_core::otlp::logs::v1::LogRecord;
-use authwatch_core::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-};
+use authwatch_core::otlp::metrics::v1::{metric, Metric};
 use authwatch_core::registry::decode_config;
 use authwatch_core::{semconv, ConnectorContext, Router, Settings, SignalKind};
 use authwatch_testkit::{kv, Sink};
 
 use super::engine::{Engine, State as S};
 use super::store::Store;
+use super::test_data::{gauge, point, promtool, request, sum};
 use super::*;
 
 // --- builders ---
 
-fn int_point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes: attrs,
-        time_unix_nano: t,
-        value: Some(number_data_point::Value::AsDouble(v)),
-        ..Default::default()
-    }
-}
 
-fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
 
-fn sum(name: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.into(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: points,
-            aggregation_temporality: 2,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    }
-}
 
-fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.into(),
-        data: Some(metric::Data::Gauge(Gauge { data_points: points })),
-        ..Default::default()
-    }
-}
 
 /// Cumulative counters of `dep` as error_rate emits them: `ok` calls and `server_error` calls.
 fn counters(dep: &str, source: &str, ok: f64, failed: f64) -> ExportMetricsServiceRequest {
@@ -72,23 +34,23 @@ fn counters(dep: &str, source: &str, ok: f64, failed: f64) -> ExportMetricsServi
     request(vec![
         sum(
             semconv::DEPENDENCY_REQUESTS,
-            vec![int_point(attrs("ok"), ok, 0), int_point(attrs("server_error"), failed, 0)],
+            vec![point(attrs("ok"), ok, 0), point(attrs("server_error"), failed, 0)],
         ),
-        sum(semconv::DEPENDENCY_ERRORS, vec![int_point(attrs("server_error"), failed, 0)]),
+        sum(semconv::DEPENDENCY_ERRORS, vec![point(attrs("server_error"), failed, 0)]),
     ])
 }
 
 fn probe(check: &str, ok: bool, run: u64) -> ExportMetricsServiceRequest {
     request(vec![gauge(
         "authwatch.probe.success",
-        vec![int_point(vec![kv("synthetic.check", check)], if ok { 1.0 } else { 0.0 }, run)],
+        vec![point(vec![kv("synthetic.check", check)], if ok { 1.0 } else { 0.0 }, run)],
     )])
 }
 
 fn status(page: &str, indicator: i64) -> ExportMetricsServiceRequest {
     request(vec![gauge(
         semconv::STATUS_INDICATOR,
-        vec![int_point(vec![kv("status.page", page)], indicator as f64, 1)],
+        vec![point(vec![kv("status.page", page)], indicator as f64, 1)],
     )])
 }
 
@@ -581,7 +543,7 @@ async fn value_threshold_reads_any_metric() {
     let c = rules(serde_json::json!([{"name": "slow_probe", "threshold": {"metric": "authwatch.probe.duration.last", "value": 2.0, "aggregation": "max", "window": "5m"}}]));
     let mut store = c.store();
     let mut engine = Engine::new(&c, Clock::new());
-    let m = |v: f64, t: u64| request(vec![gauge("authwatch.probe.duration.last", vec![int_point(vec![kv("synthetic.check", "login")], v, t)])]);
+    let m = |v: f64, t: u64| request(vec![gauge("authwatch.probe.duration.last", vec![point(vec![kv("synthetic.check", "login")], v, t)])]);
     store.ingest(&m(1.0, 1), Duration::from_secs(1));
     assert!(engine.evaluate(&store, Duration::from_secs(1)).is_empty());
     store.ingest(&m(3.0, 2), Duration::from_secs(2));
@@ -597,22 +559,7 @@ async fn value_threshold_reads_any_metric() {
 
 // --- Prometheus rules ---
 
-fn promtool() -> std::path::PathBuf {
-    match which("promtool") {
-        Some(p) => p,
-        None => panic!(
-            "promtool is not installed: install the Debian package `prometheus` (apt-get install prometheus), or run scripts/test.sh, which does"
-        ),
-    }
-}
 
-fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
 
 fn example_configs() -> (Vec<Window>, Config) {
     // The `error_rate` connector's default windows.

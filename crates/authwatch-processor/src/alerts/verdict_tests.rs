@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use authwatch_core::otlp::common::v1::KeyValue;
-use authwatch_core::otlp::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-};
+use authwatch_core::otlp::metrics::v1::{metric, Gauge, Metric};
 use authwatch_core::registry::decode_config;
 use authwatch_core::semconv;
 use authwatch_core::time::Clock;
@@ -17,42 +14,13 @@ use authwatch_testkit::kv;
 use super::engine::Engine;
 use super::store::Store;
 use super::verdict::{verdict, with_latency, Signals, Verdict};
+use super::test_data::{point, request, sum};
 use super::Config;
 
 const TOKEN: &str = "/oauth/token";
 
-fn point(attrs: Vec<KeyValue>, v: f64, t: u64) -> NumberDataPoint {
-    NumberDataPoint {
-        attributes: attrs,
-        time_unix_nano: t,
-        value: Some(number_data_point::Value::AsDouble(v)),
-        ..Default::default()
-    }
-}
 
-fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
 
-fn sum(name: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.into(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: points,
-            aggregation_temporality: 2,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    }
-}
 
 /// A sidecar's view of the world, fed second by second: cumulative counters as `error_rate`
 /// sends them and probe runs as `synthetic` sends them.

@@ -20,7 +20,7 @@ fn series_attrs(dep: &str, source: &str) -> Vec<KeyValue> {
 fn durations(dep: &str, source: &str, counts: [u64; 7], degraded: Option<f64>) -> ExportMetricsServiceRequest {
     let total: u64 = counts.iter().sum();
     let mut m = vec![
-        sum(semconv::DEPENDENCY_REQUESTS, vec![int_point(series_attrs(dep, source), total as f64, 0)]),
+        sum(semconv::DEPENDENCY_REQUESTS, vec![point(series_attrs(dep, source), total as f64, 0)]),
         Metric {
             name: semconv::HTTP_CLIENT_REQUEST_DURATION.into(),
             data: Some(metric::Data::Histogram(Histogram {
@@ -37,7 +37,7 @@ fn durations(dep: &str, source: &str, counts: [u64; 7], degraded: Option<f64>) -
         },
     ];
     if let Some(d) = degraded {
-        m.push(sum(semconv::DEPENDENCY_DEGRADED, vec![int_point(series_attrs(dep, source), d, 0)]));
+        m.push(sum(semconv::DEPENDENCY_DEGRADED, vec![point(series_attrs(dep, source), d, 0)]));
     }
     request(m)
 }
