@@ -82,6 +82,60 @@ pub use crate::auth0_logs::decode::PERSONAL_FIELDS as AUTH0_PERSONAL_FIELDS;
 /// The attribute limit of one Auth0 record: the flattened fields plus type, category and id.
 pub const AUTH0_MAX_ATTRIBUTES: usize = 129;
 
+/// The first attribute named after one of `fields` below its first segment (`auth0.user_name`,
+/// `okta.actor.alternateId`), if any: what the tenant-log targets check was scrubbed.
+pub fn personal_key<'a>(
+    attributes: &'a [authwatch_core::otlp::common::v1::KeyValue],
+    fields: &[&str],
+) -> Option<&'a str> {
+    attributes
+        .iter()
+        .find(|a| a.key.split('.').skip(1).any(|seg| fields.contains(&seg)))
+        .map(|a| a.key.as_str())
+}
+
+/// An Okta System Log page as the `okta_logs` receiver reads it: each event as a log record
+/// without and with `include_user_ids` (the first of each pair is the scrubbed one), and whether
+/// it records a login.
+pub fn okta_decode(body: &[u8]) -> Result<Vec<(LogRecord, bool)>, OktaPageError> {
+    use crate::okta_logs::events::{decode_page, login, record};
+    let events = decode_page(body)?;
+    Ok(events
+        .iter()
+        .map(|e| {
+            let _ = record(e, true, 0);
+            (record(e, false, 0), login(e).is_some())
+        })
+        .collect())
+}
+
+pub use crate::okta_logs::events::PageError as OktaPageError;
+/// Keys the `okta_logs` receiver drops at any depth unless `include_user_ids` is on.
+pub use crate::okta_logs::events::PERSONAL_FIELDS as OKTA_PERSONAL_FIELDS;
+/// The attribute limit of one record (shared by the tenant-log receivers).
+pub use authwatch_tenant_logs::attributes::MAX_ATTRIBUTES as OKTA_MAX_ATTRIBUTES;
+
+/// The `rel="next"` URL of a page with this `Link` header, as the tenant-log pollers follow it:
+/// fetched from `request_url`, allowed only on `base`'s origin. `None` when either URL does not
+/// parse; else the next URL, if any, or why it is refused.
+pub fn next_link(
+    link: &str,
+    request_url: &str,
+    base: &str,
+) -> Option<Result<Option<String>, String>> {
+    let (request_url, base) = (
+        url::Url::parse(request_url).ok()?,
+        url::Url::parse(base).ok()?,
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::LINK, http::HeaderValue::from_str(link).ok()?);
+    Some(
+        authwatch_tenant_logs::link::next_link(&headers, &request_url, &base)
+            .map(|u| u.map(String::from))
+            .map_err(|e| e.to_string()),
+    )
+}
+
 /// One incident of a parsed status document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusIncident {

@@ -96,7 +96,7 @@ use authwatch_core::{
 use authwatch_net::{HttpUrl, TlsClientConfig};
 use serde::{Deserialize, Serialize};
 
-mod events;
+pub(crate) mod events;
 mod poll;
 
 /// Default `interval`.
