@@ -23,7 +23,7 @@ use authwatch_net::server::LimitedIncoming;
 /// authwatch reads it (hyper's default is 1 MiB; gRPC-Go starts at 64 KiB and grows it). A call
 /// refused at its headers (see *Admission*) then costs at most this much reading and discarding,
 /// and clients are paced by what authwatch reads rather than by what its buffers take: at 2× and
-/// 4× overload the p99 of accepted calls fell from 2.1× and 2.3× of the capacity's to 1.6× and
+/// 4× overload the p99 of accepted calls fell from 2.1× and 2.3× of the capacity's to 1.5× and
 /// 1.8×, and the sending queue stays near empty at capacity (docs/performance.md). The
 /// connection's window stays 1 MiB.
 pub(crate) const STREAM_WINDOW: u32 = 128 * 1024;
