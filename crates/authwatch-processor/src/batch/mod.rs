@@ -40,7 +40,8 @@
 //!   a request from it (the backoff is then only the fallback), so that the exporter never
 //!   idles with a batch waiting here. While a batch is being retried the pipeline reports itself
 //!   backed up, and the `otlp` receiver refuses new requests before reading them (see its
-//!   *Admission*) rather than letting them wait here. A batch refused with a permanent error is dropped, counted and logged at warn.
+//!   *Admission*) rather than letting them wait here. A batch refused with a permanent error is
+//!   dropped, counted and logged at warn.
 //! - **Each consumer gets a batch once.** When the pipeline has several exporters (or
 //!   connectors) and some took a batch while others refused it, the retries go only to those
 //!   that refused it retryably: an exporter or an `error_rate` connector that took the batch
@@ -75,10 +76,9 @@ use authwatch_core::budget::Charge;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    Backlog, BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError, Encoded,
-    MemoryBudget, PermanentError,
-    ProcessorConfig,
-    ProcessorContext, RunError, SharedConsumer, Signal, SignalKind, Validator,
+    Backlog, BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError,
+    Encoded, MemoryBudget, PermanentError, ProcessorConfig, ProcessorContext, RunError,
+    SharedConsumer, Signal, SignalKind, Validator,
 };
 use bytes::BytesMut;
 use futures::future::BoxFuture;

@@ -1,6 +1,9 @@
 //! What both transports do with a decoded request: drop the items the OTLP spec calls invalid,
 //! hand the rest to the pipelines, count, and build the `Export*ServiceResponse`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use authwatch_core::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -12,9 +15,6 @@ use authwatch_core::otlp::collector::trace::v1::{
 };
 use authwatch_core::otlp::logs::v1::LogRecord;
 use authwatch_core::otlp::trace::v1::Span;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use authwatch_core::budget::Charge;
 use authwatch_core::telemetry::ReceiverTelemetry;
 use authwatch_core::wire::{self, Encoded};
@@ -71,7 +71,6 @@ pub(crate) trait Export:
     const REJECTED_JSON_KEY: &'static str;
 }
 
-
 /// A request being read and handed on, from its admission until it is answered (or dropped).
 pub(crate) struct Admitted {
     at: std::time::Instant,
@@ -126,18 +125,28 @@ impl Ingest {
     /// and handed on; with `Throttled` when the memory budget is spent. Refusals are counted per
     /// request (their items are not known).
     pub(crate) fn admit(&self, kind: SignalKind, incoming: u64) -> Result<Admitted, ConsumeError> {
-        let admitted = if self.next.backlog_for(kind) == Backlog::Full
-            || self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight
-        {
-            Err(ConsumeError::Full)
-        } else {
-            self.budget.admit(incoming)
-        };
-        if let Err(e) = admitted {
+        let admitted = self.reserve(kind).and_then(|admitted| {
+            // A refusal here drops the reservation.
+            self.budget.admit(incoming).map(|()| admitted)
+        });
+        if admitted.is_err() {
             self.telemetry.refused_request();
-            return Err(e);
         }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        admitted
+    }
+
+    /// One of the `max_requests_in_flight` places, unless the pipelines are backed up or every
+    /// place is taken (checked and taken at once, so concurrent requests never pass the limit).
+    fn reserve(&self, kind: SignalKind) -> Result<Admitted, ConsumeError> {
+        if self.next.backlog_for(kind) == Backlog::Full {
+            return Err(ConsumeError::Full);
+        }
+        let max = self.max_in_flight;
+        self.in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| ConsumeError::Full)?;
         Ok(Admitted {
             at: std::time::Instant::now(),
             in_flight: self.in_flight.clone(),
