@@ -115,14 +115,17 @@ pub use crate::okta_logs::events::PERSONAL_FIELDS as OKTA_PERSONAL_FIELDS;
 /// The attribute limit of one record (shared by the tenant-log receivers).
 pub use authwatch_tenant_logs::attributes::MAX_ATTRIBUTES as OKTA_MAX_ATTRIBUTES;
 
+/// Why a `Link` header's next URL is not followed.
+pub use authwatch_tenant_logs::link::LinkError;
+
 /// The `rel="next"` URL of a page with this `Link` header, as the tenant-log pollers follow it:
-/// fetched from `request_url`, allowed only on `base`'s origin. `None` when either URL does not
-/// parse; else the next URL, if any, or why it is refused.
+/// fetched from `request_url`, allowed only on `base`'s origin. `None` when either URL (or the
+/// header value) does not parse; else the next URL, if any, or why it is refused.
 pub fn next_link(
     link: &str,
     request_url: &str,
     base: &str,
-) -> Option<Result<Option<String>, String>> {
+) -> Option<Result<Option<String>, LinkError>> {
     let (request_url, base) = (
         url::Url::parse(request_url).ok()?,
         url::Url::parse(base).ok()?,
@@ -131,8 +134,7 @@ pub fn next_link(
     headers.insert(http::header::LINK, http::HeaderValue::from_str(link).ok()?);
     Some(
         authwatch_tenant_logs::link::next_link(&headers, &request_url, &base)
-            .map(|u| u.map(String::from))
-            .map_err(|e| e.to_string()),
+            .map(|u| u.map(String::from)),
     )
 }
 
