@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use authwatch_core::otlp::common::v1::{any_value, AnyValue, KeyValue};
+use authwatch_core::data::kv_str;
 use authwatch_core::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint, Sum,
 };
@@ -172,16 +172,6 @@ fn sketch(hasher: &RandomState) -> HyperLogLogPF<String, RandomState> {
         .unwrap_or_else(|_| unreachable!("precision 4 is always valid"))
 }
 
-fn string_kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_owned())),
-        }),
-        ..Default::default()
-    }
-}
-
 impl Logins {
     pub fn new(dependency: impl Into<String>) -> Self {
         Logins {
@@ -276,16 +266,16 @@ impl Logins {
             .counts
             .iter()
             .map(|((outcome, client, connection), n)| {
-                let mut attrs = vec![string_kv(DEPENDENCY, &dep)];
+                let mut attrs = vec![kv_str(DEPENDENCY, &dep)];
                 match outcome {
-                    Outcome::Success => attrs.push(string_kv(OUTCOME, "success")),
+                    Outcome::Success => attrs.push(kv_str(OUTCOME, "success")),
                     Outcome::Failure(c) => {
-                        attrs.push(string_kv(OUTCOME, "failure"));
-                        attrs.push(string_kv(FAILURE_CATEGORY, c.as_str()));
+                        attrs.push(kv_str(OUTCOME, "failure"));
+                        attrs.push(kv_str(FAILURE_CATEGORY, c.as_str()));
                     }
                 }
-                attrs.push(string_kv(CLIENT, client));
-                attrs.push(string_kv(CONNECTION, connection));
+                attrs.push(kv_str(CLIENT, client));
+                attrs.push(kv_str(CONNECTION, connection));
                 point(attrs, *n, start)
             })
             .collect();
@@ -294,7 +284,7 @@ impl Logins {
             .map(|(scope, provider)| {
                 let n = self.users_affected(provider, now);
                 point(
-                    vec![string_kv(DEPENDENCY, &dep), string_kv(FAILURE_SCOPE, scope)],
+                    vec![kv_str(DEPENDENCY, &dep), kv_str(FAILURE_SCOPE, scope)],
                     n,
                     0,
                 )

@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+
+use authwatch_core::data::kv_str;
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use authwatch_core::otlp::common::v1::InstrumentationScope;
 use authwatch_core::otlp::logs::v1::{ResourceLogs, ScopeLogs};
 use authwatch_core::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
@@ -71,19 +73,9 @@ pub(crate) fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn string_kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_owned())),
-        }),
-        ..Default::default()
-    }
-}
-
 pub(crate) fn resource() -> Resource {
     Resource {
-        attributes: vec![string_kv(semconv::SERVICE_NAME, "auth0")],
+        attributes: vec![kv_str(semconv::SERVICE_NAME, "auth0")],
         ..Default::default()
     }
 }
@@ -322,8 +314,8 @@ impl Ingest {
             .map(|((code, cat), n)| {
                 point(
                     vec![
-                        string_kv(semconv::AUTH0_LOG_TYPE, code),
-                        string_kv(semconv::AUTH0_LOG_CATEGORY, cat.as_str()),
+                        kv_str(semconv::AUTH0_LOG_TYPE, code),
+                        kv_str(semconv::AUTH0_LOG_CATEGORY, cat.as_str()),
                     ],
                     *n,
                 )

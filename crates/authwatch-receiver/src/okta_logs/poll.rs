@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::config::Secret;
+use authwatch_core::data::kv_str;
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use authwatch_core::otlp::common::v1::InstrumentationScope;
 use authwatch_core::otlp::logs::v1::{ResourceLogs, ScopeLogs};
 use authwatch_core::otlp::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint,
@@ -132,19 +133,9 @@ fn nanos(t: SystemTime) -> u64 {
     authwatch_core::time::unix_nanos(t).unwrap_or(0)
 }
 
-fn string_kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_owned())),
-        }),
-        ..Default::default()
-    }
-}
-
 fn resource() -> Resource {
     Resource {
-        attributes: vec![string_kv(semconv::SERVICE_NAME, "okta")],
+        attributes: vec![kv_str(semconv::SERVICE_NAME, "okta")],
         ..Default::default()
     }
 }
@@ -439,7 +430,7 @@ impl Poller {
                 "Okta System Log events received, by event type and outcome",
                 self.counts
                     .iter()
-                    .map(|((ty, res), n)| point(vec![string_kv("okta.event_type", ty), string_kv("okta.outcome.result", res)], *n, start))
+                    .map(|((ty, res), n)| point(vec![kv_str("okta.event_type", ty), kv_str("okta.outcome.result", res)], *n, start))
                     .collect(),
             ),
             sum(
@@ -454,14 +445,14 @@ impl Poller {
                 "Failed System Log polls, by error.type",
                 self.errors
                     .iter()
-                    .map(|(k, n)| point(vec![string_kv(semconv::ERROR_TYPE, k)], *n, start))
+                    .map(|(k, n)| point(vec![kv_str(semconv::ERROR_TYPE, *k)], *n, start))
                     .collect(),
             ),
         ];
         let host = self.base.host_str().unwrap_or("");
         metrics.extend(
             self.ratelimit
-                .gauges(&[string_kv(semconv::SERVER_ADDRESS, host)], t),
+                .gauges(&[kv_str(semconv::SERVER_ADDRESS, host)], t),
         );
         if self.logins.total() > 0 {
             metrics.extend(self.logins.metrics(start, now));

@@ -13,7 +13,9 @@ use authwatch_core::otlp::metrics::v1::{
 };
 use authwatch_core::semconv as sc;
 
-use super::super::ingest::{nanos, resource, scope, string_kv};
+use authwatch_core::data::kv_str;
+
+use super::super::ingest::{nanos, resource, scope};
 use authwatch_tenant_logs::ratelimit::RateLimit;
 
 /// The statuses a log stream can have (Auth0's `LogStreamStatusEnum`).
@@ -82,7 +84,7 @@ impl Stats {
     /// The metrics as they stand.
     pub(crate) fn export(&self) -> ExportMetricsServiceRequest {
         let now = nanos(SystemTime::now());
-        let server = || string_kv(sc::SERVER_ADDRESS, &self.domain);
+        let server = || kv_str(sc::SERVER_ADDRESS, &self.domain);
         let point = |attributes: Vec<KeyValue>, v: i64, start: u64| NumberDataPoint {
             attributes,
             start_time_unix_nano: start,
@@ -117,8 +119,8 @@ impl Stats {
                     point(
                         vec![
                             server(),
-                            string_kv(sc::AUTH0_PULL_API, api),
-                            string_kv(sc::AUTH0_PULL_OUTCOME, outcome),
+                            kv_str(sc::AUTH0_PULL_API, *api),
+                            kv_str(sc::AUTH0_PULL_OUTCOME, *outcome),
                         ],
                         i64::try_from(*n).unwrap_or(i64::MAX),
                         self.start,
@@ -145,7 +147,7 @@ impl Stats {
             ));
             metrics.extend(
                 i.ratelimit
-                    .gauges(&[server(), string_kv(sc::AUTH0_API, "management")], now),
+                    .gauges(&[server(), kv_str(sc::AUTH0_API, "management")], now),
             );
             if let Some(streams) = &i.streams {
                 let points = streams
@@ -155,9 +157,9 @@ impl Stats {
                             (
                                 vec![
                                     server(),
-                                    string_kv(sc::AUTH0_LOG_STREAM_ID, &s.id),
-                                    string_kv(sc::AUTH0_LOG_STREAM_NAME, &s.name),
-                                    string_kv(sc::AUTH0_LOG_STREAM_STATUS_ATTR, st),
+                                    kv_str(sc::AUTH0_LOG_STREAM_ID, &s.id),
+                                    kv_str(sc::AUTH0_LOG_STREAM_NAME, &s.name),
+                                    kv_str(sc::AUTH0_LOG_STREAM_STATUS_ATTR, *st),
                                 ],
                                 i64::from(s.status == *st),
                             )
@@ -171,8 +173,8 @@ impl Stats {
                         point(
                             vec![
                                 server(),
-                                string_kv(sc::AUTH0_LOG_STREAM_ID, &s.id),
-                                string_kv(sc::AUTH0_LOG_STREAM_NAME, &s.name),
+                                kv_str(sc::AUTH0_LOG_STREAM_ID, &s.id),
+                                kv_str(sc::AUTH0_LOG_STREAM_NAME, &s.name),
                             ],
                             i64::from(s.status == "active"),
                             0,
