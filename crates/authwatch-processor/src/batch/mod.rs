@@ -66,6 +66,7 @@
 //!   full, or because the timeout elapsed (or the processor was shutting down).
 
 mod merge;
+mod metrics;
 
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,13 +77,13 @@ use authwatch_core::budget::Charge;
 use authwatch_core::config::duration;
 use authwatch_core::telemetry::ProcessorTelemetry;
 use authwatch_core::{
-    Backlog, BuildError, Built, ComponentConfig, ComponentId, ConsumeError, Consumer, DecodeError,
-    Encoded, MemoryBudget, PermanentError, ProcessorConfig, ProcessorContext, RunError,
-    SharedConsumer, Signal, SignalKind, Validator,
+    Backlog, BuildError, Built, ComponentConfig, ConsumeError, Consumer, DecodeError, Encoded,
+    MemoryBudget, PermanentError, ProcessorConfig, ProcessorContext, RunError, SharedConsumer,
+    Signal, SignalKind, Validator,
 };
 use bytes::BytesMut;
 use futures::future::BoxFuture;
-use authwatch_core::telemetry::{Counter, Family, Histogram};
+use metrics::BatchMetrics;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -190,68 +191,6 @@ impl ProcessorConfig for Config {
             consumer,
             task: Some(Box::pin(task.run())),
         })
-    }
-}
-
-// === impl BatchMetrics ===
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct BatchLabels {
-    processor: String,
-    pipeline: String,
-}
-authwatch_core::label_set!(BatchLabels { processor, pipeline });
-
-type HistogramFamily = Family<BatchLabels, Histogram, fn() -> Histogram>;
-
-/// The Collector's buckets for `otelcol_processor_batch_batch_send_size`.
-const SEND_SIZE_BUCKETS: [f64; 22] = [
-    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
-    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
-];
-
-fn send_size_histogram() -> Histogram {
-    Histogram::new(SEND_SIZE_BUCKETS)
-}
-
-/// One instance's handles on the batch metrics.
-#[derive(Clone, Debug)]
-struct BatchMetrics {
-    send_size: Histogram,
-    size_trigger: Counter,
-    timeout_trigger: Counter,
-}
-
-impl BatchMetrics {
-    fn new(telemetry: &authwatch_core::telemetry::Telemetry, id: &ComponentId, pipeline: &str) -> Self {
-        // Every batch instance shares these families (labelled by processor and pipeline).
-        let send_size: HistogramFamily = telemetry.metric(
-            "processor_batch_send_size",
-            "Items per request sent by a batch processor",
-            || Family::new_with_constructor(send_size_histogram as fn() -> Histogram),
-        );
-        let size_trigger: Family<BatchLabels, Counter> = telemetry.metric(
-            "processor_batch_size_trigger_send",
-            "Requests a batch processor sent because the batch reached send_batch_size",
-            Family::default,
-        );
-        let timeout_trigger: Family<BatchLabels, Counter> = telemetry.metric(
-            "processor_batch_timeout_trigger_send",
-            "Requests a batch processor sent because the timeout elapsed or it was stopping",
-            Family::default,
-        );
-        let l = BatchLabels {
-            processor: id.to_string(),
-            pipeline: pipeline.to_owned(),
-        };
-        let send_size = send_size.get_or_create(&l).clone();
-        let size_trigger = size_trigger.get_or_create(&l).clone();
-        let timeout_trigger = timeout_trigger.get_or_create(&l).clone();
-        BatchMetrics {
-            send_size,
-            size_trigger,
-            timeout_trigger,
-        }
     }
 }
 
