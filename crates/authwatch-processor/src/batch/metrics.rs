@@ -31,7 +31,11 @@ pub(super) struct BatchMetrics {
 }
 
 impl BatchMetrics {
-    pub(super) fn new(telemetry: &authwatch_core::telemetry::Telemetry, id: &ComponentId, pipeline: &str) -> Self {
+    pub(super) fn new(
+        telemetry: &authwatch_core::telemetry::Telemetry,
+        id: &ComponentId,
+        pipeline: &str,
+    ) -> Self {
         // Every batch instance shares these families (labelled by processor and pipeline).
         let send_size: HistogramFamily = telemetry.metric(
             "processor_batch_send_size",
