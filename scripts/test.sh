@@ -51,6 +51,13 @@ if command -v npm >/dev/null 2>&1; then
   (cd crates/authwatch-testkit/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Builds for testing need no debugger information beyond line numbers (for backtraces), and no
+# incremental cache: together they keep target/ at about a third of the size (a full run wrote
+# 11 GiB with the defaults), which matters on CI machines with little free disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+echo "== disk: $(df -h . | awk 'NR==2 {print $4 " free on " $6}')"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
