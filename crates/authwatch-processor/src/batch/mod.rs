@@ -36,12 +36,12 @@
 //!   receivers answer their clients with UNAVAILABLE / 503. When the next component refuses a
 //!   batch with a retryable error, the batch is retried with a backoff from 10ms doubling to 1s
 //!   (or after the `Throttled` hint) until it is accepted; meanwhile the queue fills and senders
-//!   are refused. A full in-memory sending queue is retried as soon as one of its senders takes
-//!   a request from it (the backoff is then only the fallback), so that the exporter never
-//!   idles with a batch waiting here. While a batch is being retried the pipeline reports itself
-//!   backed up, and the `otlp` receiver refuses new requests before reading them (see its
-//!   *Admission*) rather than letting them wait here. A batch refused with a permanent error is
-//!   dropped, counted and logged at warn.
+//!   are refused. A full sending queue (in memory or on disk) is retried as soon as one of its
+//!   senders takes or finishes a request (the backoff is then only the fallback), so that the
+//!   exporter never idles with a batch waiting here. While a batch is being retried the
+//!   pipeline reports itself backed up, and the `otlp` receiver refuses new requests before
+//!   reading them (see its *Admission*) rather than letting them wait here. A batch refused
+//!   with a permanent error is dropped, counted and logged at warn.
 //! - **Each consumer gets a batch once.** When the pipeline has several exporters (or
 //!   connectors) and some took a batch while others refused it, the retries go only to those
 //!   that refused it retryably: an exporter or an `error_rate` connector that took the batch

@@ -221,8 +221,9 @@
 //!   answered about as fast as at capacity (each admitted request shares the core with fewer
 //!   others) while the rest cost no read (docs/performance.md, the overload row). A sidecar's
 //!   senders export one request at a time each; a gateway with many concurrent senders raises it;
-//! - while the signal's pipeline is backed up (an exporter's in-memory sending queue at least half
-//!   full, or a `batch` processor retrying a batch its exporter refused): `UNAVAILABLE` / `503`,
+//! - while the signal's pipeline is backed up (an exporter's sending queue at least half full by
+//!   requests or by bytes, in memory or on disk, or a `batch` processor retrying a batch its
+//!   exporter refused): `UNAVAILABLE` / `503`,
 //!   instead of reading the request and letting it wait for room;
 //! - while the bytes held in queues, batches and bodies being read would pass a
 //!   `memory_limiter`'s held limit with this request, or its resident-set backstop refuses

@@ -32,7 +32,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use authwatch_core::telemetry::ExporterTelemetry;
-use authwatch_core::Signal;
+use authwatch_core::{Backlog, Signal};
 use futures::future::BoxFuture;
 use redb::TableDefinition;
 use tokio::sync::{oneshot, Notify};
@@ -146,6 +146,9 @@ struct Shared {
     state: Mutex<State>,
     readable: Notify,
     writable: Notify,
+    /// Woken with a permit (`notify_one`) whenever room may have appeared, for
+    /// [`Queue::room`]: a `batch` in front of the queue waits on it instead of a backoff.
+    room: Notify,
     exporter: String,
     telemetry: ExporterTelemetry,
     corrupt_warn: RateLimit,
@@ -159,6 +162,7 @@ impl Shared {
 
     fn wake_writers(&self) {
         self.writable.notify_waiters();
+        self.room.notify_one();
     }
 
     fn corrupt(&self, id: u64, why: &Corrupt) {
@@ -228,6 +232,7 @@ impl PersistentQueue {
             state: Mutex::new(State::default()),
             readable: Notify::new(),
             writable: Notify::new(),
+            room: Notify::new(),
             exporter: exporter.to_owned(),
             telemetry,
             corrupt_warn: RateLimit::default(),
@@ -426,6 +431,34 @@ impl Queue for PersistentQueue {
         self.shared.lock().closed = true;
         self.shared.readable.notify_waiters();
         self.shared.writable.notify_waiters();
+        self.shared.room.notify_waiters();
+    }
+
+    /// `Full` from half of either bound, counting what is admitted but not yet committed; bytes
+    /// include the requests being sent, which hold their room in the file until done.
+    fn backlog(&self) -> Backlog {
+        let s = self.shared.lock();
+        let count = s.pending.len() + s.reserved;
+        let bytes = s.stored_bytes + s.reserved_bytes;
+        if count > 0 && (count * 2 >= self.capacity || bytes * 2 >= self.max_bytes) {
+            Backlog::Full
+        } else {
+            Backlog::Clear
+        }
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Taking, finishing or failing to store a request leaves a permit when nobody waits,
+            // so one between the refused push and this call is not missed.
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.shared.lock().closed {
+                return;
+            }
+            room.await;
+        })
     }
 
     fn len(&self) -> usize {

@@ -193,6 +193,63 @@ async fn blocking_push_waits_for_done() {
     assert!(q.pop().await.is_none());
 }
 
+#[tokio::test]
+async fn backlog_and_room_follow_count_and_bytes() {
+    use futures::FutureExt;
+    let dir = Dir::new("backlog");
+    let (q, _) = open_with(&dir, 4, 1 << 30, &Telemetry::new());
+    assert_eq!(q.backlog(), Backlog::Clear);
+    q.push(marked(0), false).await.unwrap();
+    assert_eq!(q.backlog(), Backlog::Clear);
+    q.push(marked(1), false).await.unwrap();
+    assert_eq!(q.backlog(), Backlog::Full, "2 of 4 requests");
+    let a = take(&q).await;
+    assert_eq!(
+        q.backlog(),
+        Backlog::Clear,
+        "a request being sent frees its count"
+    );
+    q.done(a.id);
+    drop(q);
+
+    // By bytes, a request being sent still holds its room in the file until done.
+    let dir = Dir::new("room");
+    let one = encode_record(&marked(0), 0).len() as u64;
+    let (q, _) = open_with(&dir, 1000, one * 2 + one / 2, &Telemetry::new());
+    q.push(marked(0), false).await.unwrap();
+    assert_eq!(q.backlog(), Backlog::Clear, "two fifths of the bytes");
+    q.push(marked(1), false).await.unwrap();
+    assert_eq!(q.backlog(), Backlog::Full, "four fifths of the bytes");
+    assert!(matches!(
+        q.push(marked(2), false).await,
+        Err(PushError::Full)
+    ));
+    let a = take(&q).await;
+    assert!(
+        q.room().now_or_never().is_some(),
+        "taking a request may have made room (it has, by count)"
+    );
+    assert!(matches!(
+        q.push(marked(2), false).await,
+        Err(PushError::Full)
+    ));
+    let mut room = q.room();
+    assert!(
+        (&mut room).now_or_never().is_none(),
+        "nothing taken or done since the last refusal"
+    );
+    // Done before the waiter polls again: the wake-up is kept, not lost.
+    q.done(a.id);
+    assert!(room.now_or_never().is_some(), "done freed bytes");
+    q.push(marked(2), false).await.unwrap();
+
+    q.close();
+    assert!(
+        q.room().now_or_never().is_some(),
+        "a closed queue never has to be waited for"
+    );
+}
+
 /// Writes raw values into the queue file, as a damaged previous run could have left them.
 fn write_raw(dir: &Dir, values: &[(u64, Vec<u8>)]) {
     let db = Database::create(dir.file()).unwrap();
