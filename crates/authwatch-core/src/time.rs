@@ -122,6 +122,15 @@ pub fn unix_nanos(t: SystemTime) -> Option<u64> {
     u64::try_from(d.as_nanos()).ok()
 }
 
+/// [`unix_nanos`] for an OTLP time field, where 0 means unknown: 0 before 1970, `u64::MAX`
+/// past the year 2554.
+pub fn otlp_time(t: SystemTime) -> u64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Err(_) => 0,
+    }
+}
+
 /// Two ASCII digits (or four) as a number.
 fn digits(b: &[u8]) -> Option<i64> {
     let mut n = 0i64;

@@ -3,7 +3,7 @@
 //! attributes, sent in batches to authwatch's own OTLP gRPC receiver.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use authwatch_core::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use authwatch_core::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -11,6 +11,7 @@ use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope
 use authwatch_core::otlp::resource::v1::Resource;
 use authwatch_core::otlp::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 use authwatch_core::semconv;
+use authwatch_core::time::otlp_time;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -65,7 +66,7 @@ pub(super) async fn run(provider: SocketAddr, otlp: SocketAddr, stop: Cancellati
     let mut pace = tokio::time::interval(PACE);
     let mut export = tokio::time::interval(EXPORT_EVERY);
     let mut n: u64 = 0;
-    let mut seed = nanos(SystemTime::now());
+    let mut seed = otlp_time(SystemTime::now());
     loop {
         tokio::select! {
             biased;
@@ -148,12 +149,6 @@ async fn login(http: &reqwest::Client, url: &str, n: u64) -> Call {
     }
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// splitmix64: ids that differ per span without a random number generator.
 fn mix(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -216,8 +211,8 @@ pub(super) fn span_of(c: &Call, provider: SocketAddr, seed: &mut u64) -> Span {
         span_id: mix(seed).to_be_bytes().to_vec(),
         name: "POST".into(),
         kind: span::SpanKind::Client as i32,
-        start_time_unix_nano: nanos(c.start),
-        end_time_unix_nano: nanos(c.end),
+        start_time_unix_nano: otlp_time(c.start),
+        end_time_unix_nano: otlp_time(c.end),
         attributes,
         status: Some(Status {
             code: if failed {

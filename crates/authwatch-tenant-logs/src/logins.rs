@@ -32,6 +32,7 @@ use authwatch_core::semconv::{
     LOGIN_CONNECTION as CONNECTION, LOGIN_FAILURE_CATEGORY as FAILURE_CATEGORY,
     LOGIN_FAILURE_SCOPE as FAILURE_SCOPE, LOGIN_OUTCOME as OUTCOME,
 };
+use authwatch_core::time::otlp_time;
 
 /// The window the users gauge covers.
 pub const USERS_WINDOW: Duration = Duration::from_secs(300);
@@ -251,7 +252,7 @@ impl Logins {
 
     /// The counter and the gauge, as of `now`; `start` is the counters' start time (ns).
     pub fn metrics(&mut self, start: u64, now: SystemTime) -> Vec<Metric> {
-        let t = nanos(now);
+        let t = otlp_time(now);
         let dep = self.dependency.clone();
         let point = |attributes, value: u64, start| NumberDataPoint {
             attributes,
@@ -313,12 +314,6 @@ impl Logins {
             },
         ]
     }
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use authwatch_core::otlp::metrics::v1::{
 use authwatch_core::otlp::resource::v1::Resource;
 use authwatch_core::semconv;
 use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::time::otlp_time;
 use authwatch_core::{ConsumeError, Router, Signal, SignalKind};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -67,11 +68,6 @@ pub(crate) struct Ingest {
     seen: Option<Arc<std::sync::Mutex<SeenFile>>>,
 }
 
-pub(crate) fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 pub(crate) fn resource() -> Resource {
     Resource {
@@ -115,7 +111,7 @@ impl Ingest {
             next,
             telemetry,
             include_user_ids,
-            start: nanos(started),
+            start: otlp_time(started),
             started,
             last_push: std::sync::Mutex::new(None),
             state: Mutex::new(State {
@@ -197,7 +193,7 @@ impl Ingest {
             }
             fresh.push(e);
         }
-        let observed = nanos(SystemTime::now());
+        let observed = otlp_time(SystemTime::now());
 
         let logs_on = self.next.accepts(SignalKind::Logs);
         if logs_on && !fresh.is_empty() {

@@ -16,6 +16,7 @@ use authwatch_core::otlp::metrics::v1::{
 };
 use authwatch_core::otlp::resource::v1::Resource;
 use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::time::otlp_time;
 use authwatch_core::{semconv, BuildError, ReceiverContext, Router, RunError, Running, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -129,9 +130,6 @@ pub(crate) struct Poller {
     ratelimit: RateLimit,
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    authwatch_core::time::unix_nanos(t).unwrap_or(0)
-}
 
 fn resource() -> Resource {
     Resource {
@@ -185,7 +183,7 @@ impl Poller {
             telemetry: cx.settings.telemetry.receiver(&cx.settings.id, "http"),
             next: cx.next,
             shutdown: cx.settings.shutdown,
-            start: nanos(SystemTime::now()),
+            start: otlp_time(SystemTime::now()),
             seen: Seen {
                 set: HashSet::new(),
                 order: VecDeque::new(),
@@ -354,7 +352,7 @@ impl Poller {
             }
             fresh.push(e);
         }
-        let observed = nanos(SystemTime::now());
+        let observed = otlp_time(SystemTime::now());
         let logs_on = self.next.accepts(SignalKind::Logs);
         if logs_on && !fresh.is_empty() {
             let records = fresh.iter().map(|e| record(e, self.include_user_ids, observed)).collect();
@@ -403,7 +401,7 @@ impl Poller {
             return true;
         }
         let now = SystemTime::now();
-        let t = nanos(now);
+        let t = otlp_time(now);
         let start = self.start;
         let point = |attributes, v: u64, start| NumberDataPoint {
             attributes,

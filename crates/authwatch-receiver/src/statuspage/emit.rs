@@ -1,7 +1,5 @@
 //! OTLP builders for the status signals: gauges and incident / page log records.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -15,11 +13,6 @@ use authwatch_core::{semconv, time};
 /// Scope name of everything this receiver sends.
 pub(crate) const SCOPE: &str = "authwatch.statuspage";
 
-pub(crate) fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 pub(crate) fn kv(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {

@@ -8,10 +8,11 @@ use authwatch_core::otlp::logs::v1::{LogRecord, SeverityNumber};
 use authwatch_core::board::StatusBoard;
 use authwatch_core::semconv;
 use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::time::otlp_time;
 use authwatch_core::{Router, Signal, SignalKind};
 use tracing::{debug, warn};
 
-use super::emit::{self, kv, nanos, point};
+use super::emit::{self, kv, point};
 use super::fetch::{fetch, FetchError, Fetched, Validators};
 use super::parse::{parse, Incident, Snapshot};
 use super::{Format, PageConfig};
@@ -59,7 +60,7 @@ impl Poller {
             client,
             next,
             telemetry,
-            start: nanos(started),
+            start: otlp_time(started),
             validators: Validators::default(),
             last: None,
             known: None,
@@ -170,7 +171,7 @@ impl Poller {
 
     async fn up(&mut self, now: SystemTime, snapshot: Snapshot, mut logs: Vec<LogRecord>) {
         self.failures = 0;
-        let t = nanos(now);
+        let t = otlp_time(now);
         if let Some(kind) = self.down.take() {
             let mut attrs = self.page_attrs();
             attrs.push(kv(semconv::ERROR_TYPE, kind));
@@ -237,7 +238,7 @@ impl Poller {
     async fn fail(&mut self, now: SystemTime, e: FetchError) -> Polled {
         self.failures = self.failures.saturating_add(1);
         let kind = e.kind();
-        let t = nanos(now);
+        let t = otlp_time(now);
         let mut logs = Vec::new();
         if self.down != Some(kind) {
             warn!(page = %self.page.name, url = %self.page.url, error = %e, "Status page is down.");
@@ -366,7 +367,7 @@ impl Poller {
         } else {
             format!("{}: {}", i.name, i.update_text)
         };
-        let observed = nanos(now);
+        let observed = otlp_time(now);
         let time = emit::parse_time(&i.updated_at).unwrap_or(observed);
         emit::record(event, severity, body, attrs, time, observed)
     }

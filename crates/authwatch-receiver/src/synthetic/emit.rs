@@ -9,6 +9,7 @@ use authwatch_core::otlp::resource::v1::Resource;
 use authwatch_core::otlp::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 use authwatch_core::semconv as sc;
 use authwatch_core::telemetry::ReceiverTelemetry;
+use authwatch_core::time::otlp_time;
 use authwatch_core::{Router, Signal, SignalKind};
 use tokio::time::Instant;
 use tracing::debug;
@@ -48,11 +49,6 @@ fn i(key: &str, value: i64) -> KeyValue {
     }
 }
 
-pub(super) fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 pub(super) fn resource(check: &str) -> Resource {
     Resource {
@@ -82,7 +78,7 @@ struct Clock {
 impl Clock {
     fn at(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.mono);
-        unix_nanos(self.wall + d)
+        otlp_time(self.wall + d)
     }
 }
 

@@ -11,8 +11,9 @@ use authwatch_core::otlp::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use authwatch_core::semconv as sc;
+use authwatch_core::time::otlp_time;
 
-use super::emit::{resource, s, scope, unix_nanos, BOUNDS};
+use super::emit::{resource, s, scope, BOUNDS};
 use super::outcome::Outcome;
 use super::result::{Purpose, RunResult};
 
@@ -76,7 +77,7 @@ pub(crate) struct MetricState {
 impl MetricState {
     pub fn new() -> Self {
         MetricState {
-            start: unix_nanos(SystemTime::now()),
+            start: otlp_time(SystemTime::now()),
             runs: BTreeMap::new(),
             duration: Hist::default(),
             phases: BTreeMap::new(),
@@ -97,8 +98,8 @@ impl MetricState {
 
     /// The metrics after recording `r`.
     pub fn metrics(&self, r: &RunResult) -> ExportMetricsServiceRequest {
-        let now = unix_nanos(SystemTime::now());
-        let run_start = unix_nanos(r.started_at);
+        let now = otlp_time(SystemTime::now());
+        let run_start = otlp_time(r.started_at);
         let base = || {
             vec![
                 s(sc::SYNTHETIC_CHECK, r.check.clone()),

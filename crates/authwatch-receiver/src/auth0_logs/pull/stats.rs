@@ -14,8 +14,9 @@ use authwatch_core::otlp::metrics::v1::{
 use authwatch_core::semconv as sc;
 
 use authwatch_core::data::kv_str;
+use authwatch_core::time::otlp_time;
 
-use super::super::ingest::{nanos, resource, scope};
+use super::super::ingest::{resource, scope};
 use authwatch_tenant_logs::ratelimit::RateLimit;
 
 /// The statuses a log stream can have (Auth0's `LogStreamStatusEnum`).
@@ -47,7 +48,7 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new(domain: String, started: SystemTime) -> Self {
         Stats {
-            start: nanos(started),
+            start: otlp_time(started),
             domain,
             inner: Mutex::new(Inner::default()),
         }
@@ -83,7 +84,7 @@ impl Stats {
 
     /// The metrics as they stand.
     pub(crate) fn export(&self) -> ExportMetricsServiceRequest {
-        let now = nanos(SystemTime::now());
+        let now = otlp_time(SystemTime::now());
         let server = || kv_str(sc::SERVER_ADDRESS, &self.domain);
         let point = |attributes: Vec<KeyValue>, v: i64, start: u64| NumberDataPoint {
             attributes,
