@@ -298,7 +298,7 @@ impl Clock {
     /// Unix nanoseconds at `elapsed` (0 if the wall clock was before 1970).
     #[inline]
     pub fn unix_nanos(&self, elapsed: Duration) -> u64 {
-        unix_nanos(self.system_time(elapsed)).unwrap_or(0)
+        otlp_time(self.system_time(elapsed))
     }
     /// RFC 3339 in UTC with milliseconds (`2024-05-01T12:00:00.000Z`), as Alertmanager reads it.
     pub fn rfc3339(&self, elapsed: Duration) -> String {
@@ -421,6 +421,8 @@ mod tests {
             Duration::from_millis(500)
         );
         assert_eq!(unix_nanos(t), None);
+        assert_eq!(otlp_time(t), 0, "unknown, in an OTLP time field");
+        assert_eq!(otlp_time(UNIX_EPOCH + Duration::from_nanos(7)), 7);
         assert_eq!(
             format_rfc3339(t, Precision::Millis),
             "1969-12-31T23:59:59.500Z"
