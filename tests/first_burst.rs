@@ -75,7 +75,7 @@ impl Prometheus {
         let scratch = Scratch::new("prometheus");
         let cfg = scratch.write(
             "prometheus.yml",
-            &format!(
+            format!(
                 "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: authwatch\n    honor_labels: true\n    static_configs: [{{targets: ['{target}']}}]\n"
             ),
         );

@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use authwatch_testkit::Scratch;
+
 /// A free loopback port for authwatch to listen on. Ports are taken from 20000-32767, below
 /// Linux's ephemeral range (32768-60999), so that they never collide with the ports that test
 /// servers and outgoing connections get from the kernel (port 0) while tests run in parallel;
@@ -31,36 +33,6 @@ pub fn free_port() -> u16 {
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_authwatch")
-}
-
-/// A scratch directory under the target dir, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(name: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "authwatch-e2e-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn write(&self, file: &str, text: &str) -> PathBuf {
-        let p = self.0.join(file);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A running authwatch process; killed on drop if still running.

@@ -1,6 +1,6 @@
 //! Test helpers shared by every authwatch crate (dev-dependency only): a collecting sink whose
-//! answer can be set, OTLP data builders, config contract asserts, real servers on loopback, and
-//! raw HTTP/1.1 clients (`raw_http`, `slow_client`).
+//! answer can be set, OTLP data builders, config contract asserts, real servers on loopback,
+//! raw HTTP/1.1 clients (`raw_http`, `slow_client`) and scratch directories.
 #![forbid(unsafe_code)]
 
 pub mod alertmanager;
@@ -13,12 +13,14 @@ pub mod okta_server;
 pub mod otlp_server;
 pub mod peer;
 pub mod raw_http;
+pub mod scratch;
 pub mod sink;
 pub mod slow_client;
 pub mod tcp_proxy;
 pub mod tls;
 
 pub use data::*;
+pub use scratch::Scratch;
 pub use sink::{permanent, Sink};
 
 use authwatch_core::registry::decode_config;

@@ -1,38 +1,15 @@
 use super::*;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use authwatch_core::otlp::common::v1::any_value;
 use authwatch_core::otlp::metrics::v1::{metric, number_data_point};
 use authwatch_core::registry::decode_config;
 use authwatch_core::{semconv, ComponentId, Router, Settings, Signal, SignalKind};
 use authwatch_testkit::okta_server::OktaServer;
-use authwatch_testkit::Sink;
+use authwatch_testkit::{Scratch, Sink};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "00OktaT0ken-secret";
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "authwatch-okta-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn config_contract() {
@@ -61,7 +38,7 @@ struct Harness {
     task: tokio::task::JoinHandle<Result<(), authwatch_core::RunError>>,
 }
 
-fn config(okta: &OktaServer, storage: Option<&Dir>) -> Config {
+fn config(okta: &OktaServer, storage: Option<&Scratch>) -> Config {
     Config {
         org_url: authwatch_net::HttpUrl::new(okta.url()).unwrap(),
         api_token: Secret::new(TOKEN),
@@ -268,7 +245,7 @@ async fn a_wrong_token_and_429_are_counted() {
 #[tokio::test]
 async fn the_checkpoint_resumes_without_gap_or_duplicate_and_a_corrupt_one_is_moved_aside() {
     let okta = OktaServer::start(TOKEN, &[("a", "b")]).await;
-    let dir = Dir::new("resume");
+    let dir = Scratch::reserve("okta-resume");
     for _ in 0..5 {
         login(&okta, "a", "b").await;
     }

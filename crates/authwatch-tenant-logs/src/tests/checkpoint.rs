@@ -1,28 +1,6 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use authwatch_testkit::Scratch;
 
 use super::*;
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "authwatch-checkpoint-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&d);
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -35,7 +13,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn absent_then_stored_then_replaced() {
-    let d = Dir::new("roundtrip");
+    let d = Scratch::reserve("checkpoint-roundtrip");
     let c = Checkpoint::new(d.0.join("nested"), "auth0_logs.cursor");
     assert_eq!(c.load().unwrap(), Loaded::default());
     c.store("90020230101000000000000000000000000000000000000000000001")
@@ -67,7 +45,7 @@ fn a_corrupt_file_is_moved_aside_and_reads_as_absent() {
     .into_iter()
     .enumerate()
     {
-        let d = Dir::new(&format!("corrupt{i}"));
+        let d = Scratch::reserve(&format!("checkpoint-corrupt{i}"));
         fs::create_dir_all(&d.0).unwrap();
         fs::write(d.0.join("c"), bad).unwrap();
         let c = Checkpoint::new(&d.0, "c");
@@ -86,7 +64,7 @@ fn a_corrupt_file_is_moved_aside_and_reads_as_absent() {
 
 #[test]
 fn an_oversized_file_is_corrupt() {
-    let d = Dir::new("big");
+    let d = Scratch::reserve("checkpoint-big");
     fs::create_dir_all(&d.0).unwrap();
     fs::write(d.0.join("c"), vec![b' '; (MAX_FILE_BYTES + 10) as usize]).unwrap();
     let loaded = Checkpoint::new(&d.0, "c").load().unwrap();
@@ -96,7 +74,7 @@ fn an_oversized_file_is_corrupt() {
 
 #[test]
 fn a_stale_temp_file_from_a_crash_is_ignored_and_overwritten() {
-    let d = Dir::new("tmp");
+    let d = Scratch::reserve("checkpoint-tmp");
     let c = Checkpoint::new(&d.0, "c");
     c.store("one").unwrap();
     fs::write(d.0.join("c.tmp"), b"{\"version\":1,\"cursor\":\"half").unwrap();
@@ -108,7 +86,7 @@ fn a_stale_temp_file_from_a_crash_is_ignored_and_overwritten() {
 
 #[test]
 fn errors_are_typed_and_hold_no_cursor() {
-    let d = Dir::new("errors");
+    let d = Scratch::reserve("checkpoint-errors");
     let c = Checkpoint::new(&d.0, "c");
     assert!(matches!(
         c.store(""),

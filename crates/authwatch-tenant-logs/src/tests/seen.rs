@@ -1,28 +1,6 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use authwatch_testkit::Scratch;
 
 use super::*;
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "authwatch-seen-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&d);
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -36,7 +14,7 @@ fn ids(l: &Loaded) -> Vec<&str> {
 
 #[test]
 fn appended_ids_load_after_a_restart() {
-    let d = Dir::new("load");
+    let d = Scratch::reserve("seen-load");
     let (mut s, l) = SeenFile::open(&d.0, "x.seen", HOUR, 100, t(0)).unwrap();
     assert!(l.entries.is_empty() && !l.torn && l.moved_aside.is_none());
     s.append(["a", "b"], t(1)).unwrap();
@@ -49,7 +27,7 @@ fn appended_ids_load_after_a_restart() {
 
 #[test]
 fn load_keeps_the_window_and_the_bound() {
-    let d = Dir::new("bound");
+    let d = Scratch::reserve("seen-bound");
     let (mut s, _) = SeenFile::open(&d.0, "x.seen", HOUR, 3, t(0)).unwrap();
     s.append(["old"], t(0)).unwrap();
     s.append(["a", "b", "c", "d"], t(3000)).unwrap();
@@ -61,7 +39,7 @@ fn load_keeps_the_window_and_the_bound() {
 
 #[test]
 fn compacts_past_twice_the_bound() {
-    let d = Dir::new("compact");
+    let d = Scratch::reserve("seen-compact");
     let (mut s, _) = SeenFile::open(&d.0, "x.seen", HOUR, 4, t(0)).unwrap();
     for i in 0..8 {
         s.append([format!("id{i}").as_str()], t(i)).unwrap();
@@ -80,7 +58,7 @@ fn compacts_past_twice_the_bound() {
 
 #[test]
 fn a_torn_last_line_is_ignored_and_dropped() {
-    let d = Dir::new("torn");
+    let d = Scratch::reserve("seen-torn");
     let (mut s, _) = SeenFile::open(&d.0, "x.seen", HOUR, 100, t(0)).unwrap();
     s.append(["a"], t(1)).unwrap();
     let path = s.path();
@@ -108,7 +86,7 @@ fn a_corrupt_file_is_moved_aside() {
         b"authwatch-seen v1\n1700000000000 \xff\xfe\n",
         b"authwatch-seen v2\n",
     ] {
-        let d = Dir::new("corrupt");
+        let d = Scratch::reserve("seen-corrupt");
         fs::create_dir_all(&d.0).unwrap();
         fs::write(d.0.join("x.seen"), body).unwrap();
         let (mut s, l) = SeenFile::open(&d.0, "x.seen", HOUR, 100, t(0)).unwrap();
@@ -125,7 +103,7 @@ fn a_corrupt_file_is_moved_aside() {
 
 #[test]
 fn ids_that_cannot_be_a_line_are_not_written() {
-    let d = Dir::new("odd");
+    let d = Scratch::reserve("seen-odd");
     let (mut s, _) = SeenFile::open(&d.0, "x.seen", HOUR, 100, t(0)).unwrap();
     let long = "x".repeat(MAX_ID_BYTES + 1);
     s.append(["a\nb", "", long.as_str(), "with space", "ok"], t(1))
@@ -137,7 +115,7 @@ fn ids_that_cannot_be_a_line_are_not_written() {
 
 #[test]
 fn a_file_far_larger_than_the_bound_allows_is_moved_aside() {
-    let d = Dir::new("huge");
+    let d = Scratch::reserve("seen-huge");
     fs::create_dir_all(&d.0).unwrap();
     let mut body = String::from(HEADER);
     let line = format!("1700000000000 {}\n", "x".repeat(MAX_ID_BYTES));

@@ -4,39 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authwatch_core::telemetry::Telemetry;
-use authwatch_testkit::trace_signal;
+use authwatch_testkit::{trace_signal, Scratch};
 
 use redb::Database;
 
 use super::record::{check_record, checksum, FORMAT};
 use super::*;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "authwatch-pq-{name}-{}-{}",
-            std::process::id(),
-            now_ms()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn file(&self) -> PathBuf {
-        self.0.join(FILE_NAME)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn open_with(
-    dir: &Dir,
+    dir: &Scratch,
     capacity: usize,
     max_bytes: u64,
     t: &Telemetry,
@@ -45,7 +21,7 @@ fn open_with(
     PersistentQueue::open(&dir.0, "otlp/test", capacity, max_bytes, t.exporter(&id)).unwrap()
 }
 
-fn open(dir: &Dir) -> (PersistentQueue, Recovered) {
+fn open(dir: &Scratch) -> (PersistentQueue, Recovered) {
     open_with(dir, 1000, 1 << 30, &Telemetry::new())
 }
 
@@ -90,7 +66,7 @@ fn records_round_trip_and_detect_damage() {
 
 #[tokio::test]
 async fn push_pop_done_and_reopen() {
-    let dir = Dir::new("reopen");
+    let dir = Scratch::new("pq-reopen");
     {
         let (q, rec) = open(&dir);
         assert_eq!(rec, Recovered::default());
@@ -131,7 +107,7 @@ async fn push_pop_done_and_reopen() {
 
 #[tokio::test]
 async fn refuses_by_count_and_by_bytes() {
-    let dir = Dir::new("limits");
+    let dir = Scratch::new("pq-limits");
     let (q, _) = open_with(&dir, 2, 1 << 30, &Telemetry::new());
     q.push(marked(0), false).await.unwrap();
     q.push(marked(1), false).await.unwrap();
@@ -145,7 +121,7 @@ async fn refuses_by_count_and_by_bytes() {
     q.done(a.id);
     drop(q);
 
-    let dir = Dir::new("bytes");
+    let dir = Scratch::new("pq-bytes");
     let one = encode_record(&marked(0), 0).len() as u64;
     let (q, _) = open_with(&dir, 1000, one * 2 + one / 2, &Telemetry::new());
     q.push(marked(0), false).await.unwrap();
@@ -171,7 +147,7 @@ async fn refuses_by_count_and_by_bytes() {
 
 #[tokio::test]
 async fn blocking_push_waits_for_done() {
-    let dir = Dir::new("block");
+    let dir = Scratch::new("pq-block");
     let one = encode_record(&marked(0), 0).len() as u64;
     let (q, _) = open_with(&dir, 1000, one + one / 2, &Telemetry::new());
     let q = Arc::new(q);
@@ -196,7 +172,7 @@ async fn blocking_push_waits_for_done() {
 #[tokio::test]
 async fn backlog_and_room_follow_count_and_bytes() {
     use futures::FutureExt;
-    let dir = Dir::new("backlog");
+    let dir = Scratch::new("pq-backlog");
     let (q, _) = open_with(&dir, 4, 1 << 30, &Telemetry::new());
     assert_eq!(q.backlog(), Backlog::Clear);
     q.push(marked(0), false).await.unwrap();
@@ -213,7 +189,7 @@ async fn backlog_and_room_follow_count_and_bytes() {
     drop(q);
 
     // By bytes, a request being sent still holds its room in the file until done.
-    let dir = Dir::new("room");
+    let dir = Scratch::new("pq-room");
     let one = encode_record(&marked(0), 0).len() as u64;
     let (q, _) = open_with(&dir, 1000, one * 2 + one / 2, &Telemetry::new());
     q.push(marked(0), false).await.unwrap();
@@ -251,8 +227,8 @@ async fn backlog_and_room_follow_count_and_bytes() {
 }
 
 /// Writes raw values into the queue file, as a damaged previous run could have left them.
-fn write_raw(dir: &Dir, values: &[(u64, Vec<u8>)]) {
-    let db = Database::create(dir.file()).unwrap();
+fn write_raw(dir: &Scratch, values: &[(u64, Vec<u8>)]) {
+    let db = Database::create(dir.join(FILE_NAME)).unwrap();
     let txn = db.begin_write().unwrap();
     {
         let mut t = txn.open_table(RECORDS).unwrap();
@@ -265,7 +241,7 @@ fn write_raw(dir: &Dir, values: &[(u64, Vec<u8>)]) {
 
 #[tokio::test]
 async fn corrupt_records_are_counted_skipped_and_deleted() {
-    let dir = Dir::new("corrupt");
+    let dir = Scratch::new("pq-corrupt");
     let mut bad_crc = encode_record(&marked(1), 0);
     let n = bad_crc.len();
     bad_crc[n - 3] ^= 0xff;
@@ -305,21 +281,21 @@ async fn corrupt_records_are_counted_skipped_and_deleted() {
 
 #[tokio::test]
 async fn flipped_bytes_in_the_file_lose_only_that_record() {
-    let dir = Dir::new("flip");
+    let dir = Scratch::new("pq-flip");
     {
         let (q, _) = open(&dir);
         for i in 0..20 {
             q.push(marked(i), false).await.unwrap();
         }
     }
-    let mut bytes = std::fs::read(dir.file()).unwrap();
+    let mut bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
     let needle = b"MARKER-0007";
     let at = bytes
         .windows(needle.len())
         .position(|w| w == needle)
         .expect("the payload is stored uncompressed");
     bytes[at + 3] ^= 0x20;
-    std::fs::write(dir.file(), &bytes).unwrap();
+    std::fs::write(dir.join(FILE_NAME), &bytes).unwrap();
 
     let t = Telemetry::new();
     let (q, rec) = open_with(&dir, 1000, 1 << 30, &t);
@@ -346,14 +322,14 @@ async fn flipped_bytes_in_the_file_lose_only_that_record() {
 #[tokio::test]
 async fn truncated_or_garbage_files_are_moved_aside() {
     for (name, damage) in [("truncated", 0usize), ("garbage", 1), ("header", 2)] {
-        let dir = Dir::new(name);
+        let dir = Scratch::new(&format!("pq-{name}"));
         {
             let (q, _) = open(&dir);
             for i in 0..50 {
                 q.push(marked(i), false).await.unwrap();
             }
         }
-        let mut bytes = std::fs::read(dir.file()).unwrap();
+        let mut bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
         match damage {
             0 => bytes.truncate(bytes.len() / 3),
             1 => bytes
@@ -361,7 +337,7 @@ async fn truncated_or_garbage_files_are_moved_aside() {
                 .for_each(|b| *b = b.wrapping_mul(31).wrapping_add(7)),
             _ => bytes[..64].iter_mut().for_each(|b| *b ^= 0x5a),
         }
-        std::fs::write(dir.file(), &bytes).unwrap();
+        std::fs::write(dir.join(FILE_NAME), &bytes).unwrap();
         let t = Telemetry::new();
         let (q, rec) = open_with(&dir, 1000, 1 << 30, &t);
         // Whatever survived is readable; the queue works.
@@ -392,7 +368,7 @@ async fn truncated_or_garbage_files_are_moved_aside() {
 
 #[tokio::test]
 async fn a_directory_in_use_is_refused() {
-    let dir = Dir::new("inuse");
+    let dir = Scratch::new("pq-inuse");
     let (_q, _) = open(&dir);
     let id = "otlp/test".parse().unwrap();
     let err = PersistentQueue::open(
@@ -426,7 +402,7 @@ async fn a_directory_in_use_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_consumers_take_each_record_once() {
-    let dir = Dir::new("many");
+    let dir = Scratch::new("pq-many");
     let (q, _) = open(&dir);
     let q = Arc::new(q);
     let consumers: Vec<_> = (0..4)
