@@ -24,8 +24,10 @@ right; never the values).
 """
 
 import base64
+import functools
 import hashlib
 import hmac
+import html
 import os
 import secrets
 import struct
@@ -140,6 +142,23 @@ def current_tx():
     return tx_id, None
 
 
+def in_transaction(logged_in=False):
+    """A page route of a transaction: the request's `state`, cookie and CSRF field are checked
+    (and, when `logged_in`, that the password step was passed) before the view runs with the
+    transaction id."""
+    def wrap(view):
+        @functools.wraps(view)
+        def checked():
+            tx_id, err = current_tx()
+            if err:
+                return err
+            if logged_in and not TX[tx_id]["user"]:
+                return page("Error", "<p class='error'>Log in first.</p>", 400)
+            return view(tx_id)
+        return checked
+    return wrap
+
+
 def login_form(tx_id, one_page, message=""):
     k = PAGE_KNOBS
     if k["page"] == "changed":
@@ -166,7 +185,7 @@ def login_form(tx_id, one_page, message=""):
 
 
 def password_form(tx_id, message=""):
-    user = TX[tx_id].get("username", "")
+    user = html.escape(TX[tx_id].get("username", ""))
     return page("Enter your password", f"""<form method="POST" action="/u/login/password?state={tx_id}" class="_form-login-password" data-form-primary="true">
 {hidden(tx_id)}<input type="hidden" name="username" value="{user}"><span class="ulp-authenticator-selector-text">{user}</span>
 <input class="input" name="password" id="password" type="password" required autocomplete="current-password">
@@ -268,9 +287,10 @@ def install(srv):
             return Response(gen(), mimetype="text/html")
         if PAGE_KNOBS["page"] == "garbage":
             return Response(os.urandom(4096), mimetype="application/octet-stream")
-        tx_id, err = current_tx()
-        if err:
-            return err
+        return login_step()
+
+    @in_transaction()
+    def login_step(tx_id):
         one_page = request.path == "/u/login"
         if request.method == "GET":
             return login_form(tx_id, one_page)
@@ -284,10 +304,8 @@ def install(srv):
         return after_password(tx_id)
 
     @app.route("/u/login/password", methods=["GET", "POST"])
-    def password():
-        tx_id, err = current_tx()
-        if err:
-            return err
+    @in_transaction()
+    def password(tx_id):
         if request.method == "GET":
             return password_form(tx_id)
         message = check_password(tx_id, TX[tx_id].get("username", ""), request.form.get("password", ""))
@@ -296,12 +314,8 @@ def install(srv):
         return after_password(tx_id)
 
     @app.route("/u/mfa-otp-challenge", methods=["GET", "POST"])
-    def mfa():
-        tx_id, err = current_tx()
-        if err:
-            return err
-        if not TX[tx_id]["user"]:
-            return page("Error", "<p class='error'>Log in first.</p>", 400)
+    @in_transaction(logged_in=True)
+    def mfa(tx_id):
         if request.method == "GET":
             return otp_form(tx_id)
         now = time.time()
@@ -311,12 +325,8 @@ def install(srv):
         return after_mfa(tx_id)
 
     @app.route("/u/consent", methods=["GET", "POST"])
-    def consent():
-        tx_id, err = current_tx()
-        if err:
-            return err
-        if not TX[tx_id]["user"]:
-            return page("Error", "<p class='error'>Log in first.</p>", 400)
+    @in_transaction(logged_in=True)
+    def consent(tx_id):
         if request.method == "GET":
             return consent_form(tx_id)
         return finish(tx_id, deny=request.form.get("action") != "accept")
