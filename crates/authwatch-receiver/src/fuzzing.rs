@@ -241,3 +241,49 @@ pub fn gunzip_capped(body: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
         crate::otlp::InflateError::Invalid(e) => Gunzip::Invalid(e.to_string()),
     })
 }
+
+/// What the `authorization_code` check read on a login page ([`login_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPage {
+    /// `login`, `identifier`, `password`, `mfa_otp`, `consent`, `captcha` or `unknown`.
+    pub kind: &'static str,
+    /// The error the page displays, shortened.
+    pub error: Option<String>,
+    /// Whether a form was picked.
+    pub has_form: bool,
+    /// The names of the username, password and one-time-code inputs, in that order.
+    pub fields: [Option<String>; 3],
+    /// The picked form's fields as the check would submit them, filled with the given username,
+    /// password and code.
+    pub submitted: Vec<(String, String)>,
+}
+
+/// The login-page reading of the `authorization_code` check (`synthetic/authcode/form.rs`):
+/// the page's kind, error and fields, and the form filled with `values` (username, password,
+/// code). `fields` are the configured `form` options: `selector`, `username_field`,
+/// `password_field`, `code_field`.
+pub fn login_page(html: &str, fields: [Option<&str>; 4], values: [&str; 3]) -> LoginPage {
+    use crate::synthetic::authcode::config::FormFields;
+    use crate::synthetic::authcode::form::{read, Fill};
+    let [selector, username_field, password_field, code_field] =
+        fields.map(|f| f.map(str::to_owned));
+    let cfg = FormFields {
+        selector,
+        username_field,
+        password_field,
+        code_field,
+    };
+    let page = read(html, &cfg);
+    let [username, password, code] = values;
+    LoginPage {
+        kind: page.kind.as_str(),
+        error: page.error.clone(),
+        has_form: page.form.is_some(),
+        fields: page.fields().map(|f| f.map(str::to_owned)),
+        submitted: page.fill(&Fill {
+            username: Some(username),
+            password: Some(password),
+            code: Some(code),
+        }),
+    }
+}

@@ -68,7 +68,7 @@
 //! tokens, codes, PKCE verifiers and cookies of a run) never appear in spans, metrics, logs, error messages or `print-config` output.
 
 mod assert;
-mod authcode;
+pub(crate) mod authcode;
 mod board;
 mod client;
 mod config;

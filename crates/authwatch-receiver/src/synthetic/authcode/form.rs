@@ -364,6 +364,15 @@ pub(crate) struct Fill<'a> {
 }
 
 impl Page {
+    /// The `name`s of the username, password and one-time-code inputs found, in that order.
+    pub fn fields(&self) -> [Option<&str>; 3] {
+        [
+            self.user_field.as_deref(),
+            self.pass_field.as_deref(),
+            self.code_field.as_deref(),
+        ]
+    }
+
     /// The form's fields as a browser would submit them: every named input (checkboxes and
     /// radios only when checked), hidden ones included, the user's values put in, and the
     /// submitting button (on a consent page, the allowing one).

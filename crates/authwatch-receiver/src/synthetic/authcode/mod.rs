@@ -10,7 +10,7 @@
 //! posts them elsewhere ends the run with `login_page_changed`, nothing sent.
 
 pub(crate) mod config;
-mod form;
+pub(crate) mod form;
 mod callback;
 mod jar;
 mod pkce;
