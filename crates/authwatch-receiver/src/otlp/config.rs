@@ -30,6 +30,11 @@ pub const DEFAULT_GRPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// under overload near its value at capacity (docs/performance.md), and the rest are refused
 /// before their body is read.
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 8;
+/// Default `protocols.grpc.stream_window_kib`: the HTTP/2 flow-control window of each call
+/// (see `grpc_limits`).
+pub const DEFAULT_STREAM_WINDOW_KIB: usize = 128;
+/// Largest `protocols.grpc.stream_window_kib`: 16 MiB.
+pub const MAX_STREAM_WINDOW_KIB: usize = 16 * 1024;
 /// Default `protocols.grpc.keepalive.server_parameters.time` (gRPC's).
 pub const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
 /// Default `protocols.grpc.keepalive.server_parameters.timeout` (gRPC's).
@@ -77,6 +82,10 @@ pub struct GrpcConfig {
     /// Most calls being read and handed on at once; more are refused before their message is
     /// read (`UNAVAILABLE`). See *Admission*.
     pub max_requests_in_flight: Positive,
+    /// The HTTP/2 flow-control window of each call, in KiB: how much of a message a client may
+    /// send before authwatch reads it. Raise it for senders far away (a window per round trip
+    /// bounds one call's throughput).
+    pub stream_window_kib: Positive,
     /// Longest time one call may take, reading its message included (`DEADLINE`-like); `0s`: no
     /// limit. A shorter `grpc-timeout` from the client wins.
     #[serde(with = "authwatch_core::config::duration")]
@@ -203,6 +212,7 @@ impl Default for GrpcConfig {
             max_concurrent_streams: None,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
             max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
+            stream_window_kib: Positive(DEFAULT_STREAM_WINDOW_KIB),
             timeout: DEFAULT_GRPC_TIMEOUT,
             keepalive: KeepaliveConfig::default(),
             tls: None,

@@ -16,17 +16,26 @@ use std::time::Duration;
 use authwatch_core::Validator;
 use tonic::transport::Server;
 
+use super::config::MAX_STREAM_WINDOW_KIB;
 use super::GrpcConfig;
 use authwatch_net::server::LimitedIncoming;
 
-/// The HTTP/2 flow-control window of each call: what a client may send of a message before
-/// authwatch reads it (hyper's default is 1 MiB; gRPC-Go starts at 64 KiB and grows it). A call
-/// refused at its headers (see *Admission*) then costs at most this much reading and discarding,
-/// and clients are paced by what authwatch reads rather than by what its buffers take: at 2× and
-/// 4× overload the p99 of accepted calls fell from 2.1× and 2.3× of the capacity's to 1.5× and
-/// 1.8×, and the sending queue stays near empty at capacity (docs/performance.md). The
-/// connection's window stays 1 MiB.
-pub(crate) const STREAM_WINDOW: u32 = 128 * 1024;
+/// The connection's HTTP/2 window (hyper's default).
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// The HTTP/2 flow-control window of each call (`stream_window_kib`, default 128 KiB): what a
+/// client may send of a message before authwatch reads it (hyper's default is 1 MiB; gRPC-Go
+/// starts at 64 KiB and grows it). A call refused at its headers (see *Admission*) then costs at
+/// most this much reading and discarding, and clients are paced by what authwatch reads rather
+/// than by what its buffers take: at 2× and 4× overload the p99 of accepted calls fell from 2.1×
+/// and 2.3× of the capacity's to 1.5× and 1.8×, and the sending queue stays near empty at
+/// capacity (docs/performance.md). The price is one window per round trip for one call: 128 KiB
+/// over 50 ms is about 2.6 MB/s, which senders far away raise the option for. The connection's
+/// window stays 1 MiB (or the stream window, if larger).
+pub(crate) fn stream_window(config: &GrpcConfig) -> u32 {
+    let kib = config.stream_window_kib.get().min(MAX_STREAM_WINDOW_KIB);
+    u32::try_from(kib * 1024).unwrap_or(u32::MAX)
+}
 
 /// A tonic server builder with `config`'s limits: `max_concurrent_streams`, `timeout` (per
 /// call; tonic answers `CANCELLED` "Timeout expired" when it passes, a shorter `grpc-timeout`
@@ -39,7 +48,8 @@ pub(crate) fn server_builder(config: &GrpcConfig) -> Server {
         .max_concurrent_streams(config.max_concurrent_streams.map(NonZeroU32::get))
         .http2_keepalive_interval(nonzero(ka.time))
         .http2_keepalive_timeout(nonzero(ka.timeout))
-        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_stream_window_size(stream_window(config))
+        .initial_connection_window_size(stream_window(config).max(CONNECTION_WINDOW))
         .tcp_nodelay(true);
     if let Some(timeout) = nonzero(config.timeout) {
         server = server.timeout(timeout);
@@ -81,6 +91,15 @@ pub(crate) fn validate(config: &GrpcConfig, v: &mut Validator, at: &str) {
             "has no effect without `max_connection_age`; set that as well, or remove this",
         );
     }
+    if config.stream_window_kib.get() > MAX_STREAM_WINDOW_KIB {
+        v.error(
+            &format!("{at}::stream_window_kib"),
+            format!(
+                "is at most {MAX_STREAM_WINDOW_KIB} (16 MiB); the default 128 suits loopback and a \
+                 LAN, 1024 to 4096 a sender a WAN away"
+            ),
+        );
+    }
     if config.timeout.is_zero() {
         v.warn(
             &format!("{at}::timeout"),
@@ -101,6 +120,8 @@ mod tests {
     use tokio_util::sync::CancellationToken;
     use tonic::transport::server::TcpIncoming;
 
+    use authwatch_core::config::Positive;
+
     use super::super::KeepaliveServerParameters;
     use super::*;
 
@@ -114,6 +135,24 @@ mod tests {
             errors.iter().map(ToString::to_string).collect(),
             warnings.iter().map(ToString::to_string).collect(),
         )
+    }
+
+    #[test]
+    fn validate_stream_window() {
+        let most = GrpcConfig {
+            stream_window_kib: Positive(MAX_STREAM_WINDOW_KIB),
+            ..GrpcConfig::default()
+        };
+        assert_eq!(errors(&most), (vec![], vec![]));
+        let too_big = GrpcConfig {
+            stream_window_kib: Positive(MAX_STREAM_WINDOW_KIB + 1),
+            ..GrpcConfig::default()
+        };
+        assert_eq!(
+            errors(&too_big).0,
+            ["protocols::grpc::stream_window_kib: is at most 16384 (16 MiB); the default 128 suits loopback and a LAN, 1024 to 4096 a sender a WAN away"]
+        );
+        assert_eq!(stream_window(&too_big), 16 * 1024 * 1024, "never past the limit");
     }
 
     #[test]
@@ -257,11 +296,20 @@ mod tests {
             .unwrap();
     }
 
-    /// A client may send at most [`STREAM_WINDOW`] of a call before authwatch reads it: the
+    /// A client may send at most [`stream_window`] of a call before authwatch reads it: the
     /// server's first SETTINGS frame announces it (`SETTINGS_INITIAL_WINDOW_SIZE`, RFC 9113 §6.5.2).
     #[tokio::test]
     async fn the_server_announces_the_stream_window() {
-        let (addr, shutdown, task) = start(GrpcConfig::default()).await;
+        assert_eq!(the_announced_window(GrpcConfig::default()).await, 128 * 1024);
+        let far = GrpcConfig {
+            stream_window_kib: Positive(2048),
+            ..GrpcConfig::default()
+        };
+        assert_eq!(the_announced_window(far).await, 2048 * 1024);
+    }
+
+    async fn the_announced_window(config: GrpcConfig) -> u32 {
+        let (addr, shutdown, task) = start(config).await;
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         // The client preface and an empty SETTINGS frame.
         tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
@@ -280,13 +328,13 @@ mod tests {
             .chunks_exact(6)
             .find(|p| u16::from_be_bytes([p[0], p[1]]) == 0x4)
             .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
-        assert_eq!(window, Some(STREAM_WINDOW));
         drop(tcp);
         shutdown.cancel();
         tokio::time::timeout(HANG_GUARD, task)
             .await
             .unwrap()
             .unwrap();
+        window.expect("SETTINGS_INITIAL_WINDOW_SIZE in the server's SETTINGS")
     }
 
     #[tokio::test(start_paused = true)]

@@ -56,6 +56,7 @@
 //! | `protocols.grpc.max_concurrent_streams` | unlimited | HTTP/2 streams (concurrent RPCs) per client connection |
 //! | `protocols.grpc.max_connections` | `1024` | connections open at once; more wait until one closes |
 //! | `protocols.grpc.max_requests_in_flight` | `8` | calls being read and handed on at once; more are refused with `UNAVAILABLE` before their message is read (see *Admission*); raise it for a gateway with many concurrent senders |
+//! | `protocols.grpc.stream_window_kib` | `128` | the HTTP/2 flow-control window of each call, in KiB (at most 16384): what a client may send of a message before authwatch reads it. Small, a refused call costs little and overload stays fast; one call moves at most one window per round trip, so raise it (1024 to 4096) for senders a WAN away |
 //! | `protocols.grpc.timeout` | `30s` | longest time one call may take, reading its message included (`CANCELLED` after it); a shorter client `grpc-timeout` wins; `0s`: no limit |
 //! | `protocols.grpc.keepalive.server_parameters.time` | `2h` | ping a client after this long without activity; `0s`: never |
 //! | `protocols.grpc.keepalive.server_parameters.timeout` | `20s` | close the connection when a ping is not answered within this long |

@@ -18,6 +18,7 @@ fn config_yaml_decodes() {
                 max_concurrent_streams: NonZeroU32::new(64),
                 max_connections: Positive(100),
                 max_requests_in_flight: Positive(32),
+                stream_window_kib: Positive(1024),
                 timeout: Duration::from_secs(10),
                 keepalive: KeepaliveConfig {
                     server_parameters: KeepaliveServerParameters {
