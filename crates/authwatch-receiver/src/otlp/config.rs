@@ -25,11 +25,20 @@ pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: usize = 4;
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 20 * 1024 * 1024;
 /// Default `protocols.grpc.timeout`: longest time one call may take.
 pub const DEFAULT_GRPC_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests a transport reads and hands on at once. The pass-through keeps one core busy with
-/// 8 requests of 512 spans in flight; admitting no more keeps the latency of accepted requests
-/// under overload near its value at capacity (docs/performance.md), and the rest are refused
-/// before their body is read.
-pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 8;
+/// Requests a transport reads and hands on at once, per core the process may use. On 2 cores
+/// the pass-through is kept busy by 8 requests of 512 spans in flight; admitting no more keeps
+/// the latency of accepted requests under overload near its value at capacity
+/// (docs/performance.md: 10, 12 and 16 let it grow), and the rest are refused before their body
+/// is read. The work scales with the cores, so the limit does too.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT_PER_CORE: usize = 4;
+
+/// The default `max_requests_in_flight`: [`DEFAULT_MAX_REQUESTS_IN_FLIGHT_PER_CORE`] times the
+/// cores the process may use (`std::thread::available_parallelism`, which reads the cgroup CPU
+/// quota): 8 on 2 cores, 64 on 16.
+pub fn default_max_requests_in_flight() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    DEFAULT_MAX_REQUESTS_IN_FLIGHT_PER_CORE * cores
+}
 /// Default `protocols.grpc.stream_window_kib`: the HTTP/2 flow-control window of each call
 /// (see `grpc_limits`).
 pub const DEFAULT_STREAM_WINDOW_KIB: usize = 128;
@@ -80,8 +89,9 @@ pub struct GrpcConfig {
     /// Most connections open at once; more wait until one closes.
     pub max_connections: Positive,
     /// Most calls being read and handed on at once; more are refused before their message is
-    /// read (`UNAVAILABLE`). See *Admission*.
-    pub max_requests_in_flight: Positive,
+    /// read (`UNAVAILABLE`). See *Admission*. Unset: [`default_max_requests_in_flight`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_in_flight: Option<Positive>,
     /// The HTTP/2 flow-control window of each call, in KiB: how much of a message a client may
     /// send before authwatch reads it. Raise it for senders far away (a window per round trip
     /// bounds one call's throughput).
@@ -154,8 +164,9 @@ pub struct HttpConfig {
     /// Most connections open at once; more wait until one closes.
     pub max_connections: Positive,
     /// Most requests being read and handed on at once; more are refused before their body is
-    /// read (`503`). See *Admission*.
-    pub max_requests_in_flight: Positive,
+    /// read (`503`). See *Admission*. Unset: [`default_max_requests_in_flight`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_in_flight: Option<Positive>,
     /// Serve over TLS (and require client certificates with `client_ca_file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsServerConfig>,
@@ -211,7 +222,7 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: Positive(DEFAULT_MAX_RECV_MSG_SIZE_MIB),
             max_concurrent_streams: None,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
-            max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
+            max_requests_in_flight: None,
             stream_window_kib: Positive(DEFAULT_STREAM_WINDOW_KIB),
             timeout: DEFAULT_GRPC_TIMEOUT,
             keepalive: KeepaliveConfig::default(),
@@ -264,7 +275,7 @@ impl Default for HttpConfig {
             read_timeout: DEFAULT_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: Positive(DEFAULT_MAX_CONNECTIONS),
-            max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
+            max_requests_in_flight: None,
             tls: None,
             auth: None,
             cors: None,

@@ -55,7 +55,7 @@
 //! | `protocols.grpc.max_recv_msg_size_mib` | `4` | largest request message in MiB, checked on the wire and again after decompression |
 //! | `protocols.grpc.max_concurrent_streams` | unlimited | HTTP/2 streams (concurrent RPCs) per client connection |
 //! | `protocols.grpc.max_connections` | `1024` | connections open at once; more wait until one closes |
-//! | `protocols.grpc.max_requests_in_flight` | `8` | calls being read and handed on at once; more are refused with `UNAVAILABLE` before their message is read (see *Admission*); raise it for a gateway with many concurrent senders |
+//! | `protocols.grpc.max_requests_in_flight` | 4 per core (8 on 2 cores) | calls being read and handed on at once; more are refused with `UNAVAILABLE` before their message is read (see *Admission*); raise it for a gateway whose many senders send in bursts |
 //! | `protocols.grpc.stream_window_kib` | `128` | the HTTP/2 flow-control window of each call, in KiB (at most 16384): what a client may send of a message before authwatch reads it. Small, a refused call costs little and overload stays fast; one call moves at most one window per round trip, so raise it (1024 to 4096) for senders a WAN away |
 //! | `protocols.grpc.timeout` | `30s` | longest time one call may take, reading its message included (`CANCELLED` after it); a shorter client `grpc-timeout` wins; `0s`: no limit |
 //! | `protocols.grpc.keepalive.server_parameters.time` | `2h` | ping a client after this long without activity; `0s`: never |
@@ -71,7 +71,7 @@
 //! | `protocols.http.read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
 //! | `protocols.http.idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
 //! | `protocols.http.max_connections` | `1024` | connections open at once (TLS handshakes included); more wait until one closes |
-//! | `protocols.http.max_requests_in_flight` | `8` | requests being read and handed on at once; more are refused with `503` before their body is read (see *Admission*) |
+//! | `protocols.http.max_requests_in_flight` | 4 per core (8 on 2 cores) | requests being read and handed on at once; more are refused with `503` before their body is read (see *Admission*) |
 //! | `protocols.<grpc\|http>.tls.cert_file` | (plaintext) | PEM certificate chain to serve TLS 1.2/1.3 with (rustls, ring) |
 //! | `protocols.<grpc\|http>.tls.key_file` | — | PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1) |
 //! | `protocols.<grpc\|http>.tls.client_ca_file` | (no client certificates) | PEM CA certificates: clients must present a certificate chaining to one (mutual TLS) |
@@ -217,7 +217,8 @@
 //! flow-control window in: 128 KiB per call, so a refused call costs a client at most that much
 //! sending and authwatch that much discarding), the receiver refuses the request:
 //!
-//! - while `max_requests_in_flight` requests of its transport (default 8) are being read and
+//! - while `max_requests_in_flight` requests of its transport (default 4 per core the process
+//!   may use, by the cgroup CPU quota too: 8 on 2 cores) are being read and
 //!   handed on: `UNAVAILABLE` / `503`. Under overload this is what keeps the requests it admits
 //!   answered about as fast as at capacity (each admitted request shares the core with fewer
 //!   others) while the rest cost no read (docs/performance.md, the overload row). A sidecar's
@@ -309,6 +310,11 @@ fn load_tls(
     tls.map(|t| t.load(alpn))
         .transpose()
         .map_err(|e| BuildError::option(format!("protocols::{protocol}"), e))
+}
+
+/// A transport's in-flight limit: its `max_requests_in_flight`, or the default for the cores.
+fn in_flight_limit(configured: Option<authwatch_core::config::Positive>) -> usize {
+    configured.map_or_else(default_max_requests_in_flight, |n| n.get())
 }
 
 fn local_addr(l: &TcpListener, configured: SocketAddr) -> SocketAddr {
@@ -432,7 +438,7 @@ impl Receiver {
                 settings.telemetry.receiver(&settings.id, "grpc"),
             )
             .with_budget(settings.budget.clone())
-            .with_in_flight_limit(b.config.max_requests_in_flight.get());
+            .with_in_flight_limit(in_flight_limit(b.config.max_requests_in_flight));
             let auth = bearer(&b.config.auth, "grpc");
             grpc::serve(
                 b.config,
@@ -449,7 +455,7 @@ impl Receiver {
                 settings.telemetry.receiver(&settings.id, "http"),
             )
             .with_budget(settings.budget.clone())
-            .with_in_flight_limit(b.config.max_requests_in_flight.get());
+            .with_in_flight_limit(in_flight_limit(b.config.max_requests_in_flight));
             let auth = bearer(&b.config.auth, "http");
             http::serve(
                 &b.config,

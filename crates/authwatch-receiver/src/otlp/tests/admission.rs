@@ -80,10 +80,10 @@ async fn start(pipeline: &Arc<Pipeline>, in_flight: usize) -> (Settings, SocketA
     };
     let mut config = loopback();
     if let Some(g) = config.protocols.grpc.as_mut() {
-        g.max_requests_in_flight = Positive(in_flight);
+        g.max_requests_in_flight = Some(Positive(in_flight));
     }
     if let Some(h) = config.protocols.http.as_mut() {
-        h.max_requests_in_flight = Positive(in_flight);
+        h.max_requests_in_flight = Some(Positive(in_flight));
     }
     let receiver = Receiver::bind(&config, cx).await.unwrap();
     let (grpc, http) = (receiver.grpc_addr().unwrap(), receiver.http_addr().unwrap());

@@ -17,7 +17,7 @@ fn config_yaml_decodes() {
                 max_recv_msg_size_mib: Positive(16),
                 max_concurrent_streams: NonZeroU32::new(64),
                 max_connections: Positive(100),
-                max_requests_in_flight: Positive(32),
+                max_requests_in_flight: Some(Positive(32)),
                 stream_window_kib: Positive(1024),
                 timeout: Duration::from_secs(10),
                 keepalive: KeepaliveConfig {
@@ -45,7 +45,7 @@ fn config_yaml_decodes() {
                 read_timeout: Duration::from_secs(20),
                 idle_timeout: Duration::from_secs(120),
                 max_connections: Positive(200),
-                max_requests_in_flight: Positive(DEFAULT_MAX_REQUESTS_IN_FLIGHT),
+                max_requests_in_flight: None,
                 tls: None,
                 auth: None,
                 cors: Some(CorsConfig {
@@ -167,4 +167,12 @@ fn url_paths_get_a_leading_slash() {
     assert!("/a b".parse::<UrlPath>().is_err());
     assert!("/a#b".parse::<UrlPath>().is_err());
     assert!("/é".parse::<UrlPath>().is_err());
+}
+
+#[test]
+fn the_in_flight_limit_defaults_to_four_per_core() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(super::in_flight_limit(None), 4 * cores);
+    assert_eq!(default_max_requests_in_flight(), 4 * cores);
+    assert_eq!(super::in_flight_limit(Some(Positive(3))), 3);
 }
