@@ -325,3 +325,36 @@ service:
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("no `alerts` connector"), "{err}");
 }
+
+/// Console logs written to a pipe (a file, journald, `docker logs`) carry no colour escape codes;
+/// the level and fields read as plain text.
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let (g, h) = (free_port(), free_port());
+    let aw = Authwatch::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: '127.0.0.1:{g}'}}
+      http: {{endpoint: '127.0.0.1:{h}'}}
+exporters:
+  debug: {{}}
+service:
+  telemetry: {{metrics: {{level: none}}}}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+"
+    ));
+    let out = aw.output();
+    assert!(
+        out.contains(&format!(
+            "OTLP gRPC receiver listening. endpoint=127.0.0.1:{g}"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "escape codes in piped logs:\n{out}"
+    );
+}

@@ -128,7 +128,14 @@ fn init_logs(cfg: &LogsConfig, export: Option<&LogExport>) {
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (console, json) = match cfg.encoding {
-        LogEncoding::Console => (Some(fmt::layer().with_writer(std::io::stderr)), None),
+        LogEncoding::Console => (
+            Some(
+                fmt::layer()
+                    .with_ansi(colored_stderr(std::env::var_os("NO_COLOR")))
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
         LogEncoding::Json => (None, Some(fmt::layer().json().with_writer(std::io::stderr))),
     };
     let otlp = export.map(|e| {
@@ -141,6 +148,13 @@ fn init_logs(cfg: &LogsConfig, export: Option<&LogExport>) {
         .with(json)
         .with(otlp)
         .init();
+}
+
+/// Colours in console logs only for a person at a terminal: not when stderr goes to a file, a
+/// pipe or journald (escape codes would litter the lines), nor under `NO_COLOR` (no-color.org).
+fn colored_stderr(no_color: Option<std::ffi::OsString>) -> bool {
+    use std::io::IsTerminal;
+    no_color.is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 fn main() -> ExitCode {
