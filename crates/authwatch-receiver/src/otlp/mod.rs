@@ -214,8 +214,9 @@
 //! Under overload a refusal must cost less than an acceptance, or refusing eats the capacity it
 //! protects. So before the body is read (HTTP: after the headers, with the `Content-Length`; gRPC:
 //! before the message, and again with the length its frame header declares, at most one HTTP/2
-//! flow-control window in: 128 KiB per call, so a refused call costs a client at most that much
-//! sending and authwatch that much discarding), the receiver refuses the request:
+//! flow-control window in: `stream_window_kib`, 128 KiB by default, so a refused call costs a
+//! client at most that much sending and authwatch that much discarding), the receiver refuses
+//! the request:
 //!
 //! - while `max_requests_in_flight` requests of its transport (default 4 per core the process
 //!   may use, by the cgroup CPU quota too: 8 on 2 cores) are being read and
