@@ -109,7 +109,7 @@ pub const AUTH0_LOG_STREAM_NAME: &str = "auth0.log_stream.name";
 /// `login.client` and `login.connection`: logins read from a tenant's log.
 pub const LOGINS: &str = "authwatch.logins";
 /// Gauge, per `dependency` and `login.failure.scope`: distinct users with a failed login over
-/// the last 5 minutes (a HyperLogLog estimate).
+/// the receiver's `users_window` (default the last 5 minutes; a HyperLogLog estimate).
 pub const LOGINS_USERS_AFFECTED: &str = "authwatch.logins.users_affected";
 /// Attribute: `success` or `failure`.
 pub const LOGIN_OUTCOME: &str = "login.outcome";

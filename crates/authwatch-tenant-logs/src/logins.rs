@@ -9,11 +9,13 @@
 //!   `login.client` and `login.connection`;
 //! - `authwatch.logins.users_affected` `{user}`, gauge, by `dependency` and
 //!   `login.failure.scope` (`provider_side`: provider or tenant errors; `all`: any failure):
-//!   the distinct users with a failed login in the last [`USERS_WINDOW`], estimated with a
+//!   the distinct users with a failed login in the last `users_window` (default
+//!   [`USERS_WINDOW`], whole minutes up to [`MAX_USERS_WINDOW`]), estimated with a
 //!   HyperLogLog sketch (`hyperloglogplus`, precision 12: 4096 five-bit registers packed in
 //!   about 2.7 KiB per sketch, typical error 1.6%; below a few hundred users linear counting
-//!   is within one or two of the truth). Two scopes × [`BUCKETS`] one-minute sketches: about
-//!   33 KiB per receiver, whatever the number of users. No user id is kept: the sketch holds
+//!   is within one or two of the truth). Two scopes × one sketch per minute of the window plus
+//!   the minute in progress: about 33 KiB per receiver at 5 minutes and 330 KiB at an hour,
+//!   whatever the number of users. No user id is kept: the sketch holds
 //!   only the maxima of hash bits, hashed with a key drawn at random per process.
 
 use std::collections::hash_map::RandomState;
@@ -32,18 +34,33 @@ use authwatch_core::semconv::{
     LOGIN_CONNECTION as CONNECTION, LOGIN_FAILURE_CATEGORY as FAILURE_CATEGORY,
     LOGIN_FAILURE_SCOPE as FAILURE_SCOPE, LOGIN_OUTCOME as OUTCOME,
 };
-use authwatch_core::time::otlp_time;
+use authwatch_core::time::{otlp_time, Window};
 
-/// The window the users gauge covers.
+/// The window the users gauge covers by default.
 pub const USERS_WINDOW: Duration = Duration::from_secs(300);
-/// One-minute sketches kept: the window plus the minute in progress.
-pub const BUCKETS: usize = 6;
+/// The longest users window: an hour.
+pub const MAX_USERS_WINDOW: Duration = Duration::from_secs(3600);
 /// HyperLogLog precision: 2^12 registers.
 const PRECISION: u8 = 12;
 /// Distinct counter series at most; further (client, connection) pairs count as `_other`.
 const MAX_SERIES: usize = 1000;
 /// Longest client or connection name kept as an attribute.
 const MAX_NAME: usize = 128;
+
+/// Why a `users_window` is refused: it must be whole minutes from `1m` to `1h`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be whole minutes from `1m` to `1h` (one sketch is kept per minute), e.g. `15m`; got `{0}`")]
+pub struct UsersWindowError(pub Window);
+
+/// Checks a configured `users_window`.
+pub fn check_users_window(window: Window) -> Result<(), UsersWindowError> {
+    let d = window.get();
+    let whole_minutes = Duration::from_secs(d.as_secs() / 60 * 60) == d;
+    if !whole_minutes || d < Duration::from_secs(60) || d > MAX_USERS_WINDOW {
+        return Err(UsersWindowError(window));
+    }
+    Ok(())
+}
 
 /// Why a login failed, for error rates and verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -148,6 +165,8 @@ pub struct Logins {
     counts: BTreeMap<Key, u64>,
     hasher: RandomState,
     buckets: Vec<Bucket>,
+    /// The users window, in whole minutes (1 to 60).
+    window_minutes: u64,
 }
 
 fn minute_of(t: SystemTime) -> u64 {
@@ -174,13 +193,27 @@ fn sketch(hasher: &RandomState) -> HyperLogLogPF<String, RandomState> {
 }
 
 impl Logins {
+    /// Logins with the default users window ([`USERS_WINDOW`]).
     pub fn new(dependency: impl Into<String>) -> Self {
+        Logins::with_users_window(dependency, USERS_WINDOW)
+    }
+
+    /// Logins whose users gauge covers `window`, in whole minutes from 1 to 60 (rounded down
+    /// and clamped: validate the config with [`check_users_window`]).
+    pub fn with_users_window(dependency: impl Into<String>, window: Duration) -> Self {
+        let max = MAX_USERS_WINDOW.as_secs() / 60;
         Logins {
             dependency: dependency.into(),
             counts: BTreeMap::new(),
             hasher: RandomState::new(),
             buckets: Vec::new(),
+            window_minutes: (window.as_secs() / 60).clamp(1, max),
         }
+    }
+
+    /// One-minute sketches kept: the window plus the minute in progress.
+    fn kept(&self) -> u64 {
+        self.window_minutes + 1
     }
 
     /// Counts one login; `now` bounds the sketch's window.
@@ -199,7 +232,7 @@ impl Logins {
         let now_min = minute_of(now);
         // Events from the future (clock skew) count as now; older than the window not at all.
         let minute = login.at.map_or(now_min, minute_of).min(now_min);
-        if now_min.saturating_sub(minute) >= BUCKETS as u64 {
+        if now_min.saturating_sub(minute) >= self.kept() {
             return;
         }
         self.expire(now_min);
@@ -222,16 +255,17 @@ impl Logins {
     }
 
     fn expire(&mut self, now_min: u64) {
+        let kept = self.kept();
         self.buckets
-            .retain(|b| now_min.saturating_sub(b.minute) < BUCKETS as u64);
+            .retain(|b| now_min.saturating_sub(b.minute) < kept);
     }
 
-    /// Distinct users with a failed login in the last [`USERS_WINDOW`] (`provider_side`: with
-    /// a provider-side failure).
+    /// Distinct users with a failed login in the users window (`provider_side`: with a
+    /// provider-side failure).
     pub fn users_affected(&mut self, provider_side: bool, now: SystemTime) -> u64 {
         let now_min = minute_of(now);
         self.expire(now_min);
-        let first = now_min.saturating_sub(USERS_WINDOW.as_secs() / 60);
+        let first = now_min.saturating_sub(self.window_minutes);
         let mut merged = sketch(&self.hasher);
         for b in self.buckets.iter().filter(|b| b.minute >= first) {
             let s = if provider_side {
@@ -305,7 +339,10 @@ impl Logins {
             },
             Metric {
                 name: USERS_AFFECTED.to_owned(),
-                description: "Distinct users with a failed login over the last 5 minutes (HyperLogLog estimate)".to_owned(),
+                description: format!(
+                    "Distinct users with a failed login over the last {} (HyperLogLog estimate)",
+                    Window::secs(self.window_minutes * 60)
+                ),
                 unit: "{user}".to_owned(),
                 data: Some(metric::Data::Gauge(Gauge {
                     data_points: users,

@@ -99,26 +99,25 @@ fn metric_code(code: &str) -> String {
 }
 
 impl Ingest {
+    /// The ingest of `config`'s receiver: its user-id, dedupe and users-window options.
     pub(crate) fn new(
         next: Router,
         telemetry: ReceiverTelemetry,
-        include_user_ids: bool,
-        dedupe_window: Duration,
-        dedupe_max_entries: usize,
+        config: &super::Config,
         started: SystemTime,
     ) -> Self {
         Ingest {
             next,
             telemetry,
-            include_user_ids,
+            include_user_ids: config.include_user_ids,
             start: otlp_time(started),
             started,
             last_push: std::sync::Mutex::new(None),
             state: Mutex::new(State {
-                dedupe: Dedupe::new(dedupe_window, dedupe_max_entries),
+                dedupe: Dedupe::new(config.dedupe_window, config.dedupe_max_entries.get()),
                 counts: BTreeMap::new(),
                 duplicates: 0,
-                logins: Logins::new(DEPENDENCY),
+                logins: Logins::with_users_window(DEPENDENCY, config.users_window.get()),
             }),
             seen: None,
         }

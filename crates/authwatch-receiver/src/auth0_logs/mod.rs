@@ -16,6 +16,7 @@
 //!     include_user_ids: false
 //!     dedupe_window: 1h
 //!     dedupe_max_entries: 100000
+//!     users_window: 5m
 //!     read_header_timeout: 10s
 //!     read_timeout: 30s
 //!     idle_timeout: 60s
@@ -36,6 +37,7 @@
 //! | `include_user_ids` | `false` | keep personal fields (`user_id`, `user_name`, `email`, `ip`, ...) |
 //! | `dedupe_window` | `1h` | how long a `log_id` is remembered; `0s` turns dedupe off |
 //! | `dedupe_max_entries` | `100000` | most `log_id`s remembered; the oldest are forgotten first |
+//! | `users_window` | `5m` | window of `authwatch.logins.users_affected` (distinct users with a failed login), whole minutes from `1m` to `1h`; match it to the `alerts` connector's `verdict.window` so verdicts and user counts cover the same time |
 //! | `read_header_timeout` | `10s` | time for a request head to arrive, from connecting (first request) or from its first byte (keep-alive); else the connection is closed; `0s`: no limit |
 //! | `read_timeout` | `30s` | time for a request body to arrive after its head; else `408`; `0s`: no limit |
 //! | `idle_timeout` | `60s` | time a keep-alive connection may wait for its next request; `0s`: no limit |
@@ -193,6 +195,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use authwatch_core::config::{Positive, Secret};
+use authwatch_core::time::Window;
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, RunError, Running,
     Signals, Validator,
@@ -202,6 +205,7 @@ use authwatch_net::server::{
     DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
 };
 use authwatch_net::{ListenAddr, TlsServerConfig, UrlPath};
+use authwatch_tenant_logs::logins::{check_users_window, USERS_WINDOW};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -244,6 +248,8 @@ pub struct Config {
     #[serde(with = "authwatch_core::config::duration")]
     pub dedupe_window: Duration,
     pub dedupe_max_entries: Positive,
+    /// The window of `authwatch.logins.users_affected`: whole minutes from `1m` to `1h`.
+    pub users_window: Window,
     /// Time for a request head to arrive (from its first byte, or from connecting); `0s`: no limit.
     #[serde(with = "authwatch_core::config::duration")]
     pub read_header_timeout: Duration,
@@ -274,6 +280,7 @@ impl Default for Config {
             include_user_ids: false,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             dedupe_max_entries: Positive(DEFAULT_DEDUPE_MAX_ENTRIES),
+            users_window: Window(USERS_WINDOW),
             read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -344,6 +351,9 @@ impl ComponentConfig for Config {
                 "must not start or end with whitespace; HTTP drops it, so it could never match",
             );
         }
+        if let Err(e) = check_users_window(self.users_window) {
+            v.error("users_window", e.to_string());
+        }
         if let Some(tls) = &self.tls {
             tls.validate(v, "tls");
         }
@@ -380,9 +390,7 @@ impl ReceiverConfig for Config {
         let ingest = ingest::Ingest::new(
             cx.next.clone(),
             cx.settings.telemetry.receiver(&cx.settings.id, "http"),
-            self.include_user_ids,
-            self.dedupe_window,
-            self.dedupe_max_entries.get(),
+            self,
             SystemTime::now(),
         );
         let ingest = Arc::new(match self.load_seen().await {
@@ -473,9 +481,7 @@ impl Receiver {
         let ingest = Arc::new(ingest::Ingest::new(
             cx.next.clone(),
             cx.settings.telemetry.receiver(&cx.settings.id, "http"),
-            config.include_user_ids,
-            config.dedupe_window,
-            config.dedupe_max_entries.get(),
+            config,
             SystemTime::now(),
         ));
         Receiver::bind(config, &cx, ingest).await

@@ -51,6 +51,7 @@ fn config_yaml_decodes_to_struct() {
         include_user_ids: true,
         dedupe_window: Duration::from_secs(1800),
         dedupe_max_entries: Positive(5000),
+        users_window: authwatch_core::time::Window::secs(15 * 60),
         read_header_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(90),
@@ -470,6 +471,35 @@ async fn logins_are_counted_from_the_batch() {
     h.stop().await;
 }
 
+/// A login that failed 20 minutes ago counts among the users affected only with a window that
+/// reaches it (`users_window: 30m`), not with the default 5 minutes.
+#[tokio::test]
+async fn the_users_window_is_the_configured_one() {
+    let ago = |mins: u64| {
+        authwatch_core::time::format_rfc3339(
+            std::time::SystemTime::now() - Duration::from_secs(mins * 60),
+            authwatch_core::time::Precision::Millis,
+        )
+    };
+    let batch = format!(
+        r#"[{{"log_id":"1","data":{{"type":"f","date":"{}","user_id":"auth0|a","description":"Internal error"}}}},
+            {{"log_id":"2","data":{{"type":"f","date":"{}","user_id":"auth0|b","description":"Internal error"}}}}]"#,
+        ago(0),
+        ago(20)
+    );
+    for (window, affected) in [(None, 1), (Some(30), 2)] {
+        let mut config = test_config();
+        if let Some(mins) = window {
+            config.users_window = authwatch_core::time::Window::secs(mins * 60);
+        }
+        let h = start_with(config, &[SignalKind::Logs, SignalKind::Metrics]).await;
+        assert_eq!(h.post(&batch).await.status(), 200);
+        let (_, users) = login_counts(&h.sink);
+        assert_eq!(users["provider_side"], affected, "window {window:?}");
+        h.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn user_ids_are_kept_only_when_configured() {
     let h = start_with(
@@ -761,7 +791,11 @@ async fn accepted_ids_survive_a_restart_through_the_seen_file() {
             SeenFile::open(&dir, "t.seen", Duration::from_secs(3600), 100, SystemTime::now())
                 .unwrap();
         let n = loaded.entries.len();
-        let i = ingest::Ingest::new(next, telemetry, false, Duration::from_secs(3600), 100, SystemTime::now())
+        let config = Config {
+            dedupe_max_entries: Positive(100),
+            ..Config::default()
+        };
+        let i = ingest::Ingest::new(next, telemetry, &config, SystemTime::now())
             .with_seen(file, loaded.entries);
         (i, n)
     };

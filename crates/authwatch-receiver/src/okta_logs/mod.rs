@@ -39,6 +39,7 @@
 //! | `include_user_ids` | `false` | keep the actor's and client's personal fields (`actor.alternateId`, `actor.displayName`, `client.ipAddress`, ...) |
 //! | `dependency` | `okta` | the `dependency` attribute of the login counters (the alerts connector's name for Okta) |
 //! | `dedupe_max_entries` | `100000` | event `uuid`s remembered (an hour at most) so an event seen twice is sent once |
+//! | `users_window` | `5m` | window of `authwatch.logins.users_affected` (distinct users with a failed login), whole minutes from `1m` to `1h`; match it to the `alerts` connector's `verdict.window` |
 //! | `tls` | system roots | client TLS (`ca_file`, ...) as for every client |
 //!
 //! ## Faults
@@ -89,11 +90,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use authwatch_core::config::{Positive, Secret};
+use authwatch_core::time::Window;
 use authwatch_core::{
     BuildError, ComponentConfig, ReceiverConfig, ReceiverContext, Resource, Running, Signals,
     Validator,
 };
 use authwatch_net::{HttpUrl, TlsClientConfig};
+use authwatch_tenant_logs::logins::{check_users_window, USERS_WINDOW};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod events;
@@ -156,6 +159,8 @@ pub struct Config {
     pub include_user_ids: bool,
     pub dependency: String,
     pub dedupe_max_entries: Positive,
+    /// The window of `authwatch.logins.users_affected`: whole minutes from `1m` to `1h`.
+    pub users_window: Window,
     pub tls: TlsClientConfig,
 }
 
@@ -174,6 +179,7 @@ impl Default for Config {
             include_user_ids: false,
             dependency: "okta".into(),
             dedupe_max_entries: Positive(100_000),
+            users_window: Window(USERS_WINDOW),
             tls: TlsClientConfig::default(),
         }
     }
@@ -211,6 +217,9 @@ impl ComponentConfig for Config {
         }
         if self.dependency.trim().is_empty() {
             v.error("dependency", "must not be empty, e.g. `okta`");
+        }
+        if let Err(e) = check_users_window(self.users_window) {
+            v.error("users_window", e.to_string());
         }
         self.tls.validate_for_urls(v, "tls");
     }

@@ -192,7 +192,7 @@ impl Poller {
             counts: BTreeMap::new(),
             duplicates: 0,
             errors: BTreeMap::new(),
-            logins: Logins::new(c.dependency.clone()),
+            logins: Logins::with_users_window(c.dependency.clone(), c.users_window.get()),
             ratelimit: RateLimit::default(),
         })
     }

@@ -19,14 +19,18 @@ fn config_contract() {
     assert_eq!(v.errors().len(), 2, "org_url and api_token are required");
     let c: Config = decode_config(serde_json::json!({
         "org_url": "https://example.okta.com", "api_token": "x", "start_at": "10m", "limit": 5000,
-        "rate_limit_share": 0.0
+        "rate_limit_share": 0.0, "users_window": "2h"
     }))
     .unwrap();
     assert_eq!(c.start_at, StartAt::Ago(Duration::from_secs(600)));
     let mut v = Validator::new("");
     c.validate(&mut v);
     let errs: Vec<String> = v.errors().iter().map(ToString::to_string).collect();
-    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[2].starts_with("users_window: must be whole minutes from `1m` to `1h`"),
+        "{errs:?}"
+    );
     assert!(decode_config::<Config>(serde_json::json!({"start_at": "yesterday"})).is_err());
     // The token never prints.
     assert!(!format!("{c:?}").contains("\"x\""));
