@@ -249,8 +249,8 @@ service: {pipelines: {traces: {receivers: [test_receiver], exporters: [test_expo
 
 #[test]
 fn later_files_override_earlier_ones() {
-    let dir = std::env::temp_dir().join(format!("authwatch-merge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = authwatch_testkit::Scratch::new("merge");
+    let dir = scratch.0.clone();
     let a = dir.join("a.yaml");
     let b = dir.join("b.yaml");
     std::fs::write(&a, GOOD).unwrap();
@@ -284,5 +284,4 @@ fn later_files_override_earlier_ones() {
             .starts_with("cannot read config file"),
         "{missing}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

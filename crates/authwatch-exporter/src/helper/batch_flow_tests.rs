@@ -368,8 +368,8 @@ async fn stored_records(dir: &std::path::Path) -> usize {
 
 #[tokio::test]
 async fn a_persistent_batch_survives_a_crash_whole_and_is_deleted_once_sent() {
-    let dir = std::env::temp_dir().join(format!("authwatch-helper-batch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = authwatch_testkit::Scratch::reserve("helper-batch");
+    let dir = scratch.0.clone();
     let queue = QueueConfig {
         storage: Some(StorageDir::new(&dir).unwrap()),
         ..batching(6, 0)
@@ -424,5 +424,4 @@ async fn a_persistent_batch_survives_a_crash_whole_and_is_deleted_once_sent() {
         0,
         "every record of the batch was deleted"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

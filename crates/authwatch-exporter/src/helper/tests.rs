@@ -480,8 +480,8 @@ fn storage_config_decodes_validates_and_claims_the_directory() {
 
 #[tokio::test]
 async fn persistent_queue_through_the_helper_keeps_unsent_data_across_builds() {
-    let dir = std::env::temp_dir().join(format!("authwatch-helper-pq-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = authwatch_testkit::Scratch::reserve("helper-pq");
+    let dir = scratch.0.clone();
     let queue = QueueConfig {
         num_consumers: authwatch_core::config::Positive(1),
         storage: Some(StorageDir::new(&dir).unwrap()),
@@ -538,12 +538,12 @@ async fn persistent_queue_through_the_helper_keeps_unsent_data_across_builds() {
         metric(&s.telemetry, "exporter_queue_size_bytes", "otlp/test"),
         0
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn an_unusable_storage_directory_fails_the_build() {
-    let file = std::env::temp_dir().join(format!("authwatch-helper-file-{}", std::process::id()));
+    let scratch = authwatch_testkit::Scratch::reserve("helper-file");
+    let file = scratch.0.clone();
     std::fs::write(&file, "not a directory").unwrap();
     let queue = QueueConfig {
         storage: Some(StorageDir::new(&file).unwrap()),
@@ -557,5 +557,4 @@ async fn an_unusable_storage_directory_fails_the_build() {
             .starts_with("sending_queue::storage: cannot create the queue directory"),
         "{err}"
     );
-    let _ = std::fs::remove_file(&file);
 }

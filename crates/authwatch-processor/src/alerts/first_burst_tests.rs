@@ -35,8 +35,8 @@ fn fleet_rules_count_the_first_burst_of_a_series_that_starts_at_zero() {
         "rules": [{"name": "auth0_any", "threshold": {"error_ratio": 0.5, "window": "1m"}}]
     }))
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("authwatch-first-burst-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = authwatch_testkit::Scratch::new("first-burst");
+    let dir = scratch.0.clone();
     std::fs::write(
         dir.join("rules.yml"),
         prometheus_rules(&[Window::secs(300)], &al),
@@ -77,5 +77,4 @@ fn fleet_rules_count_the_first_burst_of_a_series_that_starts_at_zero() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -594,8 +594,8 @@ fn generated_rules_name_every_window_and_rule() {
 fn generated_rules_pass_promtool_check_and_fire_in_promtool_test() {
     let promtool = promtool();
     let (er, al) = example_configs();
-    let dir = std::env::temp_dir().join(format!("authwatch-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = authwatch_testkit::Scratch::new("rules");
+    let dir = scratch.0.clone();
     let rules_file = dir.join("rules.yml");
     std::fs::write(&rules_file, prometheus_rules(&er, &al)).unwrap();
     let out = std::process::Command::new(&promtool)
@@ -661,7 +661,6 @@ fn generated_rules_pass_promtool_check_and_fire_in_promtool_test() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(start_paused = true)]

@@ -779,8 +779,8 @@ async fn slow_and_idle_clients_are_cut_off() {
 async fn accepted_ids_survive_a_restart_through_the_seen_file() {
     use authwatch_tenant_logs::seen::SeenFile;
 
-    let dir = std::env::temp_dir().join(format!("authwatch-auth0-seen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = authwatch_testkit::Scratch::reserve("auth0-seen");
+    let dir = scratch.0.clone();
     let events = || decode::decode_body(data("batch_array.json").as_bytes()).unwrap();
     let ingest = |sink: &Sink| {
         let mut next = Router::new();
@@ -816,5 +816,4 @@ async fn accepted_ids_survive_a_restart_through_the_seen_file() {
     let out = second.ingest(events()).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (0, 12));
     assert!(records(&sink).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

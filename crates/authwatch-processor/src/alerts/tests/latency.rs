@@ -208,8 +208,8 @@ fn generated_latency_rules_read_the_exported_buckets() {
 #[test]
 fn generated_latency_rules_pass_promtool_check_and_fire_in_promtool_test() {
     let promtool = promtool();
-    let dir = std::env::temp_dir().join(format!("authwatch-latency-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = authwatch_testkit::Scratch::new("latency-rules");
+    let dir = scratch.0.clone();
     std::fs::write(dir.join("rules.yml"), prometheus_rules(&[Window::secs(300)], &latency_config())).unwrap();
     let out = std::process::Command::new(&promtool).arg("check").arg("rules").arg(dir.join("rules.yml")).output().unwrap();
     assert!(out.status.success(), "promtool check rules failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -250,7 +250,6 @@ fn generated_latency_rules_pass_promtool_check_and_fire_in_promtool_test() {
     std::fs::write(dir.join("test.yml"), test).unwrap();
     let out = std::process::Command::new(&promtool).current_dir(&dir).arg("test").arg("rules").arg("test.yml").output().unwrap();
     assert!(out.status.success(), "promtool test rules failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A cumulative histogram point seen twice, or an older one arriving after a newer one (two

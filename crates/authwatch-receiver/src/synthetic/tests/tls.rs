@@ -4,7 +4,9 @@ use super::*;
 
 // === TLS ===
 
+/// The PEM files, in a scratch directory removed with it.
 struct Pki {
+    _dir: authwatch_testkit::Scratch,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -28,10 +30,12 @@ fn pki(expired: bool) -> Pki {
         params.not_after = rcgen::date_time_ymd(2021, 1, 1);
     }
     let cert = params.signed_by(&key, &issuer).unwrap();
+    let dir = authwatch_testkit::Scratch::new("synthetic-pki");
     let p = Pki {
-        ca: temp_path("ca.pem"),
-        cert: temp_path("cert.pem"),
-        key: temp_path("key.pem"),
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        _dir: dir,
     };
     std::fs::write(&p.ca, ca_cert.pem()).unwrap();
     std::fs::write(&p.cert, cert.pem()).unwrap();
