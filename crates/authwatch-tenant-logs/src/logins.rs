@@ -15,8 +15,8 @@
 //!   about 2.7 KiB per sketch, typical error 1.6%; below a few hundred users linear counting
 //!   is within one or two of the truth). Two scopes × one sketch per minute of the window plus
 //!   the minute in progress: about 33 KiB per receiver at 5 minutes and 330 KiB at an hour,
-//!   whatever the number of users. No user id is kept: the sketch holds
-//!   only the maxima of hash bits, hashed with a key drawn at random per process.
+//!   whatever the number of users. No user id is kept: the sketch holds only the maxima of hash
+//!   bits, hashed with a key drawn at random per process.
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
