@@ -521,6 +521,19 @@ fn add(c: &Counter, n: usize) {
     c.inc_by(n as u64);
 }
 
+/// The Collector's buckets for `otelcol_processor_batch_batch_send_size` (items per sent
+/// request), used by the `batch` processor and by exporters that batch in their sending queue.
+const BATCH_SEND_SIZE_BUCKETS: [f64; 22] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+];
+
+/// A histogram of items per sent batch, with the Collector's bucket bounds (a `Family`
+/// constructor for the batch send-size metrics).
+pub fn batch_send_size_histogram() -> Histogram {
+    Histogram::new(BATCH_SEND_SIZE_BUCKETS)
+}
+
 /// Bucket bounds of `receiver_request_duration_seconds`: from half a millisecond (a small
 /// request on an idle pipeline) to 10 s (a pipeline pushing back for long).
 const REQUEST_DURATION_BUCKETS: [f64; 19] = [

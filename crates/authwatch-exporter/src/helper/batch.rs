@@ -13,8 +13,7 @@
 
 use std::time::Duration;
 
-use authwatch_core::telemetry::Telemetry;
-use authwatch_core::telemetry::{Counter, Family, Histogram};
+use authwatch_core::telemetry::{batch_send_size_histogram, Counter, Family, Histogram, Telemetry};
 use authwatch_core::{ComponentId, Encoded, Signal, SignalKind, Validator};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -228,21 +227,10 @@ authwatch_core::label_set!(Labels { exporter });
 
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
-/// The Collector's buckets for `otelcol_exporter_queue_batch_send_size` (as the batch
-/// processor's).
-const SEND_SIZE_BUCKETS: [f64; 22] = [
-    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
-    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
-];
-
 /// Bytes: 1 KiB to 64 MiB, times 4.
 const SEND_BYTES_BUCKETS: [f64; 9] = [
     1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
 ];
-
-fn send_size_histogram() -> Histogram {
-    Histogram::new(SEND_SIZE_BUCKETS)
-}
 
 fn send_bytes_histogram() -> Histogram {
     Histogram::new(SEND_BYTES_BUCKETS)
@@ -262,7 +250,7 @@ impl BatchMetrics {
         let send_size: HistogramFamily = telemetry.metric(
             "exporter_queue_batch_send_size",
             "Items per request an exporter sent from its sending queue's batches",
-            || Family::new_with_constructor(send_size_histogram as fn() -> Histogram),
+            || Family::new_with_constructor(batch_send_size_histogram as fn() -> Histogram),
         );
         let send_size_bytes: HistogramFamily = telemetry.metric(
             "exporter_queue_batch_send_size_bytes",

@@ -1,6 +1,6 @@
 //! The `batch` processor's own metrics: items per sent request and what triggered each send.
 
-use authwatch_core::telemetry::{Counter, Family, Histogram};
+use authwatch_core::telemetry::{batch_send_size_histogram, Counter, Family, Histogram};
 use authwatch_core::ComponentId;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -11,16 +11,6 @@ struct BatchLabels {
 authwatch_core::label_set!(BatchLabels { processor, pipeline });
 
 type HistogramFamily = Family<BatchLabels, Histogram, fn() -> Histogram>;
-
-/// The Collector's buckets for `otelcol_processor_batch_batch_send_size`.
-const SEND_SIZE_BUCKETS: [f64; 22] = [
-    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
-    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
-];
-
-fn send_size_histogram() -> Histogram {
-    Histogram::new(SEND_SIZE_BUCKETS)
-}
 
 /// One instance's handles on the batch metrics.
 #[derive(Clone, Debug)]
@@ -40,7 +30,7 @@ impl BatchMetrics {
         let send_size: HistogramFamily = telemetry.metric(
             "processor_batch_send_size",
             "Items per request sent by a batch processor",
-            || Family::new_with_constructor(send_size_histogram as fn() -> Histogram),
+            || Family::new_with_constructor(batch_send_size_histogram as fn() -> Histogram),
         );
         let size_trigger: Family<BatchLabels, Counter> = telemetry.metric(
             "processor_batch_size_trigger_send",
