@@ -4,10 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-use authwatch_core::data::kv_str;
 use std::time::{Duration, SystemTime};
 
+use authwatch_core::data::kv_str;
 use authwatch_core::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::InstrumentationScope;
@@ -67,7 +66,6 @@ pub(crate) struct Ingest {
     /// The durable record of accepted ids (pull with a `storage` directory).
     seen: Option<Arc<std::sync::Mutex<SeenFile>>>,
 }
-
 
 pub(crate) fn resource() -> Resource {
     Resource {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use authwatch_core::data::kv_str;
 use authwatch_core::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use authwatch_core::otlp::common::v1::KeyValue;
 use authwatch_core::otlp::metrics::v1::{
@@ -12,12 +13,10 @@ use authwatch_core::otlp::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use authwatch_core::semconv as sc;
-
-use authwatch_core::data::kv_str;
 use authwatch_core::time::otlp_time;
+use authwatch_tenant_logs::ratelimit::RateLimit;
 
 use super::super::ingest::{resource, scope};
-use authwatch_tenant_logs::ratelimit::RateLimit;
 
 /// The statuses a log stream can have (Auth0's `LogStreamStatusEnum`).
 pub const STREAM_STATUSES: [&str; 3] = ["active", "paused", "suspended"];
