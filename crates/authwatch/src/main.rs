@@ -131,7 +131,7 @@ fn init_logs(cfg: &LogsConfig, export: Option<&LogExport>) {
         LogEncoding::Console => (
             Some(
                 fmt::layer()
-                    .with_ansi(colored_stderr(std::env::var_os("NO_COLOR")))
+                    .with_ansi(colored_stderr())
                     .with_writer(std::io::stderr),
             ),
             None,
@@ -152,9 +152,9 @@ fn init_logs(cfg: &LogsConfig, export: Option<&LogExport>) {
 
 /// Colours in console logs only for a person at a terminal: not when stderr goes to a file, a
 /// pipe or journald (escape codes would litter the lines), nor under `NO_COLOR` (no-color.org).
-fn colored_stderr(no_color: Option<std::ffi::OsString>) -> bool {
+fn colored_stderr() -> bool {
     use std::io::IsTerminal;
-    no_color.is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 fn main() -> ExitCode {

@@ -39,6 +39,7 @@ pub fn default_max_requests_in_flight() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     DEFAULT_MAX_REQUESTS_IN_FLIGHT_PER_CORE * cores
 }
+
 /// Default `protocols.grpc.stream_window_kib`: the HTTP/2 flow-control window of each call
 /// (see `grpc_limits`).
 pub const DEFAULT_STREAM_WINDOW_KIB: usize = 128;

@@ -219,8 +219,8 @@
 //! the request:
 //!
 //! - while `max_requests_in_flight` requests of its transport (default 4 per core the process
-//!   may use, by the cgroup CPU quota too: 8 on 2 cores) are being read and
-//!   handed on: `UNAVAILABLE` / `503`. Under overload this is what keeps the requests it admits
+//!   may use, a cgroup CPU quota counted: 8 on 2 cores) are being read and handed on:
+//!   `UNAVAILABLE` / `503`. Under overload this is what keeps the requests it admits
 //!   answered about as fast as at capacity (each admitted request shares the core with fewer
 //!   others) while the rest cost no read (docs/performance.md, the overload row). A sidecar's
 //!   senders export one request at a time each; a gateway with many concurrent senders raises it;
